@@ -1,0 +1,46 @@
+# Sourced by scripts/serve.sh and scripts/test.sh: finds a Python >= 3.12 and prepares .venv.
+#
+# promptlit needs Python >= 3.12 because it needs jax >= 0.12: jax 0.10 (the newest for 3.11)
+# miscompiles jit(vmap(vjp)) of a keras-hub Gemma at >= 256 tokens (salience rows come out wrong).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${PROMPTLIT_VENV:-$repo_root/.venv}"
+
+is_recent_python() {
+  "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
+}
+
+find_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3.13 python3.12 python3 python; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 && is_recent_python "$candidate"; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  # pyenv installs versions that are not on PATH unless selected; look at them directly.
+  local root
+  root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
+  for candidate in "$root"/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9]; do
+    if [ -x "$candidate" ] && is_recent_python "$candidate"; then
+      echo "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+ensure_venv() {
+  if [ ! -x "$venv/bin/python" ] || ! is_recent_python "$venv/bin/python"; then
+    local python
+    if ! python="$(find_python)"; then
+      echo "promptlit needs Python >= 3.12 (for jax >= 0.12) and none was found." >&2
+      echo "Install one (e.g. 'apt-get install python3.12 python3.12-venv' or 'pyenv install 3.12')," >&2
+      echo "or point PYTHON=/path/to/python3.12 at it, then run this command again." >&2
+      exit 1
+    fi
+    echo "Creating $venv with $python ($("$python" --version 2>&1))"
+    "$python" -m venv "$venv"
+  fi
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+}
