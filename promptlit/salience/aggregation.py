@@ -1,0 +1,349 @@
+"""Sum per-token salience into words, sentences, lines and paragraphs, exactly.
+
+Token scores are attached to the original text through character offsets (``offsets[i] =
+[start, end)`` of token ``i``, Python string indices). A segment's score is the **sum** of the
+scores of the tokens assigned to it, so summing the segments of a range gives exactly the sum of
+its tokens at every granularity (up to float rounding).
+
+Assignment rule (one rule, every granularity):
+
+* A token is assigned to the segment that owns its **anchor**: the first non-whitespace character
+  of ``text[start:end]``. So a SentencePiece/GPT-2 token with a leading space (" world") belongs to
+  the word it starts, and a token straddling a boundary ("ld. The") belongs to the segment of its
+  first visible character ("world.").
+* A whitespace-only token ("\\n", "  ") is anchored at its first character; whitespace between two
+  segments is owned by the preceding segment, and whitespace before the first segment by the first
+  (`promptlit.lib.segmentation.owner_bounds`). So a newline token counts towards the line it ends.
+* A token with an empty span (``start == end``, or a negative offset; e.g. ``<bos>``) has no
+  characters and is **not** part of any word, sentence, line or paragraph. It still appears at the
+  "tokens" granularity (anchored at its ``start``).
+* With ``char_range=(a, b)`` only tokens anchored in ``[a, b)`` count, and the segmentation is that
+  of ``text[a:b]`` alone (a prompt's last sentence does not run into the response).
+
+Display helpers `clean_token` / `clean_tokens` turn tokenizer pieces into the characters they
+stand for (SentencePiece "▁", byte-fallback "<0x0A>", GPT-2 byte-level "Ġ"/"Ċ").
+
+Example:
+    >>> import numpy as np
+    >>> text = "Hello world."
+    >>> offsets = np.array([[0, 5], [5, 9], [9, 12]])          # "Hello", " wor", "ld."
+    >>> [(s.text, s.score) for s in aggregate(np.array([1.0, 2.0, 4.0]), offsets, text, "words")]
+    [('Hello', 1.0), ('world.', 6.0)]
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from promptlit.lib.segmentation import (
+    GRANULARITIES,
+    Segment,
+    segment_index_of,
+    segment_spans,
+)
+
+__all__ = [
+    "GRANULARITIES",
+    "Segment",
+    "aggregate",
+    "assign_tokens",
+    "clean_token",
+    "clean_tokens",
+    "token_anchors",
+    "tokens_in_char_span",
+    "tokens_in_segment",
+]
+
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+_SPM_SPACE = "\u2581"  # "▁"
+
+
+@lru_cache(maxsize=1)
+def _gpt2_byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, inverted: printable stand-in character -> byte value."""
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
+
+
+def _is_byte_level_piece(token: str) -> bool:
+    """Whether a piece uses GPT-2's remapped byte characters (U+0100..U+0143, e.g. "Ġ", "Ċ")."""
+    return any(0x100 <= ord(c) <= 0x143 for c in token)
+
+
+def _token_bytes(token: str, byte_level: bool) -> bytes:
+    """The bytes a tokenizer piece stands for."""
+    if byte_level:
+        table = _gpt2_byte_decoder()
+        if token and all(c in table for c in token):
+            return bytes(table[c] for c in token)
+        return token.encode("utf-8")  # special tokens etc.
+    out = bytearray()
+    pos = 0
+    for m in _BYTE_TOKEN.finditer(token):
+        out += token[pos : m.start()].replace(_SPM_SPACE, " ").encode("utf-8")
+        out.append(int(m.group(1), 16))
+        pos = m.end()
+    out += token[pos:].replace(_SPM_SPACE, " ").encode("utf-8")
+    return bytes(out)
+
+
+def clean_token(token: str) -> str:
+    """The text a single tokenizer piece stands for, for display.
+
+    * SentencePiece: "▁" -> " "; byte-fallback pieces "<0x0A>" -> "\\n" (several byte pieces in one
+      string are decoded together: "<0xC3><0xA9>" -> "é").
+    * GPT-2 byte-level BPE (pieces using "Ġ", "Ċ", ... ): decoded byte by byte, "Ġ" -> " ",
+      "Ċ" -> "\\n", "ĉ" -> "\\t".
+    * Anything that does not decode to valid UTF-8 on its own (half of a multi-byte character)
+      is returned unchanged; use `clean_tokens` on the whole sequence to join such pieces.
+    """
+    byte_level = _is_byte_level_piece(token) and _SPM_SPACE not in token
+    raw = _token_bytes(token, byte_level)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return token
+
+
+def clean_tokens(tokens: Sequence[str], *, byte_level: bool | None = None) -> list[str]:
+    """Display text for a whole token sequence, joining multi-byte characters split over pieces.
+
+    Args:
+        tokens: ``N`` tokenizer pieces, in order.
+        byte_level: True for GPT-2 style byte-level BPE pieces, False for SentencePiece (with byte
+            fallback); None detects it (byte-level if some piece uses "Ġ"/"Ċ"-style characters and
+            none uses "▁").
+
+    Returns:
+        ``N`` strings. A character whose bytes span several pieces (``<0xF0><0x9F><0x98><0x80>`` =
+        "😀") is shown on the piece that completes it; the earlier pieces show "". Bytes that never
+        form valid UTF-8 show as "\\ufffd".
+    """
+    if byte_level is None:
+        byte_level = any(_is_byte_level_piece(t) for t in tokens) and not any(
+            _SPM_SPACE in t for t in tokens
+        )
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    out = [decoder.decode(_token_bytes(t, byte_level)) for t in tokens]
+    tail = decoder.decode(b"", final=True)
+    if tail and out:
+        out[-1] += tail
+    return out
+
+
+def _as_offsets(offsets: np.ndarray, text_length: int) -> np.ndarray:
+    offsets = np.asarray(offsets)
+    if offsets.ndim != 2 or offsets.shape[1] != 2:
+        raise ValueError(
+            f"offsets must have shape [num_tokens, 2] (char [start, end) per token); got "
+            f"{offsets.shape}."
+        )
+    return offsets.astype(np.int64)
+
+
+def token_anchors(offsets: np.ndarray, text: str) -> np.ndarray:
+    """Each token's anchor character: ``<int>[N]``; -1 for tokens with an empty span.
+
+    Args:
+        offsets: ``<int>[N, 2]`` char ``[start, end)`` of each token in ``text``.
+        text: the text the offsets index.
+
+    Returns:
+        The position of the first non-whitespace character of ``text[start:end]`` (``start`` for
+        whitespace-only tokens), or -1 where ``start < 0`` or ``end <= start`` (special tokens).
+    """
+    offsets = _as_offsets(offsets, len(text))
+    anchors = np.full(len(offsets), -1, dtype=np.int64)
+    for i, (start, end) in enumerate(offsets):
+        start, end = max(int(start), 0), min(int(end), len(text))
+        if offsets[i, 0] < 0 or end <= start:
+            continue
+        anchor = start
+        while anchor < end and text[anchor].isspace():
+            anchor += 1
+        anchors[i] = anchor if anchor < end else start
+    return anchors
+
+
+def _resolve_range(char_range: tuple[int, int] | None, text_length: int) -> tuple[int, int]:
+    if char_range is None:
+        return 0, text_length
+    a, b = int(char_range[0]), int(char_range[1])
+    if not 0 <= a <= b <= text_length:
+        raise ValueError(
+            f"char_range {char_range} is outside the text (length {text_length}); expected "
+            "0 <= start <= end <= len(text)."
+        )
+    return a, b
+
+
+def assign_tokens(
+    offsets: np.ndarray,
+    text: str,
+    granularity: str,
+    *,
+    char_range: tuple[int, int] | None = None,
+) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Segment ``text`` (or ``text[char_range]``) and say which segment each token belongs to.
+
+    Args:
+        offsets: ``<int>[N, 2]`` char ``[start, end)`` of each token in ``text``.
+        text: the full text the offsets index.
+        granularity: one of `GRANULARITIES` ("tokens" gives every in-range token its own segment).
+        char_range: optional ``(start, end)`` restricting both the text and the tokens.
+
+    Returns:
+        ``(spans, segment_of)``: the segments' absolute char spans ``[(start, end), ...]`` and
+        ``<int>[N]`` the index into ``spans`` of each token's segment, -1 for tokens outside the
+        range (or with an empty span, except at "tokens" granularity).
+    """
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"Unknown granularity {granularity!r}; expected one of {GRANULARITIES}.")
+    offsets = _as_offsets(offsets, len(text))
+    a, b = _resolve_range(char_range, len(text))
+    anchors = token_anchors(offsets, text)
+    if granularity == "tokens":
+        # Empty-span tokens sit at their start; one at the very end of the text (<eos>) is kept.
+        pos = np.where(anchors >= 0, anchors, offsets[:, 0])
+        in_range = (pos >= a) & (pos < b)
+        if b == len(text):
+            in_range |= (anchors < 0) & (pos == b) & (pos >= a)
+        segment_of = np.full(len(offsets), -1, dtype=np.int64)
+        idx = np.flatnonzero(in_range)
+        segment_of[idx] = np.arange(len(idx))
+        spans = [
+            (max(int(s), 0), max(int(e), max(int(s), 0)))
+            for s, e in np.clip(offsets[idx], 0, len(text))
+        ]
+        return spans, segment_of
+    in_range = (anchors >= a) & (anchors < b)
+    rel_spans = segment_spans(text[a:b], granularity)
+    if not rel_spans and in_range.any():
+        # Whitespace-only range with tokens in it: one segment so that no score is lost.
+        rel_spans = [(0, b - a)]
+    spans = [(s + a, e + a) for s, e in rel_spans]
+    segment_of = np.full(len(offsets), -1, dtype=np.int64)
+    segment_of[in_range] = segment_index_of(anchors[in_range] - a, rel_spans)
+    return spans, segment_of
+
+
+def aggregate(
+    scores: np.ndarray,
+    offsets: np.ndarray,
+    text: str,
+    granularity: str,
+    *,
+    char_range: tuple[int, int] | None = None,
+    tokens: Sequence[str] | None = None,
+) -> list[Segment]:
+    """Sum token scores into segments of the text.
+
+    Args:
+        scores: ``<float>[N]`` one score per token.
+        offsets: ``<int>[N, 2]`` char ``[start, end)`` of each token in ``text``.
+        text: the text the offsets index.
+        granularity: "tokens", "words", "sentences", "lines" or "paragraphs".
+        char_range: optional ``(start, end)``: only this part of the text and the tokens anchored
+            in it (e.g. ``(0, prompt_length)`` for the prompt).
+        tokens: optional ``N`` display strings used as the text of "tokens" segments (default:
+            ``text[start:end]`` of each token).
+
+    Returns:
+        Segments in text order, ``Segment(text, start, end, score)`` with ``score`` the sum of the
+        scores of the tokens assigned to it (0.0 for a segment no token is anchored in). At every
+        granularity the segment scores sum to the scores of the in-range tokens with a non-empty
+        span (plus, at "tokens", the empty-span ones).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    offsets = _as_offsets(offsets, len(text))
+    if scores.shape != (len(offsets),):
+        raise ValueError(
+            f"scores must have shape [num_tokens] = [{len(offsets)}] to match offsets; got "
+            f"{scores.shape}."
+        )
+    if tokens is not None and len(tokens) != len(offsets):
+        raise ValueError(f"got {len(tokens)} display tokens for {len(offsets)} offsets.")
+    spans, segment_of = assign_tokens(offsets, text, granularity, char_range=char_range)
+    totals = np.zeros(len(spans), dtype=np.float64)
+    mask = segment_of >= 0
+    np.add.at(totals, segment_of[mask], scores[mask])
+    if granularity == "tokens":
+        idx = np.flatnonzero(mask)
+        return [
+            Segment(tokens[i] if tokens is not None else text[s:e], s, e, float(totals[j]))
+            for j, (i, (s, e)) in enumerate(zip(idx, spans, strict=True))
+        ]
+    return [Segment(text[s:e], s, e, float(t)) for (s, e), t in zip(spans, totals, strict=True)]
+
+
+def tokens_in_segment(
+    offsets: np.ndarray,
+    text: str,
+    granularity: str,
+    segment: int | Segment | tuple[int, int],
+    *,
+    char_range: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Indices of the tokens assigned to one segment (selecting a word = selecting its tokens).
+
+    Args:
+        offsets: ``<int>[N, 2]`` char ``[start, end)`` of each token in ``text``.
+        text: the text the offsets index.
+        granularity: the granularity the segment comes from.
+        segment: its index in `aggregate`'s output, a `Segment`, or its ``(start, end)`` span.
+        char_range: the same ``char_range`` used for `aggregate`.
+
+    Returns:
+        ``<int>[k]`` sorted token indices (possibly empty: a word whose characters all sit in a
+        token anchored in the previous word).
+
+    Raises:
+        ValueError: the span is not a segment at this granularity.
+    """
+    spans, segment_of = assign_tokens(offsets, text, granularity, char_range=char_range)
+    if isinstance(segment, int | np.integer):
+        index = int(segment)
+        if not 0 <= index < len(spans):
+            raise ValueError(
+                f"segment index {index} out of range: {granularity!r} has {len(spans)} segments."
+            )
+    else:
+        span = (
+            (int(segment[1]), int(segment[2]))
+            if isinstance(segment, Segment)
+            else (
+                int(segment[0]),
+                int(segment[1]),
+            )
+        )
+        try:
+            index = spans.index(span)
+        except ValueError:
+            raise ValueError(
+                f"{span} is not a {granularity!r} segment of this text; pass a segment returned "
+                "by aggregate() with the same granularity and char_range, or use "
+                "tokens_in_char_span()."
+            ) from None
+    return np.flatnonzero(segment_of == index)
+
+
+def tokens_in_char_span(offsets: np.ndarray, text: str, start: int, end: int) -> np.ndarray:
+    """Indices ``<int>[k]`` of the tokens whose anchor character lies in ``[start, end)``."""
+    anchors = token_anchors(offsets, text)
+    return np.flatnonzero((anchors >= start) & (anchors < end))
