@@ -70,11 +70,7 @@ class LitType:
         super().__init_subclass__(**kwargs)
         cls.internal = cls.__name__.startswith("_")
         previous = _REGISTRY.get(cls.__name__)
-        if (
-            previous is not None
-            and previous.__module__ == __name__
-            and cls.__module__ != __name__
-        ):
+        if previous is not None and previous.__module__ == __name__ and cls.__module__ != __name__:
             raise ValueError(
                 f"A LitType named {cls.__name__!r} already exists in promptlit.api.types; "
                 f"{cls.__module__}.{cls.__qualname__} would shadow it in JSON. "
@@ -122,7 +118,9 @@ class LitType:
     def from_json(d: Mapping[str, Any]) -> LitType:
         """Rebuilds the exact type from `to_json()` output (also accepts LIT's JSON)."""
         if "__name__" not in d:
-            raise KeyError(f"A '__name__' key is required to parse a LitType from JSON; got {dict(d)!r}.")
+            raise KeyError(
+                f"A '__name__' key is required to parse a LitType from JSON; got {dict(d)!r}."
+            )
         type_name = d["__name__"]
         if not isinstance(type_name, str):
             raise TypeError(f"'__name__' must be a string, got {type(type_name).__name__}.")

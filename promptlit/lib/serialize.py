@@ -1,0 +1,104 @@
+"""JSON serialization that round-trips numpy arrays, tuples, LitTypes and dtypes.
+
+`to_json(obj)` walks the object once and tags what plain JSON cannot represent:
+
+* `np.ndarray` (and anything with `__array__`, e.g. JAX arrays) ->
+  `{"__class__": "np.ndarray", "dtype": "float32", "shape": [2, 3], "__value__": [[...], ...]}`
+* numpy scalars -> plain Python numbers (`np.float32(0.5)` -> `0.5`; the value survives, the
+  numpy scalar type does not)
+* tuples -> `{"__class__": "tuple", "__value__": [...]}` (e.g. `(text, score)` candidates)
+* `LitType` -> `LitType.to_json()`; `DataTuple` -> `DataTuple.to_json()` (nested values encoded)
+
+`from_json(s)` reverses the tagging, so `from_json(to_json(x))` equals `x` for all of the above.
+
+Example:
+    >>> import numpy as np
+    >>> x = {"scores": np.arange(3, dtype=np.float32), "pair": ("a", 1.5)}
+    >>> y = from_json(to_json(x))
+    >>> y["scores"].dtype, y["pair"]
+    (dtype('float32'), ('a', 1.5))
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from promptlit.api import dtypes, types
+
+
+def encode(obj: Any) -> Any:
+    """Returns a JSON-compatible structure for `obj` (tagged dicts for non-JSON values)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        if isinstance(obj, enum.Enum):
+            return obj.value
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray) or (hasattr(obj, "__array__") and not isinstance(obj, Mapping)):
+        arr = np.asarray(obj)
+        return {
+            "__class__": "np.ndarray",
+            "dtype": arr.dtype.name if arr.dtype.kind not in "OU" else arr.dtype.kind,
+            "shape": list(arr.shape),
+            "__value__": encode(arr.tolist()),
+        }
+    if isinstance(obj, types.LitType):
+        return encode(obj.to_json())
+    if isinstance(obj, dtypes.DataTuple):
+        return encode(obj.to_json())
+    if isinstance(obj, enum.Enum):
+        return encode(obj.value)
+    if isinstance(obj, tuple):
+        return {"__class__": "tuple", "__value__": [encode(v) for v in obj]}
+    if isinstance(obj, (list, set, frozenset)):
+        return [encode(v) for v in obj]
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"Cannot serialize dict key {k!r} ({type(k).__name__}): JSON keys must be "
+                    "strings. Convert the keys with str() first."
+                )
+            out[k] = encode(v)
+        return out
+    raise TypeError(
+        f"Cannot serialize {type(obj).__module__}.{type(obj).__qualname__} to JSON; "
+        "supported: JSON values, numpy arrays/scalars, tuples, LitTypes and dtypes."
+    )
+
+
+def decode(obj: Any) -> Any:
+    """Inverse of `encode`: rebuilds arrays, tuples, LitTypes and dtypes from tagged dicts."""
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    tag = obj.get("__class__")
+    if tag == "np.ndarray":
+        dtype = obj.get("dtype")
+        dtype = {"O": object, "U": str}.get(dtype, dtype)
+        arr = np.asarray(decode(obj["__value__"]), dtype=dtype)
+        return arr.reshape(obj["shape"]) if "shape" in obj else arr
+    if tag == "tuple":
+        return tuple(decode(v) for v in obj["__value__"])
+    if tag == "LitType":
+        return types.LitType.from_json({k: decode(v) for k, v in obj.items()})
+    if tag == "DataTuple":
+        return dtypes.DataTuple.from_json({k: decode(v) for k, v in obj.items()})
+    return {k: decode(v) for k, v in obj.items()}
+
+
+def to_json(obj: Any, *, indent: int | None = None) -> str:
+    """Serializes `obj` to a JSON string (see module docstring for what is supported)."""
+    return json.dumps(encode(obj), indent=indent, ensure_ascii=False)
+
+
+def from_json(s: str | bytes) -> Any:
+    """Parses a string produced by `to_json` back into Python / numpy objects."""
+    return decode(json.loads(s))
