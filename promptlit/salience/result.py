@@ -316,7 +316,7 @@ class SequenceSalience:
                 raise KeyError("This SequenceSalience holds no salience methods at all.")
             method = methods[0]
         if method in self.matrices:
-            scores = self.matrices[method][start:stop].sum(axis=0)
+            scores = self.matrices[method][start:stop].sum(axis=0, dtype=np.float64)
         elif (method, start, stop) in self.span_scores:
             scores = self.span_scores[(method, start, stop)]
         elif method in methods:
