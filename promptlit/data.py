@@ -1,0 +1,191 @@
+"""Named datasets (`pl.data`): the ones the project ships and your own files.
+
+A dataset is named either by a built-in name or as `name:path`:
+
+* `sample_prompts` -> `<repo>/datasets/sample_prompts.jsonl` (every `.jsonl`, `.csv` and `.tsv`
+  file in the repository's `datasets/` folder is a built-in, named by its stem);
+* `mine:/path/to/file.jsonl` (or `.csv` / `.tsv`) -> that file, shown as "mine".
+
+Files whose examples have a `prompt` field are *prompt datasets* for language models: `prompt`
+is a required `TextSegment`, `target` an optional `TextSegment` (the reference continuation),
+and other fields are inferred (e.g. `source` becomes a `CategoryLabel`).
+
+Example:
+    >>> import promptlit as pl
+    >>> data = pl.data.load("sample_prompts")
+    >>> data.spec()["prompt"].type_name
+    'TextSegment'
+    >>> parse_dataset_specs("sample_prompts,mine:/tmp/x.jsonl")
+    {'sample_prompts': 'sample_prompts', 'mine': '/tmp/x.jsonl'}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import promptlit
+from promptlit.api import types
+from promptlit.api.dataset import Dataset, IndexedDataset, OnError, load_file
+from promptlit.lib.validation import DataError, Problem
+
+#: Folder of the datasets the project ships (`<repo>/datasets`).
+DATASETS_DIR = Path(promptlit.__file__).resolve().parent.parent / "datasets"
+
+_SUFFIXES = (".jsonl", ".csv", ".tsv")
+_REGISTERED: dict[str, str] = {}
+
+
+def prompt_spec() -> types.Spec:
+    """The spec of a prompt dataset's known fields: `prompt` (required) and `target` (optional)."""
+    return {
+        "prompt": types.TextSegment(description="The text the model continues."),
+        "target": types.TextSegment(required=False,
+                                    description="A reference continuation, if any."),
+    }
+
+
+def register(name: str, path: str | os.PathLike[str]) -> None:
+    """Makes `load(name)` load the file at `path` (for plugins and tests)."""
+    if ":" in name or "," in name or not name:
+        raise ValueError(f"dataset name {name!r} must be non-empty without ':' or ','")
+    _REGISTERED[name] = os.fspath(path)
+
+
+def known_datasets() -> dict[str, str]:
+    """Built-in and registered dataset names -> file paths, sorted by name."""
+    found: dict[str, str] = {}
+    if DATASETS_DIR.is_dir():
+        for p in sorted(DATASETS_DIR.iterdir()):
+            if p.suffix.lower() in _SUFFIXES and p.is_file():
+                found.setdefault(p.stem, str(p))
+    found.update(_REGISTERED)
+    return dict(sorted(found.items()))
+
+
+def parse_dataset_specs(specs: str) -> dict[str, str]:
+    """Parses "a,b:path,..." into {name: name-or-path}, in order.
+
+    Each item is a known name or `name:path` (only the first ':' splits, so Windows-style or
+    URL-like paths keep theirs). A bare path (containing '/' or ending in .jsonl/.csv/.tsv) is
+    named after its file stem.
+
+    Raises:
+      ValueError: for an empty item, an empty name or path, or a name given twice.
+    """
+    out: dict[str, str] = {}
+    for raw in specs.split(","):
+        item = raw.strip()
+        if not item:
+            raise ValueError(f"empty dataset in {specs!r}; write NAME or NAME:PATH, comma-separated")
+        name, sep, path = item.partition(":")
+        if not sep:
+            if "/" in item or item.lower().endswith(_SUFFIXES):
+                name, path = Path(item).stem, item
+            else:
+                name, path = item, item
+        name, path = name.strip(), path.strip()
+        if not name or not path:
+            raise ValueError(f"bad dataset {item!r}: write NAME or NAME:PATH (e.g. mine:data.jsonl)")
+        if name in out:
+            raise ValueError(f"dataset name {name!r} is given twice in {specs!r}; names must be unique")
+        out[name] = path
+    return out
+
+
+def _unknown_name_error(name: str) -> DataError:
+    known = ", ".join(known_datasets()) or "(none found in " + str(DATASETS_DIR) + ")"
+    return DataError(Problem(
+        f"unknown dataset {name!r}; known datasets: {known}",
+        fix=f"use one of those names, or load your own file as NAME:PATH, e.g. "
+            f"'{name}:/path/to/{name}.jsonl' (.jsonl, .csv or .tsv)"))
+
+
+def _is_prompt_file(path: Path) -> bool:
+    """Whether the file's first readable example (or CSV header) has a `prompt` field."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            if path.suffix.lower() in (".csv", ".tsv"):
+                header = f.readline()
+                sep = "\t" if path.suffix.lower() == ".tsv" else ","
+                return "prompt" in [c.strip().strip('"') for c in header.split(sep)]
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(obj, dict):
+                    return "prompt" in obj
+    except OSError:
+        return False
+    return False
+
+
+def load_path(path: str | os.PathLike[str], *, name: str | None = None,
+              on_error: OnError = "raise", max_examples: int | None = None,
+              indexed: bool = False, **kwargs: Any) -> Dataset:
+    """Loads one file (.jsonl / .csv / .tsv); prompt files get the prompt spec.
+
+    Args:
+      path: the file.
+      name: shown in the description.
+      on_error: "raise" or "skip" bad lines (see `promptlit.api.dataset.load_jsonl`).
+      max_examples: keep only the first N examples.
+      indexed: return an `IndexedDataset`.
+      **kwargs: more arguments for the loader (`spec=`, `required_fields=`, `sep=`).
+    """
+    path = Path(path).expanduser()
+    if _is_prompt_file(path):
+        spec = dict(prompt_spec(), **(kwargs.pop("spec", None) or {}))
+        kwargs["spec"] = spec
+        kwargs["required_fields"] = tuple(
+            dict.fromkeys(("prompt", *kwargs.get("required_fields", ()))))
+    description = kwargs.pop("description", "") or (f"{name}: " if name else "") + path.name
+    ds = load_file(path, on_error=on_error, description=description,
+                   dataset_cls=IndexedDataset if indexed else Dataset, **kwargs)
+    if max_examples is not None and len(ds) > max_examples:
+        problems = ds.problems
+        ds = ds.slice[:max_examples]
+        ds.problems = problems
+    return ds
+
+
+def load(name_or_spec: str, *, on_error: OnError = "raise", max_examples: int | None = None,
+         indexed: bool = False, **kwargs: Any) -> Dataset:
+    """Loads a dataset by built-in name (`"sample_prompts"`) or as `"name:path"` / a path.
+
+    Args:
+      name_or_spec: a known name (see `known_datasets()`), `name:path`, or a file path.
+      on_error, max_examples, indexed, **kwargs: see `load_path`.
+
+    Raises:
+      DataError: for an unknown name (the message lists the known ones and the `name:path`
+        syntax), a missing file, or bad lines with `on_error="raise"`.
+    """
+    ((name, target),) = parse_dataset_specs(name_or_spec).items()
+    return load_path(resolve(name, target), name=name, on_error=on_error, max_examples=max_examples,
+                     indexed=indexed, **kwargs)
+
+
+def resolve(name: str, target: str) -> str:
+    """The file behind a parsed `name` -> `target` (a known name or a path).
+
+    Raises:
+      DataError: if `target` is neither a known name nor something that looks like a path.
+    """
+    known = known_datasets()
+    if target in known and not Path(target).is_file():
+        return known[target]
+    if target != name or "/" in target or target.lower().endswith(_SUFFIXES):
+        return target
+    raise _unknown_name_error(name)
+
+
+def load_many(specs: str, **kwargs: Any) -> dict[str, Dataset]:
+    """Loads "a,b:path,..." into {name: Dataset}; all-or-nothing (the first error is raised)."""
+    return {name: load_path(resolve(name, target), name=name, **kwargs)
+            for name, target in parse_dataset_specs(specs).items()}
