@@ -1,0 +1,470 @@
+"""The Workbench: the one façade the UI, the CLI and notebooks call.
+
+It holds the loaded models (each behind a `CachingModelWrapper`), datasets (as
+`IndexedDataset`s) and components, and answers every question the UI asks: predictions,
+interpreter results and sequence salience, all cached by (model, example content hash, config),
+in memory and (with `cache_dir`) in SQLite, so nothing expensive is computed twice.
+
+Example:
+    >>> import promptlit as pl
+    >>> from promptlit.api import types
+    >>> class Echo(pl.api.model.BatchedModel):
+    ...     def input_spec(self): return {"prompt": types.TextSegment()}
+    ...     def output_spec(self): return {"response": types.GeneratedText()}
+    ...     def predict_minibatch(self, inputs):
+    ...         return [{"response": ex["prompt"][::-1]} for ex in inputs]
+    >>> data = pl.api.dataset.Dataset([{"prompt": "abc"}])
+    >>> wb = Workbench(models={"echo": Echo()}, datasets={"toy": data})
+    >>> wb.predict("echo", "toy", data.examples)
+    [{'response': 'cba'}]
+    >>> wb.compatible_models("toy")
+    ['echo']
+
+State changes (`add_examples`, `load_dataset`, `load_model`) are all-or-nothing: a failure raises
+a clear error and leaves what was loaded untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from promptlit.api import types
+from promptlit.api.dataset import Dataset, IndexedDataset
+from promptlit.api.model import CachingModelWrapper, Model, model_config
+from promptlit.lib import caching
+from promptlit.lib.utils import example_id
+from promptlit.lib.validation import (
+    MODES,
+    DataError,
+    Problem,
+    validate_dataset,
+    validate_example,
+    validate_model,
+)
+
+logger = logging.getLogger(__name__)
+
+JsonDict = types.JsonDict
+ProgressFn = Callable[[float, str], None]
+ModelLoader = Callable[[str, str], Model]
+
+#: Handle scheme -> loader(handle, name) -> Model, consulted before `promptlit.models.presets`.
+#: E.g. `register_model_loader("fake", lambda handle, name: FakeModel())` makes
+#: `--models m:fake://anything` load a FakeModel (used by tests and plugins).
+MODEL_LOADERS: dict[str, ModelLoader] = {}
+
+DEFAULT_SALIENCE_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
+
+
+class LoadError(ValueError):
+    """A model or dataset could not be loaded; the message says why and how to fix it."""
+
+
+def register_model_loader(scheme: str, loader: ModelLoader) -> None:
+    """Loads handles `"<scheme>://..."` with `loader(handle, name)` instead of the presets."""
+    MODEL_LOADERS[scheme] = loader
+
+
+def resolve_model(handle: str, name: str) -> Model:
+    """Builds the model behind `handle` (registered scheme, else `models.presets.load_model`)."""
+    scheme, sep, _ = handle.partition("://")
+    if sep and scheme in MODEL_LOADERS:
+        return MODEL_LOADERS[scheme](handle, name)
+    presets = importlib.import_module("promptlit.models.presets")
+    return presets.load_model(handle, name=name)
+
+
+class Workbench:
+    """Models, datasets and components, with cached predictions, interpretations and salience.
+
+    Args:
+      models: name -> Model. Each is wrapped in a `CachingModelWrapper` (kept if already one).
+      datasets: name -> Dataset. Each becomes an `IndexedDataset` (ids = content hashes).
+      interpreters, generators, metrics: name -> component (`promptlit.api.components`).
+      layouts: name -> layout; `default_layout` names the one the UI opens with.
+      cache_dir: where predictions / salience persist as SQLite files (None: memory only).
+      validate: "first", "sample" or "all" checks datasets and models at construction
+        (`promptlit.lib.validation`); problems are logged and kept in `.problems`.
+      strict: with `validate`, raise `DataError` if validation finds any error.
+      max_examples: keep at most this many examples of each dataset.
+    """
+
+    def __init__(self, models: Mapping[str, Model], datasets: Mapping[str, Dataset], *,
+                 interpreters: Mapping[str, Any] | None = None,
+                 generators: Mapping[str, Any] | None = None,
+                 metrics: Mapping[str, Any] | None = None,
+                 layouts: Mapping[str, Any] | None = None, default_layout: str | None = None,
+                 cache_dir: str | Path | None = None, validate: str | None = None,
+                 strict: bool = False, max_examples: int | None = None) -> None:
+        if validate is not None and validate not in MODES:
+            raise ValueError(f"validate must be one of {list(MODES)} or None, got {validate!r}")
+        if max_examples is not None and max_examples < 1:
+            raise ValueError(f"max_examples must be >= 1, got {max_examples}")
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        self.max_examples = max_examples
+        self.validate_mode = validate
+        self._lock = threading.RLock()
+        self.models: dict[str, Model] = {n: self._wrap(n, m) for n, m in models.items()}
+        self.datasets: dict[str, IndexedDataset] = {
+            n: self._index(n, d) for n, d in datasets.items()}
+        self.interpreters: dict[str, Any] = dict(interpreters or {})
+        self.generators: dict[str, Any] = dict(generators or {})
+        self.metrics: dict[str, Any] = dict(metrics or {})
+        self.layouts: dict[str, Any] = dict(layouts or {})
+        if default_layout is not None and self.layouts and default_layout not in self.layouts:
+            raise ValueError(f"default_layout {default_layout!r} is not one of the layouts "
+                             f"{sorted(self.layouts)}")
+        self.default_layout = default_layout
+        self.problems: list[Problem] = []
+        for ds in self.datasets.values():
+            self.problems += ds.problems
+        self._interp_cache = caching.ResultCache(self._sqlite("interpretations"))
+        self._salience_cache = caching.ResultCache(self._sqlite("salience"))
+        if validate is not None:
+            found = self.validate(validate)
+            self.problems += found
+            errors = [p for p in found if p.severity == "error"]
+            if errors and strict:
+                raise DataError(errors)
+
+    # -- construction helpers ------------------------------------------------------------------
+    def _sqlite(self, kind: str) -> caching.SqliteCache | None:
+        if self.cache_dir is None:
+            return None
+        return caching.SqliteCache(self.cache_dir / f"{kind}.sqlite3", namespace=kind,
+                                   codec="pickle")
+
+    def _wrap(self, name: str, model: Model) -> Model:
+        if isinstance(model, CachingModelWrapper) and model.name == name:
+            return model
+        return CachingModelWrapper(model, name, cache_dir=self.cache_dir)
+
+    def _index(self, name: str, dataset: Dataset) -> IndexedDataset:
+        if self.max_examples is not None and len(dataset) > self.max_examples:
+            problems = dataset.problems
+            dataset = dataset.slice[: self.max_examples]
+            dataset.problems = problems
+        if isinstance(dataset, IndexedDataset):
+            return dataset
+        out = IndexedDataset(base=dataset, source=dataset.source or name)
+        return out
+
+    def _model(self, name: str) -> Model:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise KeyError(f"unknown model {name!r}; loaded models: {sorted(self.models)}") from None
+
+    def _dataset(self, name: str) -> IndexedDataset:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown dataset {name!r}; loaded datasets: {sorted(self.datasets)}") from None
+
+    def _component(self, name: str) -> Any:
+        for registry in (self.interpreters, self.generators, self.metrics):
+            if name in registry:
+                return registry[name]
+        known = sorted({*self.interpreters, *self.generators, *self.metrics})
+        raise KeyError(f"unknown component {name!r}; known components: {known}")
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate(self, mode: str = "first") -> list[Problem]:
+        """Checks every dataset, and every model on each compatible dataset; returns problems.
+
+        Model checks run `predict` (through the cache) on the examples `mode` selects.
+        """
+        problems: list[Problem] = []
+        for name, ds in self.datasets.items():
+            problems += validate_dataset(ds, mode)
+            for model_name, model in self.models.items():
+                if not model.is_compatible_with_dataset(ds):
+                    continue
+                for p in validate_model(model, ds, mode):
+                    if not p.source:
+                        p.source = f"model {model_name} on {name}"
+                    problems.append(p)
+        for p in problems:
+            log = logger.warning if p.severity == "warning" else logger.error
+            log("validation: %s", p)
+        return problems
+
+    # -- predictions ---------------------------------------------------------------------------
+    def predict(self, model: str, dataset: str, examples: Sequence[JsonDict], *,
+                progress: ProgressFn | None = None) -> list[JsonDict]:
+        """The model's output for each example, in order (cached; misses computed in batches).
+
+        Args:
+          model: a model name. dataset: the dataset the examples belong to (or follow the spec of).
+          examples: plain examples (LIT indexed `{"id", "data"}` entries are accepted too).
+          progress: called as `progress(fraction, message)` as minibatches complete; a tqdm bar
+            shows in the terminal as well.
+        """
+        m = self._model(model)
+        self._dataset(dataset)
+        inputs = [ex["data"] if _is_indexed(ex) else ex for ex in examples]
+        if not inputs:
+            return []
+        bar = tqdm(total=len(inputs), desc=f"{model}: predict", unit="ex", leave=False,
+                   disable=None)
+
+        def report(fraction: float, message: str) -> None:
+            bar.n = round(fraction * len(inputs))
+            bar.refresh()
+            if progress is not None:
+                progress(fraction, message)
+
+        try:
+            if isinstance(m, CachingModelWrapper):
+                return m.predict(inputs, progress=report)
+            outputs = list(m.predict(inputs))
+            report(1.0, f"{model}: predicted {len(inputs)} examples")
+            return outputs
+        finally:
+            bar.close()
+
+    # -- interpreters --------------------------------------------------------------------------
+    def interpret(self, interpreter: str, model: str, dataset: str, examples: Sequence[JsonDict],
+                  config: JsonDict | None = None, *, progress: ProgressFn | None = None) -> Any:
+        """Runs a component (interpreter, generator or metric) on examples, through a cache.
+
+        The cache key is (component, model, the examples' ids, config hash). Components with a
+        true `per_example` attribute return one result per input and are cached per example, so
+        only examples not seen before are computed.
+        """
+        comp = self._component(interpreter)
+        m, ds = self._model(model), self._dataset(dataset)
+        inputs = [ex["data"] if _is_indexed(ex) else ex for ex in examples]
+        cfg = caching.config_hash(config)
+        mcfg = m.config_hash if isinstance(m, CachingModelWrapper) else caching.config_hash(
+            model_config(m))
+        ids = [example_id(ex) for ex in inputs]
+
+        def run(batch: list[JsonDict], batch_ids: list[str]) -> Any:
+            outputs = self.predict(model, dataset, batch)
+            indexed = [{"id": i, "data": ex, "meta": {}} for i, ex in zip(batch_ids, batch,
+                                                                       strict=True)]
+            if progress is not None:
+                progress(0.5, f"{interpreter}: running on {len(batch)} examples")
+            if hasattr(comp, "run_with_metadata"):
+                return comp.run_with_metadata(indexed, m, ds, model_outputs=outputs, config=config)
+            return comp.run(batch, m, ds, model_outputs=outputs, config=config)
+
+        if getattr(comp, "per_example", False):
+            keys = [caching.cache_key("interp", interpreter, model, mcfg, i, cfg) for i in ids]
+            found = self._interp_cache.get_many(keys)
+            todo = {k: (ex, i) for k, ex, i in zip(keys, inputs, ids, strict=True)
+                    if k not in found}
+            if todo:
+                results = list(run([v[0] for v in todo.values()], [v[1] for v in todo.values()]))
+                if len(results) != len(todo):
+                    raise ValueError(f"{interpreter} is per_example but returned {len(results)} "
+                                     f"results for {len(todo)} inputs")
+                new = dict(zip(todo, results, strict=True))
+                self._interp_cache.put_many(new)
+                found.update(new)
+            if progress is not None:
+                progress(1.0, f"{interpreter}: done")
+            return [found[k] for k in keys]
+        key = caching.cache_key("interp", interpreter, model, mcfg, caching.config_hash(ids), cfg)
+        result = self._interp_cache.get(key)
+        if result is caching.MISSING:
+            result = run(inputs, ids)
+            self._interp_cache.put(key, result)
+        if progress is not None:
+            progress(1.0, f"{interpreter}: done")
+        return result
+
+    # -- salience ------------------------------------------------------------------------------
+    def salience(self, model: str, example: JsonDict, *, target: str = "response",
+                 methods: Sequence[str] = DEFAULT_SALIENCE_METHODS, ig_steps: int = 16,
+                 response: str | None = None, progress: ProgressFn | None = None,
+                 **kwargs: Any) -> Any:
+        """Sequence salience of `example` (a `SequenceSalience`), cached.
+
+        Args:
+          model: a model with a `.salience(prompt, response, ...)` method (a `KerasCausalLM`).
+          example: has "prompt" (and "target" when `target="target"`).
+          target: "response" explains the model's own (cached) generation; "target" explains
+            the example's reference continuation.
+          methods: salience methods ("grad_l2", "grad_dot_input", "integrated_gradients").
+          ig_steps: Integrated Gradients steps.
+          response: explain this text instead (overrides `target`).
+          progress: `(fraction, message)` callback.
+          **kwargs: passed on to the model's `salience`.
+        """
+        m = self._model(model)
+        if not callable(getattr(m, "salience", None)):
+            raise TypeError(f"model {model!r} ({type(getattr(m, 'unwrap', lambda: m)()).__name__}) "
+                            "has no salience() method; sequence salience needs a language model "
+                            "such as promptlit.models.KerasCausalLM")
+        ex = example["data"] if _is_indexed(example) else example
+        if "prompt" not in ex:
+            raise KeyError(f"salience needs a 'prompt' field; the example has {sorted(ex)}")
+        if response is None:
+            if target == "response":
+                response = self._predict_one(model, ex, progress)["response"]
+            elif target == "target":
+                response = ex.get("target")
+                if not response:
+                    raise ValueError("target='target' needs an example with a non-empty 'target' "
+                                     "field; use target='response' to explain the generation")
+            else:
+                raise ValueError(f"target must be 'response' or 'target', got {target!r}")
+        mcfg = m.config_hash if isinstance(m, CachingModelWrapper) else caching.config_hash(
+            model_config(m))
+        key = caching.cache_key("salience", model, mcfg, example_id({"p": ex["prompt"],
+                                                                      "r": response}),
+                                sorted(methods), ig_steps, kwargs)
+        result = self._salience_cache.get(key)
+        if result is caching.MISSING:
+            if progress is not None:
+                progress(0.0, f"{model}: computing salience ({', '.join(methods)})")
+            result = m.salience(ex["prompt"], response, methods=tuple(methods),
+                                ig_steps=ig_steps, **kwargs)
+            self._salience_cache.put(key, result)
+        if progress is not None:
+            progress(1.0, f"{model}: salience ready")
+        return result
+
+    def _predict_one(self, model: str, example: JsonDict,
+                     progress: ProgressFn | None) -> JsonDict:
+        m = self._model(model)
+        if isinstance(m, CachingModelWrapper):
+            return m.predict([example], progress=progress)[0]
+        return list(m.predict([example]))[0]
+
+    # -- datasets ------------------------------------------------------------------------------
+    def add_examples(self, dataset: str, examples: Sequence[JsonDict]) -> list[JsonDict]:
+        """Appends new examples to the session copy of a dataset; returns them (as stored).
+
+        Each example is checked against the dataset's spec first; if any is invalid a
+        `DataError` lists every problem and nothing is added. Examples already present
+        (same content id) are not duplicated. Ids are `promptlit.lib.utils.example_id(ex)`.
+        """
+        with self._lock:
+            ds = self._dataset(dataset)
+            new = [copy.deepcopy(ex["data"] if _is_indexed(ex) else ex) for ex in examples]
+            problems: list[Problem] = []
+            for i, ex in enumerate(new):
+                for p in validate_example(ex, ds.spec(), index=i,
+                                          source=f"new example #{i} for {dataset}"):
+                    if p.severity == "error":
+                        problems.append(p)
+            if problems:
+                raise DataError(problems)
+            seen = set(ds.index)
+            fresh = []
+            for ex in new:
+                i = ds.id_of(ex)
+                if i not in seen:
+                    seen.add(i)
+                    fresh.append(ex)
+            if fresh:
+                self.datasets[dataset] = ds.add(fresh, meta={"added": True})
+            return new
+
+    def save_examples(self, dataset: str, path: str | Path,
+                      examples: Sequence[JsonDict] | None = None) -> Path:
+        """Writes examples (default: the whole session dataset) to JSONL, atomically.
+
+        The spec goes to `<path>.spec`; `pl.data.load("name:<path>")` reads both back.
+        """
+        ds = self._dataset(dataset)
+        rows = list(ds.examples) if examples is None else [
+            ex["data"] if _is_indexed(ex) else ex for ex in examples]
+        return Dataset(rows, spec=ds.spec(), description=ds.description()).save(path)
+
+    def load_dataset(self, name: str, path: str | None = None, *,
+                     on_error: str = "raise") -> IndexedDataset:
+        """Loads a dataset (a built-in name, or a file) under `name`; replaces a same-named one.
+
+        Raises:
+          DataError / LoadError: with every problem; loaded datasets are unchanged.
+        """
+        from promptlit import data  # noqa: PLC0415 - avoid import cycles at module load
+
+        try:
+            if path is None:
+                loaded = data.load(name, on_error=on_error)  # type: ignore[arg-type]
+            else:
+                loaded = data.load_path(path, name=name, on_error=on_error)  # type: ignore[arg-type]
+        except DataError:
+            raise
+        except Exception as e:
+            raise LoadError(f"could not load dataset {name!r} from {path or name!r}: "
+                            f"{type(e).__name__}: {e}") from e
+        ds = self._index(name, loaded)
+        if self.validate_mode is not None:
+            errors = [p for p in validate_dataset(ds, self.validate_mode) if p.severity == "error"]
+            if errors:
+                raise DataError(errors)
+        with self._lock:
+            self.datasets[name] = ds
+        return ds
+
+    # -- models --------------------------------------------------------------------------------
+    def load_model(self, name: str, handle: str) -> Model:
+        """Loads a model from `handle` (preset, local dir, `hf://`, ...) under `name`.
+
+        Raises:
+          LoadError: why it failed and how to fix it; loaded models are unchanged.
+        """
+        try:
+            model = resolve_model(handle, name)
+        except Exception as e:
+            raise LoadError(
+                f"could not load model {name!r} from {handle!r}: {type(e).__name__}: {e}. "
+                "Fix: check the handle (a local preset directory such as presets/tiny_lm, a "
+                "keras-hub preset name, or hf://org/model)") from e
+        if not isinstance(model, Model):
+            raise LoadError(f"loading {handle!r} gave a {type(model).__name__}, not a Model")
+        wrapped = self._wrap(name, model)
+        with self._lock:
+            self.models[name] = wrapped
+        return wrapped
+
+    # -- compatibility -------------------------------------------------------------------------
+    def compatible_models(self, dataset: str) -> list[str]:
+        """Names of the models that can run on `dataset`."""
+        ds = self._dataset(dataset)
+        return [n for n, m in self.models.items() if m.is_compatible_with_dataset(ds)]
+
+    def compatible_datasets(self, model: str) -> list[str]:
+        """Names of the datasets `model` can run on."""
+        m = self._model(model)
+        return [n for n, ds in self.datasets.items() if m.is_compatible_with_dataset(ds)]
+
+    def compatible_interpreters(self, model: str, dataset: str) -> list[str]:
+        """Names of the components (interpreters, generators, metrics) usable on the pair."""
+        m, ds = self._model(model), self._dataset(dataset)
+        out = []
+        for registry in (self.interpreters, self.generators, self.metrics):
+            for name, comp in registry.items():
+                try:
+                    ok = comp.is_compatible(m, ds)
+                except Exception as e:  # noqa: BLE001 - a broken component is just not shown
+                    logger.warning("%s.is_compatible failed: %s", name, e)
+                    ok = False
+                if ok and name not in out:
+                    out.append(name)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Workbench(models={sorted(self.models)}, datasets={sorted(self.datasets)}, "
+                f"interpreters={sorted(self.interpreters)})")
+
+
+def _is_indexed(ex: Any) -> bool:
+    """Whether `ex` is a LIT indexed example `{"id", "data", ...}` rather than a plain one."""
+    return isinstance(ex, Mapping) and "data" in ex and "id" in ex and isinstance(ex["data"],
+                                                                                  Mapping)
