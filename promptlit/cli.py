@@ -1,0 +1,393 @@
+"""The `promptlit` command: serve the workbench, validate data and models, print salience.
+
+    promptlit serve --models tiny:presets/tiny_lm --datasets sample_prompts --port 5432
+    promptlit validate --datasets mine:data.jsonl --validate all      # exit 1 on problems
+    promptlit salience --example 0 --method grad_l2 --granularity words
+    python -m promptlit ...                                          # the same
+
+`promptlit` with no subcommand is `promptlit serve`. Models are `NAME:HANDLE` (the handle is a
+local preset directory, a keras-hub preset name, `hf://org/model`, `kaggle://...`; only the first
+':' separates the name, and a bare handle is named after its last path component). Datasets are
+`NAME` (built-in, see `promptlit.data.known_datasets()`) or `NAME:PATH` (.jsonl / .csv / .tsv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS = "tiny:presets/tiny_lm"
+DEFAULT_DATASETS = "sample_prompts"
+SUBCOMMANDS = ("serve", "validate", "salience")
+
+logger = logging.getLogger("promptlit")
+
+
+class SpecError(ValueError):
+    """A malformed --models / --datasets / --auth value."""
+
+
+##
+# Parsing helpers
+
+
+def _name_from_handle(handle: str) -> str:
+    """`hf://org/gemma-2b` -> `gemma-2b`; `presets/tiny_lm/` -> `tiny_lm`."""
+    tail = handle.split("://", 1)[-1].rstrip("/\\")
+    name = tail.replace("\\", "/").rsplit("/", 1)[-1]
+    return name or handle
+
+
+def parse_model_specs(specs: str) -> dict[str, str]:
+    """Parses "a:h1,b:h2" into {name: handle}, in order.
+
+    Only the first ':' splits name from handle, so `g:hf://org/x` is {"g": "hf://org/x"}; an
+    item whose first ':' starts a `://` (`hf://org/x`, `kaggle://...`) or that has no ':' at all
+    is a bare handle, named after its last path component.
+
+    Raises:
+      SpecError: for empty items, empty names/handles, or duplicate names.
+    """
+    out: dict[str, str] = {}
+    for raw in specs.split(","):
+        item = raw.strip()
+        if not item:
+            raise SpecError(f"empty model in {specs!r}; write NAME:HANDLE[,NAME:HANDLE...]")
+        name, sep, handle = item.partition(":")
+        if not sep or handle.startswith("//"):
+            name, handle = _name_from_handle(item), item
+        name, handle = name.strip(), handle.strip()
+        if not name or not handle:
+            raise SpecError(f"bad model {item!r}: write NAME:HANDLE, e.g. tiny:presets/tiny_lm")
+        if name in out:
+            raise SpecError(f"model name {name!r} is given twice in {specs!r}; names must be unique")
+        out[name] = handle
+    return out
+
+
+def parse_dataset_specs(specs: str) -> dict[str, str]:
+    """Parses "a,b:path" into {name: name-or-path} (see `promptlit.data.parse_dataset_specs`)."""
+    from promptlit import data
+
+    try:
+        return data.parse_dataset_specs(specs)
+    except ValueError as e:
+        raise SpecError(str(e)) from e
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """`user:pass` or a file of `user:pass` lines -> [(user, pass), ...]; None when not given."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_file():
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        entries = [(i, ln) for i, ln in enumerate(lines, 1) if ln and not ln.startswith("#")]
+        where = lambda i: f"{value}:{i}"  # noqa: E731
+    else:
+        entries = [(0, value)]
+        where = lambda i: "--auth"  # noqa: E731
+    pairs = []
+    for i, entry in entries:
+        user, sep, password = entry.partition(":")
+        if not sep or not user or not password:
+            raise SpecError(f"{where(i)}: expected USER:PASSWORD (or a file of such lines)")
+        pairs.append((user, password))
+    if not pairs:
+        raise SpecError(f"{value}: the auth file has no USER:PASSWORD lines")
+    return pairs
+
+
+def resolve_handle(handle: str) -> str:
+    """A relative local handle that is not under the current directory but is under the repo
+    (e.g. the default `presets/tiny_lm`) resolves to the repo's copy."""
+    if "://" in handle or Path(handle).expanduser().exists():
+        return handle
+    candidate = REPO_ROOT / handle
+    return str(candidate) if candidate.exists() else handle
+
+
+##
+# Building the workbench
+
+
+def _default_components() -> dict[str, dict[str, Any]]:
+    """Interpreters and metrics that exist in this install (each import is optional)."""
+    found: dict[str, dict[str, Any]] = {"interpreters": {}, "metrics": {}}
+    candidates = [
+        ("interpreters", "sequence_salience", "promptlit.components.sequence_salience",
+         "SequenceSalienceInterpreter"),
+        ("metrics", "generation_metrics", "promptlit.components.text_metrics",
+         "GenerationMetrics"),
+    ]
+    for kind, name, module, cls in candidates:
+        try:
+            found[kind][name] = getattr(__import__(module, fromlist=[cls]), cls)()
+        except Exception as e:  # noqa: BLE001 - optional component
+            logger.debug("component %s unavailable: %s", name, e)
+    return found
+
+
+def load_models(specs: str) -> dict[str, Any]:
+    """Loads every model of a --models value; raises `LoadError` on the first failure."""
+    from promptlit.api.model import Model
+    from promptlit.workbench import LoadError, resolve_model
+
+    models: dict[str, Model] = {}
+    for name, handle in parse_model_specs(specs).items():
+        try:
+            models[name] = resolve_model(resolve_handle(handle), name)
+        except Exception as e:
+            raise LoadError(f"could not load model {name!r} from {handle!r}: "
+                            f"{type(e).__name__}: {e}") from e
+    return models
+
+
+def load_datasets(specs: str, *, on_error: str = "raise", max_examples: int | None = None
+                  ) -> dict[str, Any]:
+    """Loads every dataset of a --datasets value (raises `DataError` with all problems)."""
+    from promptlit import data
+
+    return {name: data.load_path(data.resolve(name, target), name=name, on_error=on_error,
+                                 max_examples=max_examples)
+            for name, target in parse_dataset_specs(specs).items()}
+
+
+def build_workbench(args: argparse.Namespace, *, validate: str | None = None) -> Any:
+    """The Workbench for parsed arguments (models, datasets, default components, layouts)."""
+    from promptlit.api import layout
+    from promptlit.workbench import Workbench
+
+    datasets = load_datasets(args.datasets, on_error=args.on_error,
+                             max_examples=args.max_examples)
+    models = load_models(args.models)
+    components = _default_components()
+    return Workbench(models, datasets, interpreters=components["interpreters"],
+                     metrics=components["metrics"], layouts=layout.all_layouts(),
+                     default_layout=getattr(args, "layout", None), cache_dir=args.cache_dir,
+                     validate=validate, max_examples=args.max_examples)
+
+
+##
+# Subcommands
+
+
+def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        auth = parse_auth(args.auth)
+    except SpecError as e:
+        parser.error(str(e))
+    wb = build_workbench(args, validate=args.validate)
+    for p in wb.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    from promptlit import server
+
+    kwargs: dict[str, Any] = {
+        "host": args.host, "port": args.port, "share": args.share, "auth": auth,
+        "page_title": args.page_title, "demo_mode": args.demo_mode,
+        "default_layout": args.layout,
+    }
+    try:
+        accepted = inspect.signature(server.serve).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    for key, value in (("open_browser", not args.no_browser), ("inbrowser", not args.no_browser)):
+        if key in accepted:
+            kwargs[key] = value
+    server.serve(wb, **kwargs)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from promptlit.lib.validation import DataError, Problem
+    from promptlit.workbench import LoadError, Workbench
+
+    problems: list[Problem] = []
+    datasets: dict[str, Any] = {}
+    from promptlit import data
+
+    for name, target in parse_dataset_specs(args.datasets).items():
+        try:
+            datasets[name] = data.load_path(data.resolve(name, target), name=name,
+                                            on_error="skip", max_examples=args.max_examples)
+            problems += datasets[name].problems
+        except DataError as e:
+            problems += e.problems
+    try:
+        models = load_models(args.models)
+    except LoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    wb = Workbench(models, datasets, cache_dir=args.cache_dir, max_examples=args.max_examples)
+    problems += wb.validate(args.validate or "first")
+    for name in wb.datasets:
+        if not wb.compatible_models(name):
+            problems.append(Problem(
+                f"no loaded model can read this dataset (models: {sorted(wb.models)})",
+                source=name, severity="warning"))
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        print(p)
+    summary = (f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s) in "
+               f"{len(wb.datasets)} dataset(s) and {len(wb.models)} model(s)")
+    print(("FAILED: " if errors else "OK: ") + summary)
+    return 1 if errors else 0
+
+
+def _cmd_salience(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    wb = build_workbench(args)
+    model = args.model or next(iter(wb.models))
+    dataset = args.dataset or next(iter(wb.datasets))
+    if model not in wb.models:
+        parser.error(f"--model {model!r} is not loaded; models: {sorted(wb.models)}")
+    if dataset not in wb.datasets:
+        parser.error(f"--dataset {dataset!r} is not loaded; datasets: {sorted(wb.datasets)}")
+    examples = wb.datasets[dataset].examples
+    if not 0 <= args.example < len(examples):
+        parser.error(f"--example {args.example} is out of range: {dataset} has "
+                     f"{len(examples)} examples (0..{len(examples) - 1})")
+    ex = examples[args.example]
+    sal = wb.salience(model, ex, target=args.target, methods=(args.method,),
+                      ig_steps=args.ig_steps)
+    span = sal.for_span(0, sal.num_response_tokens, args.method)
+    segments = list(span.aggregate(args.granularity, side="prompt"))
+    top = sorted(segments, key=lambda s: abs(s.score), reverse=True)[: args.top]
+    print(f"model: {model}   dataset: {dataset}   example: {args.example}   "
+          f"method: {args.method}   granularity: {args.granularity}")
+    print(f"prompt:   {_short(sal.prompt_text)}")
+    print(f"{args.target + ':':<9} {_short(sal.response_text)}")
+    print(f"top {len(top)} salient prompt {args.granularity} (score = sum over response tokens):")
+    for rank, seg in enumerate(top, 1):
+        print(f"{rank:3d}. {seg.score:10.4f}  [{seg.start}:{seg.end}]  {_short(seg.text, 70)!r}")
+    return 0
+
+
+def _short(text: str, limit: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+##
+# Argument parser
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", default=DEFAULT_MODELS, metavar="NAME:HANDLE[,...]",
+                   help=f"models to load (default: {DEFAULT_MODELS}, the repo's tiny LM)")
+    p.add_argument("--datasets", default=DEFAULT_DATASETS, metavar="NAME[:PATH][,...]",
+                   help=f"datasets: built-in names or NAME:PATH to .jsonl/.csv/.tsv "
+                        f"(default: {DEFAULT_DATASETS})")
+    p.add_argument("--max-examples", type=_positive_int, default=None, metavar="N",
+                   help="keep at most N examples per dataset")
+    p.add_argument("--cache-dir", default=os.environ.get("PROMPTLIT_CACHE_DIR"), metavar="DIR",
+                   help="persist predictions and salience in SQLite files here "
+                        "(default: $PROMPTLIT_CACHE_DIR, else memory only)")
+    p.add_argument("--on-error", choices=("raise", "skip"), default="skip",
+                   help="bad dataset lines: skip them with a warning (default) or stop")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `promptlit` command."""
+    parser = argparse.ArgumentParser(
+        prog="promptlit", description="Prompt-debugging workbench: sequence salience for LMs.")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,validate,salience}")
+
+    serve = sub.add_parser("serve", help="start the web UI (the default command)")
+    _add_common(serve)
+    serve.set_defaults(subparser=serve)
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=5432, help="port (default 5432)")
+    serve.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    serve.add_argument("--auth", default=None, metavar="USER:PASS|FILE",
+                       help="require a login: USER:PASS, or a file of USER:PASS lines")
+    serve.add_argument("--layout", default=None, metavar="NAME",
+                       help="the layout to open with (default, lm, classification, simple)")
+    serve.add_argument("--validate", choices=("first", "sample", "all"), default=None,
+                       help="check datasets and models at start-up; problems are printed")
+    serve.add_argument("--demo-mode", action="store_true",
+                       help="read-only demo: hide loading models/datasets and saving")
+    serve.add_argument("--page-title", default="promptlit", metavar="T", help="browser tab title")
+    serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+
+    validate = sub.add_parser("validate", help="check datasets and models; exit 1 on problems")
+    _add_common(validate)
+    validate.set_defaults(subparser=validate)
+    validate.add_argument("--validate", choices=("first", "sample", "all"), default="all",
+                          help="which examples to check (default: all)")
+
+    sal = sub.add_parser("salience", help="print the most salient prompt segments of an example")
+    _add_common(sal)
+    sal.set_defaults(subparser=sal)
+    sal.add_argument("--model", default=None, help="model name (default: the first)")
+    sal.add_argument("--dataset", default=None, help="dataset name (default: the first)")
+    sal.add_argument("--example", type=int, default=0, help="example index (default 0)")
+    sal.add_argument("--method", default="grad_l2",
+                     choices=("grad_l2", "grad_dot_input", "integrated_gradients"))
+    sal.add_argument("--granularity", default="words",
+                     choices=("tokens", "words", "sentences", "lines", "paragraphs"))
+    sal.add_argument("--target", default="response", choices=("response", "target"),
+                     help="explain the model's response or the example's target")
+    sal.add_argument("--top", type=_positive_int, default=10, help="segments to print")
+    sal.add_argument("--ig-steps", type=_positive_int, default=16, help="Integrated Gradients steps")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the `promptlit` command; returns the exit status (0 ok, 1 problems, 2 usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    sub: argparse.ArgumentParser = args.subparser
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "layout", None):
+        from promptlit.api import layout
+
+        if args.layout not in layout.all_layouts():
+            sub.error(f"--layout {args.layout!r} is not a layout; choose from "
+                      f"{', '.join(sorted(layout.all_layouts()))}")
+    for option in ("models", "datasets"):
+        try:
+            (parse_model_specs if option == "models" else parse_dataset_specs)(getattr(args, option))
+        except SpecError as e:
+            sub.error(f"--{option}: {e}")
+    from promptlit.lib.validation import DataError
+    from promptlit.workbench import LoadError
+
+    handlers = {"serve": _cmd_serve, "validate": _cmd_validate, "salience": _cmd_salience}
+    try:
+        return handlers[args.command](args, sub)
+    except (DataError, LoadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
