@@ -16,7 +16,7 @@ Example:
 Spec inference (`infer_spec`), per field, from the values that are present and not null:
 
 * strings -> `TextSegment`, unless the field looks like a label: at most 10 distinct values,
-  fewer distinct values than half the examples, all short (<= 40 chars, one line) ->
+  fewer distinct values than half the values present, all short (<= 40 chars, one line) ->
   `CategoryLabel(vocab=sorted values)`;
 * numbers -> `Scalar(min_val=min, max_val=max)` (ints too, as in LIT); bools -> `Boolean`;
 * lists of strings -> `Tokens`; lists of numbers -> `Embeddings`;
@@ -94,7 +94,7 @@ def _infer_field(values: list[Any], num_examples: int, required: bool) -> types.
     if kind == "str":
         distinct = set(same)
         short = all(len(v) <= MAX_CATEGORY_CHARS and "\n" not in v for v in distinct)
-        if short and len(distinct) <= MAX_CATEGORY_VOCAB and len(distinct) < num_examples / 2:
+        if short and len(distinct) <= MAX_CATEGORY_VOCAB and len(distinct) < len(same) / 2:
             return types.CategoryLabel(vocab=sorted(distinct), required=required)
         return types.TextSegment(required=required)
     if kind == "number":
