@@ -167,7 +167,7 @@ class BatchedRemoteModel(Model):
 
     def __init__(self, max_concurrent_requests: int = 4, max_qps: float | None = None,
                  batch_size: int = 8, *, pool_size: int | None = None) -> None:
-        self.pool_size = int(pool_size or max_concurrent_requests)
+        self.pool_size = int(max_concurrent_requests if pool_size is None else pool_size)
         if self.pool_size < 1:
             raise ValueError(f"pool_size must be >= 1, got {self.pool_size}.")
         self.max_qps = max_qps
