@@ -1,0 +1,164 @@
+"""Tests for promptlit.cli: spec parsing, validate exit codes, serve wiring, salience printout.
+
+Models come from a fake loader registered with `register_model_loader("fake", ...)`, never the
+real LM.
+"""
+
+import subprocess
+import sys
+import types as pytypes
+
+import pytest
+
+from promptlit import cli
+from promptlit.workbench import register_model_loader
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from test_workbench import FakeLM  # noqa: E402
+
+
+class BadLM(FakeLM):
+    """Returns a number where text is expected."""
+
+    def predict_minibatch(self, inputs):
+        return [{"response": 1} for _ in inputs]
+
+
+@pytest.fixture(autouse=True)
+def fake_models():
+    register_model_loader("fake", lambda handle, name: BadLM() if "bad" in handle else FakeLM())
+
+
+@pytest.fixture
+def good_jsonl(tmp_path):
+    path = tmp_path / "good.jsonl"
+    path.write_text('{"prompt": "One two three.", "target": " four"}\n{"prompt": "Hi"}\n',
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def bad_jsonl(tmp_path):
+    path = tmp_path / "planted.jsonl"
+    path.write_text('{"prompt": "fine"}\n\n{"prompt": "oops",}\n{"target": "x"}\n',
+                    encoding="utf-8")
+    return path
+
+
+def test_parse_model_specs():
+    assert cli.parse_model_specs("a:h1,b:h2") == {"a": "h1", "b": "h2"}
+    assert cli.parse_model_specs("g:hf://org/x") == {"g": "hf://org/x"}
+    assert cli.parse_model_specs("hf://org/gemma-2b") == {"gemma-2b": "hf://org/gemma-2b"}
+    assert cli.parse_model_specs("kaggle://keras/gemma/keras/gemma_2b_en") == {
+        "gemma_2b_en": "kaggle://keras/gemma/keras/gemma_2b_en"}
+    assert cli.parse_model_specs("presets/tiny_lm/, m:gemma2_instruct_2b_en") == {
+        "tiny_lm": "presets/tiny_lm/", "m": "gemma2_instruct_2b_en"}
+    for bad, match in [("a:h,,b:h", "empty model"), ("a:", "bad model"), (":h", "bad model"),
+                       ("a:x,a:y", "given twice")]:
+        with pytest.raises(cli.SpecError, match=match):
+            cli.parse_model_specs(bad)
+
+
+def test_parse_auth(tmp_path):
+    assert cli.parse_auth(None) is None
+    assert cli.parse_auth("ann:pw:with:colons") == [("ann", "pw:with:colons")]
+    f = tmp_path / "users.txt"
+    f.write_text("# users\nann:1\n\nbob:2\n", encoding="utf-8")
+    assert cli.parse_auth(str(f)) == [("ann", "1"), ("bob", "2")]
+    f.write_text("ann:1\nbroken\n", encoding="utf-8")
+    with pytest.raises(cli.SpecError, match=r"users.txt:2: expected USER:PASSWORD"):
+        cli.parse_auth(str(f))
+    with pytest.raises(cli.SpecError, match="--auth: expected USER:PASSWORD"):
+        cli.parse_auth("nopassword")
+
+
+def test_resolve_handle_finds_repo_presets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.resolve_handle("hf://x/y") == "hf://x/y"
+    assert cli.resolve_handle("datasets") == str(cli.REPO_ROOT / "datasets")
+    assert cli.resolve_handle("no/such/dir") == "no/such/dir"
+
+
+def test_validate_exit_codes(good_jsonl, bad_jsonl, capsys):
+    assert cli.main(["validate", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}"]) == 0
+    out = capsys.readouterr().out
+    assert "OK: 0 error(s), 0 warning(s) in 1 dataset(s) and 1 model(s)" in out
+
+    assert cli.main(["validate", "--models", "m:fake://ok", "--datasets", f"p:{bad_jsonl}"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{bad_jsonl}:3: not valid JSON")
+    assert out[1] == (f"{bad_jsonl}:4: field 'prompt': required field is missing (expected "
+                      "TextSegment (a string); the example has: target). Fix: add 'prompt' to the "
+                      "example, or declare it required=False.")
+    assert out[-1] == "FAILED: 2 error(s), 0 warning(s) in 1 dataset(s) and 1 model(s)"
+
+
+def test_validate_reports_bad_model_outputs(good_jsonl, capsys):
+    assert cli.main(["validate", "--models", "m:fake://bad", "--datasets", f"g:{good_jsonl}"]) == 1
+    out = capsys.readouterr().out
+    assert "field 'response': expected GeneratedText (a string), got int 1" in out
+    assert "FAILED: 2 error(s)" in out
+
+
+def test_validate_unknown_dataset_and_model_failure(good_jsonl, capsys):
+    assert cli.main(["validate", "--models", "m:fake://ok", "--datasets", "nonexistent"]) == 1
+    assert "unknown dataset 'nonexistent'; known datasets: " in capsys.readouterr().out
+    register_model_loader("broken", lambda h, n: (_ for _ in ()).throw(OSError("no weights")))
+    assert cli.main(["validate", "--models", "m:broken://x", "--datasets", f"g:{good_jsonl}"]) == 1
+    assert "could not load model 'm' from 'broken://x': OSError: no weights" in (
+        capsys.readouterr().err)
+
+
+def test_malformed_specs_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["validate", "--models", "a:x,a:y"])
+    assert info.value.code == 2
+    assert "--models: model name 'a' is given twice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--port", "99999"])
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--layout", "nope"])
+    assert "is not a layout" in capsys.readouterr().err
+
+
+def test_serve_builds_workbench_and_calls_server(good_jsonl, tmp_path, monkeypatch):
+    calls = {}
+
+    def serve(workbench, **kwargs):
+        calls["wb"], calls["kwargs"] = workbench, kwargs
+
+    monkeypatch.setitem(sys.modules, "promptlit.server", pytypes.SimpleNamespace(serve=serve))
+    # No subcommand means serve.
+    code = cli.main(["--models", "m:fake://ok", "--datasets", f"g:{good_jsonl},sample_prompts",
+                     "--port", "8081", "--auth", "ann:pw", "--max-examples", "1",
+                     "--cache-dir", str(tmp_path / "c"), "--layout", "lm", "--demo-mode"])
+    assert code == 0
+    wb = calls["wb"]
+    assert list(wb.models) == ["m"] and list(wb.datasets) == ["g", "sample_prompts"]
+    assert len(wb.datasets["sample_prompts"]) == 1
+    assert wb.cache_dir == tmp_path / "c" and wb.default_layout == "lm"
+    assert calls["kwargs"] == {"host": "127.0.0.1", "port": 8081, "share": False,
+                               "auth": [("ann", "pw")], "page_title": "promptlit",
+                               "demo_mode": True, "default_layout": "lm"}
+
+
+def test_salience_prints_top_segments(good_jsonl, capsys):
+    code = cli.main(["salience", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}",
+                     "--example", "0", "--method", "grad_l2", "--granularity", "words",
+                     "--top", "2"])
+    assert code == 0
+    out = capsys.readouterr().out.splitlines()
+    # FakeLM answers " ok 14"; each response token scores prompt word j as j + 1 (2 tokens).
+    assert out[1] == "prompt:   One two three."
+    assert out[2] == "response: ok 14"
+    assert out[4] == "  1.     6.0000  [8:14]  'three.'"
+    assert out[5] == "  2.     4.0000  [4:7]  'two'"
+    with pytest.raises(SystemExit):
+        cli.main(["salience", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}",
+                  "--example", "5"])
+
+
+def test_python_dash_m_help():
+    result = subprocess.run([sys.executable, "-m", "promptlit", "--help"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and "{serve,validate,salience}" in result.stdout
