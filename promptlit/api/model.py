@@ -272,7 +272,7 @@ class ModelWrapper(Model):
 
 
 def model_config(model: Model) -> dict[str, Any]:
-    """What identifies a model's behaviour for caching: class, description, `cache_config()`.
+    """What identifies a model's behaviour for caching: class, description, handle, `cache_config()`.
 
     Models whose outputs depend on settings not visible in their description (weights on disk,
     sampler, max length) should define `cache_config() -> JsonDict` so that a change in those
@@ -283,6 +283,10 @@ def model_config(model: Model) -> dict[str, Any]:
         "class": f"{type(inner).__module__}.{type(inner).__qualname__}",
         "description": inner.description(),
     }
+    for attr in ("handle", "preset"):  # where the weights came from, when the model says
+        value = getattr(inner, attr, None)
+        if isinstance(value, str):
+            config[attr] = value
     extra = getattr(inner, "cache_config", None)
     if callable(extra):
         config["cache_config"] = extra()
