@@ -63,6 +63,13 @@ class LMForward:
             output (before any scale or position embedding).
         logits: `(params, embeddings<float>[B, N, D], padding_mask<bool>[B, N]) -> <float>[B, N, V]`,
             the rest of the model; `logits[:, p]` predicts token `p + 1`.
+        hidden: optional `(params, embeddings<float>[B, N, D], padding_mask<bool>[B, N]) ->
+            <float>[B, N, H]`, the part of `logits` before a *position-wise* head, so that
+            `logits(p, e, m) == head(p, hidden(p, e, m))`. Kernels use the split to keep
+            vocabulary-sized arrays out of batched backward passes. When None, kernels treat
+            `logits` as `hidden` and the head as the identity (correct, but memory-hungry).
+        head: optional `(params, hidden<float>[B, N, H]) -> <float>[B, N, V]`, applied to each
+            position independently (here: final-logit soft-cap included).
         name: the CausalLM class name, for messages.
         cache: per-instance store for compiled kernels (filled by `promptlit.salience.kernels`);
             identity-hashed (`eq=False`), so compiled functions live exactly as long as this object.
@@ -71,6 +78,8 @@ class LMForward:
     params: Any
     embed: Callable[..., Any]
     logits: Callable[..., Any]
+    hidden: Callable[..., Any] | None = None
+    head: Callable[..., Any] | None = None
     name: str = ""
     cache: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)
 
@@ -181,10 +190,21 @@ def lm_forward(causal_lm: Any) -> LMForward:
         with _scope(p):
             return token_embedding(jnp.asarray(token_ids, "int32"))
 
+    def hidden(p: Any, embeddings: Any, padding_mask: Any) -> Any:
+        """`(<float>[B, N, D], <bool>[B, N]) -> <float>[B, N, D]`: final (normed) hidden states."""
+        with _scope(p):
+            mask = jnp.asarray(padding_mask).astype("int32")
+            return body([jnp.asarray(embeddings), mask], training=False)
+
+    def head(p: Any, hidden_states: Any) -> Any:
+        """`<float>[B, N, D] -> <float>[B, N, V]`: the LM head (reverse embedding + soft-cap)."""
+        with _scope(p):
+            return token_embedding(hidden_states, reverse=True)
+
     def logits(p: Any, embeddings: Any, padding_mask: Any) -> Any:
         """`(<float>[B, N, D], <bool>[B, N]) -> <float>[B, N, V]`: the model after its embeddings."""
-        with _scope(p):
-            hidden = body([embeddings, jnp.asarray(padding_mask).astype("int32")], training=False)
-            return token_embedding(hidden, reverse=True)
+        return head(p, hidden(p, embeddings, padding_mask))
 
-    return LMForward(params=params, embed=embed, logits=logits, name=class_name)
+    return LMForward(
+        params=params, embed=embed, logits=logits, hidden=hidden, head=head, name=class_name
+    )

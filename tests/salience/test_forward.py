@@ -32,8 +32,13 @@ def _perturb(model: Any, seed: int) -> None:
 
 def _gemma() -> Any:
     bb = keras_hub.models.GemmaBackbone(
-        vocabulary_size=VOCAB, num_layers=2, num_query_heads=2, num_key_value_heads=1,
-        hidden_dim=16, intermediate_dim=32, head_dim=8,
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
+        head_dim=8,
     )
     return keras_hub.models.GemmaCausalLM(backbone=bb, preprocessor=None)
 
@@ -42,26 +47,48 @@ def _gemma2() -> Any:
     # Gemma 2 = GemmaBackbone with soft-caps, post-norms and alternating sliding-window layers;
     # a small window and small caps so that all of them change the result at N=12.
     bb = keras_hub.models.GemmaBackbone(
-        vocabulary_size=VOCAB, num_layers=2, num_query_heads=2, num_key_value_heads=1,
-        hidden_dim=16, intermediate_dim=32, head_dim=8, query_head_dim_normalize=False,
-        use_post_ffw_norm=True, use_post_attention_norm=True, attention_logit_soft_cap=2.0,
-        final_logit_soft_cap=1.5, use_sliding_window_attention=True, sliding_window_size=4,
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
+        head_dim=8,
+        query_head_dim_normalize=False,
+        use_post_ffw_norm=True,
+        use_post_attention_norm=True,
+        attention_logit_soft_cap=2.0,
+        final_logit_soft_cap=1.5,
+        use_sliding_window_attention=True,
+        sliding_window_size=4,
     )
     return keras_hub.models.GemmaCausalLM(backbone=bb, preprocessor=None)
 
 
 def _gemma3() -> Any:
     bb = keras_hub.models.Gemma3Backbone(
-        vocabulary_size=VOCAB, image_size=16, num_layers=2, num_query_heads=2,
-        num_key_value_heads=1, hidden_dim=16, intermediate_dim=32, head_dim=8,
-        use_sliding_window_attention=True, sliding_window_size=4, vision_encoder=None,
+        vocabulary_size=VOCAB,
+        image_size=16,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
+        head_dim=8,
+        use_sliding_window_attention=True,
+        sliding_window_size=4,
+        vision_encoder=None,
     )
     return keras_hub.models.Gemma3CausalLM(backbone=bb, preprocessor=None)
 
 
 def _gpt2() -> Any:
     bb = keras_hub.models.GPT2Backbone(
-        vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
         max_sequence_length=64,
     )
     return keras_hub.models.GPT2CausalLM(backbone=bb, preprocessor=None)
@@ -69,31 +96,49 @@ def _gpt2() -> Any:
 
 def _llama() -> Any:
     bb = keras_hub.models.LlamaBackbone(
-        vocabulary_size=VOCAB, num_layers=2, num_query_heads=2, num_key_value_heads=1,
-        hidden_dim=16, intermediate_dim=32,
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
     )
     return keras_hub.models.LlamaCausalLM(backbone=bb, preprocessor=None)
 
 
 def _mistral() -> Any:
     bb = keras_hub.models.MistralBackbone(
-        vocabulary_size=VOCAB, num_layers=2, num_query_heads=2, num_key_value_heads=1,
-        hidden_dim=16, intermediate_dim=32, sliding_window=4,
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
+        sliding_window=4,
     )
     return keras_hub.models.MistralCausalLM(backbone=bb, preprocessor=None)
 
 
 def _qwen() -> Any:
     bb = keras_hub.models.QwenBackbone(
-        vocabulary_size=VOCAB, num_layers=2, num_query_heads=2, num_key_value_heads=1,
-        hidden_dim=16, intermediate_dim=32,
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
     )
     return keras_hub.models.QwenCausalLM(backbone=bb, preprocessor=None)
 
 
 BUILDERS: dict[str, Callable[[], Any]] = {
-    "gemma": _gemma, "gemma2": _gemma2, "gemma3": _gemma3, "gpt2": _gpt2, "llama": _llama,
-    "mistral": _mistral, "qwen": _qwen,
+    "gemma": _gemma,
+    "gemma2": _gemma2,
+    "gemma3": _gemma3,
+    "gpt2": _gpt2,
+    "llama": _llama,
+    "mistral": _mistral,
+    "qwen": _qwen,
 }
 
 

@@ -1,0 +1,500 @@
+"""JAX salience kernels for causal LMs: span salience, the full target x source matrix, log-probs.
+
+Conventions (shared by every function here):
+
+* **Next-token scoring.** Token `p` (a *target*) is scored by the model's prediction at `p - 1`:
+  `lp[p] = log_softmax(logits[p - 1])[token_ids[p]]`. Position 0 has no prediction and cannot be a
+  target; `sequence_log_probs` reports 0.0 there.
+* **Attribution point.** Gradients are taken with respect to the *token-embedding output*
+  `e = fwd.embed(params, token_ids)`, `<float>[N, D]` (before Gemma's scale, before GPT-2's
+  position embeddings). With `g_j = d f / d e_j` for a scalar objective `f`:
+
+  - `grad_l2[j] = ||g_j||_2` (unsigned),
+  - `grad_dot_input[j] = <g_j, e_j>` (signed),
+  - `integrated_gradients[j] = <e_j - b_j, (1/m) * sum_k g_j(b + alpha_k (e - b))>` (signed) with
+    the **Riemann midpoint rule** `alpha_k = (k + 1/2) / m`, `k = 0..m-1`, and baseline `b`
+    (zero embeddings by default). Completeness: `sum_j IG_j ~ f(e) - f(b)`, with an
+    O(1/m^2) error for smooth paths.
+
+* **Span salience** uses `f = sum_{p in span} lp[p]` (log-prob of the whole span); the **matrix**
+  has one row per target `t` with `f = lp[t]`. Grad.Input and IG are linear in `f`, so a span's
+  Grad.Input / IG equals the sum of its matrix rows; Grad L2 is not (it is a norm).
+
+Efficiency: the model is split as `logits = head(hidden(e))` with a position-wise head (see
+`LMForward`). One forward of `hidden` is linearised with `jax.vjp`; the head's gradient for every
+position comes from one cheap head VJP (`lp[p]` depends on `hidden[p - 1]` only), and each target's
+cotangent on `hidden` is a single row. The body's VJP is then `vmap`-ed over chunks of targets
+inside one compiled `fori_loop` with a dynamic trip count. IG batches its alpha steps along the
+batch axis (chunks of `ig_batch_size`), inside the same compiled call as the plain gradient.
+
+Shapes are padded to length buckets (`bucket_length`) with a padding mask, so each function
+compiles once per (model, bucket); compiled functions are cached on the `LMForward` instance.
+Results are unpadded numpy arrays, float32 (float64 when `jax_enable_x64` is on).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from promptlit.salience.forward import LMForward
+
+METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input", "integrated_gradients")
+SIGNED: dict[str, bool] = {"grad_l2": False, "grad_dot_input": True, "integrated_gradients": True}
+MIN_BUCKET = 32
+
+
+def bucket_length(n: int) -> int:
+    """The padded length used for a sequence of `n` tokens.
+
+    Powers of two from 32 up to 256, then multiples of 128 (so at most ~1/3 padding for long
+    prompts and few distinct compiled shapes: 32, 64, 128, 256, 384, 512, 640, ...).
+    """
+    if n <= 0:
+        raise ValueError(f"bucket_length: need at least 1 token, got {n}.")
+    if n <= 256:
+        return max(MIN_BUCKET, 1 << (n - 1).bit_length())
+    return -(-n // 128) * 128
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _out_dtype() -> Any:
+    return np.float64 if jax.config.jax_enable_x64 else np.float32
+
+
+def _check_methods(methods: Sequence[str], where: str) -> tuple[str, ...]:
+    if isinstance(methods, str):
+        methods = (methods,)
+    methods = tuple(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(
+            f"{where}: unknown salience method(s) {unknown or '(none given)'}; "
+            f"choose from {list(METHODS)}."
+        )
+    return methods
+
+
+def _check_ids(token_ids: Any, where: str) -> np.ndarray:
+    ids = np.asarray(token_ids)
+    if ids.ndim != 1 or ids.size < 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(
+            f"{where}: token_ids must be a 1-D integer array of at least 2 tokens (one sequence, "
+            f"prompt + response), got shape {ids.shape} dtype {ids.dtype}."
+        )
+    return ids.astype(np.int32)
+
+
+def _pad(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = ids.shape[0]
+    nb = bucket_length(n)
+    padded = np.zeros((nb,), np.int32)
+    padded[:n] = ids
+    mask = np.zeros((nb,), bool)
+    mask[:n] = True
+    return padded, mask
+
+
+def _split(fwd: LMForward) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """(hidden, head) with `logits == head(hidden)`; identity head if the split is unknown."""
+    if fwd.hidden is not None and fwd.head is not None:
+        return fwd.hidden, fwd.head
+    return fwd.logits, lambda params, h: h
+
+
+def _token_log_probs(logits: Any, ids: Any) -> Any:
+    """`<float>[..., N, V], <int>[..., N] -> <float>[..., N]`; entry p scores ids[p] at p - 1."""
+    logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+    lsm = jax.nn.log_softmax(logits[..., :-1, :], axis=-1)
+    lp = jnp.take_along_axis(lsm, ids[..., 1:, None], axis=-1)[..., 0]
+    zeros = jnp.zeros(lp.shape[:-1] + (1,), lp.dtype)
+    return jnp.concatenate([zeros, lp], axis=-1)
+
+
+def _head_grads(head: Callable[..., Any], params: Any, hidden: Any, ids: Any) -> tuple[Any, Any]:
+    """Per-position log-probs and their gradients w.r.t. the hidden state that predicts them.
+
+    Args:
+        hidden: `<float>[N, H]` (one sequence). ids: `<int>[N]`.
+
+    Returns:
+        `(lp<float>[N], dh<float>[N, H])` with `dh[p - 1] = d lp[p] / d hidden[p - 1]` and
+        `dh[N - 1] = 0`. Exact because the head is position-wise.
+    """
+
+    def lp_fn(h: Any) -> Any:
+        return _token_log_probs(head(params, h[None])[0], ids)
+
+    lp, vjp = jax.vjp(lp_fn, hidden)
+    (dh,) = vjp(jnp.ones_like(lp))
+    return lp, dh
+
+
+def _shift_weights(target_weights: Any) -> Any:
+    """Moves per-target weights `<float>[N]` (at p) onto predicting positions (p - 1)."""
+    return jnp.concatenate([target_weights[1:], jnp.zeros((1,), target_weights.dtype)])
+
+
+def _features(g: Any, e: Any, methods: tuple[str, ...]) -> dict[str, Any]:
+    """`g, e: <float>[..., N, D]` -> {method: <float>[..., N]} for the gradient methods."""
+    out = {}
+    g32 = g.astype(jnp.promote_types(g.dtype, jnp.float32))
+    if "grad_l2" in methods:
+        out["grad_l2"] = jnp.sqrt(jnp.sum(g32 * g32, axis=-1))
+    if "grad_dot_input" in methods:
+        out["grad_dot_input"] = jnp.sum(g32 * e.astype(g32.dtype), axis=-1)
+    return out
+
+
+def _alpha_chunks(ig_steps: int, ig_batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Midpoint alphas `<float>[C, A]` and weights `<float>[C, A]` (1/m, 0 for padding)."""
+    a = max(1, min(ig_batch_size, ig_steps))
+    n_chunks = -(-ig_steps // a)
+    alphas = np.zeros((n_chunks * a,), np.float64)
+    weights = np.zeros((n_chunks * a,), np.float64)
+    alphas[:ig_steps] = (np.arange(ig_steps) + 0.5) / ig_steps
+    weights[:ig_steps] = 1.0 / ig_steps
+    return alphas.reshape(n_chunks, a), weights.reshape(n_chunks, a)
+
+
+def _baseline(fwd: LMForward, params: Any, ids: Any, e: Any, kind: Any) -> Any:
+    if kind == "zero":
+        return jnp.zeros_like(e)
+    return fwd.embed(params, jnp.full(ids.shape, kind, jnp.int32)[None])[0].astype(e.dtype)
+
+
+def _check_baseline(ig_baseline: Any, where: str) -> Any:
+    if ig_baseline == "zero" or (isinstance(ig_baseline, int | np.integer) and ig_baseline >= 0):
+        return ig_baseline if ig_baseline == "zero" else int(ig_baseline)
+    raise ValueError(
+        f"{where}: ig_baseline must be 'zero' (all-zero embeddings) or a token id (e.g. the pad "
+        f"token) whose embedding fills every position; got {ig_baseline!r}."
+    )
+
+
+def _cached(fwd: LMForward, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    fn = fwd.cache.get(key)
+    if fn is None:
+        fn = fwd.cache[key] = build()
+    return fn
+
+
+# ----------------------------------------------------------------------------- sequence_log_probs
+
+
+def sequence_log_probs(fwd: LMForward, token_ids: Any) -> np.ndarray:
+    """Log-probability of every token given the tokens before it.
+
+    Args:
+        fwd: from `lm_forward(causal_lm)`.
+        token_ids: `<int>[N]`, one sequence.
+
+    Returns:
+        `<float>[N]`: `log p(token_p | tokens_<p)`; entry 0 is 0.0 (nothing predicts it).
+    """
+    ids = _check_ids(token_ids, "sequence_log_probs")
+    padded, mask = _pad(ids)
+
+    def build() -> Any:
+        @jax.jit
+        def run(params: Any, ids: Any, mask: Any) -> Any:
+            e = fwd.embed(params, ids[None])
+            return _token_log_probs(fwd.logits(params, e, mask[None])[0], ids)
+
+        return run
+
+    run = _cached(fwd, ("sequence_log_probs",), build)
+    lp = run(fwd.params, padded, mask)
+    return np.asarray(lp, _out_dtype())[: ids.shape[0]]
+
+
+# ----------------------------------------------------------------------------- span_salience
+
+
+def _span_fn(
+    fwd: LMForward, methods: tuple[str, ...], ig_steps: int, ig_batch_size: int, baseline: Any
+) -> Callable[..., Any]:
+    hidden_fn, head_fn = _split(fwd)
+    use_ig = "integrated_gradients" in methods
+    alphas_np, weights_np = _alpha_chunks(ig_steps, ig_batch_size) if use_ig else (None, None)
+
+    @jax.jit
+    def run(params: Any, ids: Any, mask: Any, tmask: Any) -> dict[str, Any]:
+        e = fwd.embed(params, ids[None])[0]  # [N, D]
+        w = _shift_weights(tmask.astype(jnp.float32))  # [N] weight of each predicting position
+
+        def body(x: Any) -> Any:  # [B, N, D] -> [B, N, H]
+            return hidden_fn(params, x, jnp.broadcast_to(mask, x.shape[:2]))
+
+        h, body_vjp = jax.vjp(body, e[None])
+        lp, dh = _head_grads(head_fn, params, h[0], ids)
+        (g,) = body_vjp((dh * w[:, None].astype(dh.dtype))[None])
+        out = _features(g[0], e, methods)
+        out["log_prob"] = jnp.sum(lp * tmask)
+
+        if use_ig:
+            b = _baseline(fwd, params, ids, e, baseline)
+            diff = e - b
+            alphas = jnp.asarray(alphas_np, e.dtype)
+            weights = jnp.asarray(weights_np, jnp.promote_types(e.dtype, jnp.float32))
+
+            def step(acc: Any, chunk: tuple[Any, Any]) -> tuple[Any, None]:
+                a, wa = chunk  # [A], [A]
+                x = b[None] + a[:, None, None] * diff[None]  # [A, N, D]
+                hx, vjp_x = jax.vjp(body, x)
+                _, dhx = jax.lax.map(lambda hh: _head_grads(head_fn, params, hh, ids), hx)
+                (gx,) = vjp_x(dhx * w[None, :, None].astype(dhx.dtype))
+                gx = gx.astype(acc.dtype)
+                return acc + jnp.einsum("a,and->nd", wa, gx), None
+
+            acc0 = jnp.zeros(e.shape, weights.dtype)
+            gbar, _ = jax.lax.scan(step, acc0, (alphas, weights))
+            out["integrated_gradients"] = jnp.sum(gbar * diff.astype(gbar.dtype), axis=-1)
+        return out
+
+    return run
+
+
+def span_salience(
+    fwd: LMForward,
+    token_ids: Any,
+    target_mask: Any,
+    *,
+    methods: Sequence[str] = METHODS,
+    ig_steps: int = 32,
+    ig_baseline: str | int = "zero",
+    ig_batch_size: int = 8,
+) -> dict[str, np.ndarray]:
+    """Salience of every token for the log-probability of a chosen target span.
+
+    One compiled call computes all requested methods: a single forward + backward for Grad L2 and
+    Grad.Input, and, for IG, `ig_steps` gradient evaluations batched `ig_batch_size` at a time.
+
+    Args:
+        fwd: from `lm_forward(causal_lm)`.
+        token_ids: `<int>[N]`, prompt + response tokens of one sequence.
+        target_mask: `<bool>[N]`, True for the target tokens (the span); position 0 cannot be a
+            target (nothing predicts it).
+        methods: any of `METHODS` ("grad_l2", "grad_dot_input", "integrated_gradients").
+        ig_steps: number `m` of midpoint-rule steps for IG (alpha_k = (k + 1/2) / m).
+        ig_baseline: "zero" (all-zero embeddings) or a token id whose embedding fills every
+            position.
+        ig_batch_size: alpha steps evaluated per batched forward/backward (memory vs speed).
+
+    Returns:
+        `{method: <float>[N]}` for each requested method (scores for every token, target tokens
+        included), plus `"log_prob"`: a 0-d array, `log p(span | rest)` = sum of the span's
+        token log-probs.
+    """
+    where = "span_salience"
+    methods = _check_methods(methods, where)
+    ids = _check_ids(token_ids, where)
+    tmask = np.asarray(target_mask, bool)
+    if tmask.shape != ids.shape:
+        raise ValueError(
+            f"{where}: target_mask has shape {tmask.shape}, token_ids has {ids.shape}; "
+            "they must match (one flag per token)."
+        )
+    if tmask[0]:
+        raise ValueError(
+            f"{where}: target_mask[0] is True, but the first token has no prediction to score "
+            "(next-token convention); start the span at position >= 1."
+        )
+    if not tmask.any():
+        raise ValueError(f"{where}: target_mask selects no token; mark the span's tokens True.")
+    use_ig = "integrated_gradients" in methods
+    if use_ig and ig_steps < 1:
+        raise ValueError(
+            f"{where}: ig_steps must be >= 1 for integrated_gradients, got {ig_steps}."
+        )
+    baseline = _check_baseline(ig_baseline, where)
+    padded, mask = _pad(ids)
+    tpad = np.zeros_like(mask)
+    tpad[: ids.shape[0]] = tmask
+    key = ("span", methods, ig_steps if use_ig else 0, ig_batch_size if use_ig else 0, baseline)
+    run = _cached(
+        fwd, key, functools.partial(_span_fn, fwd, methods, ig_steps, ig_batch_size, baseline)
+    )
+    out = run(fwd.params, padded, mask, tpad)
+    n = ids.shape[0]
+    dtype = _out_dtype()
+    result = {m: np.asarray(out[m], dtype)[:n] for m in methods}
+    result["log_prob"] = np.asarray(out["log_prob"], dtype)
+    return result
+
+
+# ----------------------------------------------------------------------------- salience_matrix
+
+
+def _matrix_fn(
+    fwd: LMForward,
+    methods: tuple[str, ...],
+    chunk: int,
+    ig_steps: int,
+    ig_batch_size: int,
+    baseline: Any,
+) -> Callable[..., Any]:
+    hidden_fn, head_fn = _split(fwd)
+    grad_methods = tuple(m for m in methods if m != "integrated_gradients")
+    use_ig = "integrated_gradients" in methods
+    alphas_np, weights_np = _alpha_chunks(ig_steps, ig_batch_size) if use_ig else (None, None)
+    ig_chunk = max(1, chunk // max(1, min(ig_batch_size, ig_steps))) if use_ig else 1
+
+    def one_hot_rows(dh: Any, idx: Any) -> Any:
+        """Cotangents `<float>[C, ..., N, H]`: for target idx[c] only row idx[c] - 1 is set."""
+        n = dh.shape[-2]
+        pred = idx - 1  # [C]; -1 for padding rows
+        sel = (jnp.arange(n)[None, :] == pred[:, None]) & (pred[:, None] >= 0)  # [C, N]
+        sel = sel.astype(dh.dtype)
+        if dh.ndim == 2:  # [N, H]
+            return sel[:, :, None] * dh[None]
+        return sel[:, None, :, None] * dh[None]  # dh [A, N, H] -> [C, A, N, H]
+
+    @jax.jit
+    def run(params: Any, ids: Any, mask: Any, targets: Any, n_targets: Any) -> dict[str, Any]:
+        e = fwd.embed(params, ids[None])[0]  # [N, D]
+        n = ids.shape[0]
+        n_targets = n_targets.astype(jnp.int32)
+        n_chunks = (n_targets + chunk - 1) // chunk
+
+        def body(x: Any) -> Any:
+            return hidden_fn(params, x, jnp.broadcast_to(mask, x.shape[:2]))
+
+        out: dict[str, Any] = {}
+        if grad_methods:
+            h, body_vjp = jax.vjp(body, e[None])
+            _, dh = _head_grads(head_fn, params, h[0], ids)
+
+            def row_block(c: Any, acc: dict[str, Any]) -> dict[str, Any]:
+                start = (c * chunk).astype(jnp.int32)
+                idx = jax.lax.dynamic_slice(targets, (start,), (chunk,))
+                cot = one_hot_rows(dh, idx)  # [C, N, H]
+                (g,) = jax.vmap(lambda ct: body_vjp(ct[None]))(cot)  # [C, 1, N, D]
+                feats = _features(g[:, 0], e[None], grad_methods)
+                zero = jnp.zeros((), jnp.int32)
+                return {
+                    m: jax.lax.dynamic_update_slice(
+                        acc[m], feats[m].astype(acc[m].dtype), (start, zero)
+                    )
+                    for m in grad_methods
+                }
+
+            f_dtype = jnp.promote_types(e.dtype, jnp.float32)
+            acc0 = {m: jnp.zeros((n + chunk, n), f_dtype) for m in grad_methods}
+            out.update(jax.lax.fori_loop(0, n_chunks, row_block, acc0))
+
+        if use_ig:
+            b = _baseline(fwd, params, ids, e, baseline)
+            diff = e - b
+            alphas = jnp.asarray(alphas_np, e.dtype)
+            weights = jnp.asarray(weights_np, jnp.promote_types(e.dtype, jnp.float32))
+            n_ig_chunks = (n_targets + ig_chunk - 1) // ig_chunk
+
+            def alpha_step(acc: Any, a_chunk: tuple[Any, Any]) -> tuple[Any, None]:
+                a, wa = a_chunk
+                x = b[None] + a[:, None, None] * diff[None]  # [A, N, D]
+                hx, vjp_x = jax.vjp(body, x)
+                _, dhx = jax.lax.map(lambda hh: _head_grads(head_fn, params, hh, ids), hx)
+
+                def row_block(c: Any, acc_in: Any) -> Any:
+                    start = (c * ig_chunk).astype(jnp.int32)
+                    zero = jnp.zeros((), jnp.int32)
+                    idx = jax.lax.dynamic_slice(targets, (start,), (ig_chunk,))
+                    cot = one_hot_rows(dhx, idx)  # [C, A, N, H]
+                    (g,) = jax.vmap(vjp_x)(cot)  # [C, A, N, D]
+                    g = g.astype(acc_in.dtype)
+                    rows = jnp.einsum("cand,a,nd->cn", g, wa, diff.astype(acc_in.dtype))
+                    cur = jax.lax.dynamic_slice(acc_in, (start, zero), (ig_chunk, n))
+                    return jax.lax.dynamic_update_slice(acc_in, cur + rows, (start, zero))
+
+                return jax.lax.fori_loop(0, n_ig_chunks, row_block, acc), None
+
+            acc0 = jnp.zeros((n + ig_chunk, n), weights.dtype)
+            ig, _ = jax.lax.scan(alpha_step, acc0, (alphas, weights))
+            out["integrated_gradients"] = ig
+        return out
+
+    return run
+
+
+def salience_matrix(
+    fwd: LMForward,
+    token_ids: Any,
+    target_positions: Any,
+    *,
+    methods: Sequence[str] = ("grad_l2", "grad_dot_input"),
+    ig_steps: int = 0,
+    chunk_size: int = 32,
+    ig_baseline: str | int = "zero",
+    ig_batch_size: int = 4,
+) -> dict[str, np.ndarray]:
+    """The full target x source salience matrix in one compiled call.
+
+    Row `t` holds the salience of every token for `lp[target_positions[t]]` (the log-prob of that
+    single target token). One forward pass is linearised (`jax.vjp`) and its VJP is `vmap`-ed over
+    one-hot cotangents, `chunk_size` targets at a time, so the cost is about one forward plus one
+    backward per target and the memory is bounded by the chunk.
+
+    Args:
+        fwd: from `lm_forward(causal_lm)`.
+        token_ids: `<int>[N]`, one sequence.
+        target_positions: `<int>[T]`, positions in `[1, N)` to explain (usually the response
+            tokens `range(num_prompt_tokens, N)`).
+        methods: subset of `METHODS`; "integrated_gradients" needs `ig_steps >= 1`.
+        ig_steps: midpoint-rule steps for the IG matrix (alpha steps batched `ig_batch_size` at a
+            time; cost ~ `ig_steps` x the gradient matrix).
+        chunk_size: targets per vmapped VJP (memory ~ chunk_size backward passes).
+        ig_baseline: "zero" or a token id (see `span_salience`).
+        ig_batch_size: alpha steps per batched forward for the IG matrix.
+
+    Returns:
+        `{method: <float>[T, N]}` for each requested method.
+    """
+    where = "salience_matrix"
+    methods = _check_methods(methods, where)
+    ids = _check_ids(token_ids, where)
+    n = ids.shape[0]
+    targets = np.asarray(target_positions)
+    if targets.ndim != 1 or not np.issubdtype(targets.dtype, np.integer):
+        raise ValueError(
+            f"{where}: target_positions must be a 1-D integer array, got shape {targets.shape} "
+            f"dtype {targets.dtype}."
+        )
+    bad = targets[(targets < 1) | (targets >= n)]
+    if bad.size:
+        raise ValueError(
+            f"{where}: target positions {bad.tolist()[:5]} are outside [1, {n}) (position 0 has no "
+            "prediction; positions must index token_ids)."
+        )
+    use_ig = "integrated_gradients" in methods
+    if use_ig and ig_steps < 1:
+        raise ValueError(
+            f"{where}: 'integrated_gradients' requested with ig_steps={ig_steps}; pass ig_steps>=1."
+        )
+    if chunk_size < 1:
+        raise ValueError(f"{where}: chunk_size must be >= 1, got {chunk_size}.")
+    baseline = _check_baseline(ig_baseline, where)
+    t = targets.shape[0]
+    if t == 0:
+        return {m: np.zeros((0, n), _out_dtype()) for m in methods}
+    padded, mask = _pad(ids)
+    nb = padded.shape[0]
+    chunk = min(chunk_size, nb)
+    tpad = np.zeros((nb + chunk,), np.int32)  # room for a full last chunk
+    tpad[:t] = targets
+    key = ("matrix", methods, chunk, ig_steps if use_ig else 0, ig_batch_size, baseline)
+    run = _cached(
+        fwd,
+        key,
+        functools.partial(_matrix_fn, fwd, methods, chunk, ig_steps, ig_batch_size, baseline),
+    )
+    out = run(fwd.params, padded, mask, tpad, np.int32(t))
+    dtype = _out_dtype()
+    return {m: np.asarray(out[m], dtype)[:t, :n] for m in methods}
