@@ -1,0 +1,612 @@
+"""Build ``presets/tiny_lm``: a tiny Gemma-architecture causal LM trained from scratch, offline.
+
+Why: promptlit's tests, demos and UI need a real keras-hub ``CausalLM`` that loads without network
+and whose completions follow the formats of ``datasets/sample_prompts.jsonl`` (menu few-shot prompts,
+worked arithmetic, headlines, principle-guided answers, lists) and that copies earlier tokens
+(induction), so that sequence salience has something meaningful to explain.
+
+What it does (all seeded, so a rebuild gives the same data, tokenizer and, up to float
+non-determinism on CPU, the same weights):
+
+1. Builds a training corpus: procedurally generated prompts in the SAME formats as the sample
+   prompts (see the ``gen_*`` functions), copy / induction sequences, and generic English text
+   taken from the docstrings of Python's standard library (shipped with the interpreter; no hub).
+   The shipped sample prompts are used to train the tokenizer only, never as LM training data, so
+   the quality checks on them measure generalisation.
+2. Trains a SentencePiece unigram tokenizer (vocab 2048, byte fallback, digits split, ``\\n`` as a
+   piece, identity normalisation, no dummy prefix => exact round trips) with Gemma's special tokens
+   ``<pad>``=0, ``<bos>``=1, ``<eos>``=2, ``<unk>``=3.
+3. Trains ``GemmaBackbone`` (4 layers, hidden 160, 4 heads x 40, MHA, GeGLU 640) with
+   ``GemmaCausalLM.fit`` on JAX: documents are ``<bos> text <eos>``, packed into windows of 320
+   tokens, AdamW with warm-up + cosine decay.
+4. Saves with ``causal_lm.save_to_preset("presets/tiny_lm")`` and prints greedy completions of a few
+   sample prompts.
+
+The menu prompts teach the lesson the demo is about: in every synthetic menu prompt the query's
+``Recommendation:`` is COPIED from the few-shot example of the same kind (an example whose
+analysis says "which you dislike" vs. "which you like"), and in half the prompts the disliked
+example is (wrongly) recommended. So the model learns to follow its few-shot examples, mistakes
+included: on the ``fewshot-mistake`` sample it recommends the conflicting dish, on
+``fewshot-fixed`` it says "Avoid.".
+
+Run time: about 20-25 minutes on 2 shared CPU cores (1200 steps x 16 x 320 tokens). Usage::
+
+    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py [--steps 1200] [--out presets/tiny_lm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_PROMPTS = REPO / "datasets" / "sample_prompts.jsonl"
+
+SEED = 1234
+VOCAB_SIZE = 2048
+SEQ_LEN = 320
+BATCH_SIZE = 16
+MODEL_CONFIG = dict(
+    vocabulary_size=VOCAB_SIZE,
+    num_layers=4,
+    num_query_heads=4,
+    num_key_value_heads=4,
+    hidden_dim=160,
+    intermediate_dim=1280,  # GemmaDecoderBlock uses intermediate_dim // 2 = 640 per GeGLU branch
+    head_dim=40,
+)
+
+# --------------------------------------------------------------------------------------------
+# Synthetic prompt generators. Each returns one training document (prompt + completion).
+# --------------------------------------------------------------------------------------------
+
+INGREDIENTS = [
+    "mushrooms", "onions", "garlic", "cheese", "tomatoes", "basil", "lemon", "fish", "pork",
+    "beef", "chicken", "rice", "shrimp", "olives", "peppers", "spinach", "eggs", "tuna", "mango",
+    "coconut", "ginger", "honey", "yogurt", "apples", "cinnamon", "cabbage", "potatoes",
+    "chocolate", "cream", "beans", "corn", "peanuts", "carrots", "lamb", "tofu", "bacon",
+    "pineapple", "avocado", "salmon", "mint", "chili", "butter", "pasta", "lentils", "pumpkin",
+    "walnuts", "strawberries", "duck", "sausage", "cucumber", "broccoli", "squid", "pears",
+]
+BASES = [
+    "Pasta", "Soup", "Salad", "Pizza", "Bread", "Stew", "Curry", "Noodles", "Sandwich", "Pie",
+    "Tacos", "Omelette", "Burger", "Wrap", "Cake", "Risotto", "Toast", "Pancakes", "Dumplings",
+    "Rice bowl", "Casserole", "Tart", "Skewers", "Porridge",
+]
+POSITIVE_RECS = ["You have to try it.", "Order it.", "Go for it.", "A great choice for you.",
+                 "Definitely order it.", "You will love it."]
+NEGATIVE_RECS = ["Avoid.", "Avoid.", "Avoid.", "Skip it.", "Not for you."]
+MENU_HEADER = "Analyze a dish on the menu for a guest and give a recommendation.\n\n"
+
+
+def _menu_item(rng: random.Random, kind: str) -> tuple[str, str, str, str]:
+    """One menu block without its recommendation: (likes, dislikes, dish, analysis)."""
+    pool = rng.sample(INGREDIENTS, 6)
+    likes = pool[: rng.choice([1, 2, 2, 2, 3])]
+    dislikes = pool[3 : 3 + rng.choice([1, 1, 1, 2])]
+    if kind == "conflict":
+        ing = rng.choice(dislikes)
+        analysis = f"It contains {ing}, which you dislike."
+    elif kind == "like":
+        ing = rng.choice(likes)
+        analysis = f"It contains {ing}, which you like."
+    else:  # neutral: an ingredient in neither list
+        ing = pool[5]
+        analysis = "It has nothing you dislike."
+    dish = f"{rng.choice(BASES)} with {ing}"
+    return ", ".join(likes), ", ".join(dislikes), dish, analysis
+
+
+def gen_menu(rng: random.Random) -> str:
+    """Menu few-shot prompt; the query's recommendation copies the analogous example's."""
+    bad_rec = rng.choice(NEGATIVE_RECS) if rng.random() < 0.5 else rng.choice(POSITIVE_RECS)
+    good_rec = rng.choice(POSITIVE_RECS)
+    n = rng.choice([2, 2, 3, 3, 3, 4])
+    kinds = ["conflict", rng.choice(["like", "like", "neutral"])]
+    kinds += [rng.choice(["conflict", "like", "like", "neutral"]) for _ in range(n - 2)]
+    if rng.random() < 0.1:  # sometimes only one kind of example is shown
+        kinds = [kinds[0]] * n if rng.random() < 0.5 else [kinds[1]] * n
+    rng.shuffle(kinds)
+    blocks = []
+    for kind in kinds:
+        likes, dislikes, dish, analysis = _menu_item(rng, kind)
+        rec = bad_rec if kind == "conflict" else good_rec
+        blocks.append(f"Taste-likes: {likes}\nTaste-dislikes: {dislikes}\nSuggestion: {dish}\n"
+                      f"Analysis: {analysis}\nRecommendation: {rec}\n")
+    qkind = rng.choice(["conflict", "conflict", "conflict", "like", "like", "neutral"])
+    likes, dislikes, dish, analysis = _menu_item(rng, qkind)
+    if qkind == "conflict":
+        rec = bad_rec if "conflict" in kinds else "Avoid."
+    else:
+        rec = good_rec if set(kinds) - {"conflict"} else "Order it."
+    blocks.append(f"Taste-likes: {likes}\nTaste-dislikes: {dislikes}\nSuggestion: {dish}\n"
+                  f"Analysis: {analysis}\nRecommendation: {rec}")
+    return MENU_HEADER + "\n".join(blocks)
+
+
+NAMES = ["Mia", "Tom", "Ana", "Leo", "Sam", "Kim", "Raj", "Eva", "Zoe", "Max", "Ivy", "Ben",
+         "Lia", "Omar", "Nina", "Hugo", "Ada", "Finn", "Rosa", "Yuki", "Ali", "Jade", "Noah", "Ella"]
+PRONOUNS = {"Mia": "she", "Ana": "she", "Kim": "she", "Eva": "she", "Zoe": "she", "Ivy": "she",
+            "Lia": "she", "Nina": "she", "Ada": "she", "Rosa": "she", "Yuki": "she", "Jade": "she",
+            "Ella": "she"}
+THINGS = ["pens", "apples", "books", "cakes", "coins", "shells", "stamps", "cards", "marbles",
+          "pencils", "cookies", "stickers", "flowers", "eggs", "balls", "toys", "rocks", "cups"]
+CONTAINERS = ["box", "shelf", "basket", "jar", "bag", "drawer", "bowl", "crate"]
+
+
+def _arith_problem(rng: random.Random) -> tuple[str, str]:
+    name, other = rng.sample(NAMES, 2)
+    pron = PRONOUNS.get(name, "he")
+    obj = rng.choice(THINGS)
+    a, b = rng.randint(1, 9), rng.randint(1, 9)
+    form = rng.randrange(3)
+    if form == 0:
+        c = rng.randint(1, a + b)
+        gain = rng.choice(["buys", "finds", "gets", "picks up", "wins"])
+        lose = rng.choice([f"gives {c} {obj} to {other}", f"loses {c} {obj}", f"sells {c} {obj}",
+                           f"eats {c} {obj}", f"gives away {c} {obj}"])
+        q = (f"{name} has {a} {obj}. {pron.capitalize()} {gain} {b} more {obj} and then {lose}. "
+             f"How many {obj} does {pron} have now?")
+        s = a + b
+        steps = f"Step 1: {a} + {b} = {s}.\nStep 2: {s} - {c} = {s - c}.\nAnswer: {s - c}"
+    elif form == 1:
+        a = rng.randint(2, 9)
+        b = rng.randint(1, a)
+        c = rng.randint(1, 9)
+        box = rng.choice(CONTAINERS)
+        where = "on the shelf" if box == "shelf" else f"in the {box}"
+        q = (f"A {box} holds {a} {obj}. {name} takes away {b} {obj} and then puts back {c} {obj}. "
+             f"How many {obj} are {where}?")
+        s = a - b
+        steps = f"Step 1: {a} - {b} = {s}.\nStep 2: {s} + {c} = {s + c}.\nAnswer: {s + c}"
+    else:
+        c = rng.randint(1, a + b)
+        verb, past = rng.choice([("bakes", "bakes"), ("makes", "makes"), ("paints", "paints"),
+                                 ("collects", "collects")])
+        q = (f"{name} {verb} {a} {obj}. {pron.capitalize()} {past} {b} more {obj} and then sells "
+             f"{c} {obj}. How many {obj} does {pron} have?")
+        s = a + b
+        steps = f"Step 1: {a} + {b} = {s}.\nStep 2: {s} - {c} = {s - c}.\nAnswer: {s - c}"
+    return q, steps
+
+
+def gen_arithmetic(rng: random.Random) -> str:
+    """Worked two-step word problems, 1-3 shots, then a query solved in the same format."""
+    shots = [_arith_problem(rng) for _ in range(rng.choice([1, 2, 2, 3]))]
+    q, steps = _arith_problem(rng)
+    body = "\n".join(f"Problem: {p}\n{s}\n" for p, s in shots)
+    return f"Solve each problem step by step.\n\n{body}\nProblem: {q}\n{steps}"
+
+
+PLACE_A = ["Mill", "Lake", "Stone", "Green", "Ridge", "Oak", "Ash", "River", "Fair", "Red",
+           "North", "West", "Pine", "Maple", "Silver", "Clear", "Bright", "Cedar", "Glen", "Wolf"]
+PLACE_B = ["brook", "port", "bridge", "field", "view", "wood", "ford", "ton", "dale", "haven",
+           "hill", "stead", "mouth", "water"]
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+FACILITIES = {
+    "public library": "The building has two floors and a reading room, and many families came to the opening.",
+    "bike path": "The path runs along the river and connects two parks.",
+    "farmers market": "Local growers sold fresh fruit, bread and honey.",
+    "swimming pool": "The pool is open every day and offers free lessons for children.",
+    "museum": "The museum shows old maps, tools and photos of the area.",
+    "bus station": "Buses now leave every ten minutes for the city center.",
+    "community center": "The center has a kitchen, a gym and rooms for clubs.",
+    "skate park": "Young people lined up early to try the new ramps.",
+    "concert hall": "The first concert sold out within an hour.",
+    "city garden": "Volunteers planted trees, herbs and flowers.",
+}
+CONTESTS = ["robotics contest", "science fair", "spelling contest", "chess tournament",
+            "math contest", "debate contest"]
+ANIMALS = ["cat", "dog", "horse", "goat", "owl", "deer"]
+
+
+def _place(rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.7:
+        return rng.choice(PLACE_A) + rng.choice(PLACE_B)
+    if r < 0.85:
+        return f"{rng.choice(PLACE_A)} Valley"
+    return f"Port {rng.choice(PLACE_A)}"
+
+
+def _news(rng: random.Random) -> tuple[str, str]:
+    p, day = _place(rng), rng.choice(DAYS)
+    k = rng.randrange(8)
+    if k == 0:
+        fac = rng.choice(list(FACILITIES))
+        kind = rng.choice(["town", "city", "village"])
+        return (f"The {kind} of {p} opened a new {fac} on {day}. {FACILITIES[fac]}",
+                f"{p} opens new {fac}")
+    if k == 1:
+        n = rng.choice(["two", "three", "four"])
+        return (f"Heavy rain flooded several streets in {p} on {day} night. Officials closed {n} "
+                f"bridges and asked drivers to stay home until the water goes down.",
+                f"Heavy rain floods streets in {p}")
+    if k == 2:
+        return (f"Strong winds knocked down trees across {p} on {day}. Crews worked through the "
+                f"night to clear the roads and restore power.",
+                f"Strong winds knock down trees in {p}")
+    if k == 3:
+        c = rng.choice(CONTESTS)
+        return (f"Students at {p} school won the regional {c} on {day}. The judges praised "
+                f"their hard work and clear ideas.",
+                f"{p} students win {c}")
+    if k == 4:
+        who = rng.choice(["Nurses", "Teachers", "Firefighters", "Librarians", "Bakers"])
+        place = {"Nurses": "hospital", "Teachers": "school", "Firefighters": "station",
+                 "Librarians": "library", "Bakers": "bakery"}[who]
+        return (f"{who} at {p} {place} won a national award on {day}. The judges praised the "
+                f"team for its work with children.",
+                f"{p} {who.lower()} win national award")
+    if k == 5:
+        a = rng.choice(ANIMALS)
+        spot = rng.choice(["tree", "well", "roof", "river", "ditch"])
+        return (f"Firefighters in {p} rescued a {a} from a {spot} on {day}. The {a} was cold "
+                f"but unhurt and went home with its owner.",
+                f"Firefighters rescue {a} in {p}")
+    if k == 6:
+        sport = rng.choice(["football", "hockey", "basketball", "rugby"])
+        return (f"The {p} {sport} team won the league final on {day}. Fans filled the streets "
+                f"to celebrate the first title in ten years.",
+                f"{p} {sport} team wins league final")
+    food = rng.choice(["bread", "milk", "coffee", "rice", "fruit", "fuel"])
+    return (f"Prices of {food} rose sharply in {p} this week. Shop owners said the cost of "
+            f"transport had gone up.",
+            f"{food.capitalize()} prices rise in {p}")
+
+
+def gen_headline(rng: random.Random) -> str:
+    """Headline few-shot prompt: paragraphs followed by a short headline line each."""
+    items = [_news(rng) for _ in range(rng.choice([2, 3, 3, 4]))]
+    body = "\n".join(f"Paragraph: {para}\nHeadline: {head}\n" for para, head in items[:-1])
+    para, head = items[-1]
+    return f"Write a short headline for each news paragraph.\n\n{body}\nParagraph: {para}\nHeadline: {head}"
+
+
+PRINCIPLES = {
+    "honest": "Be honest about what you do not know.",
+    "short": "Keep answers short and clear.",
+    "medical": "Do not give medical advice; suggest a doctor instead.",
+    "kind": "Be kind and polite.",
+    "legal": "Do not give legal advice; suggest a lawyer instead.",
+    "safe": "Never help with anything dangerous.",
+}
+QUESTIONS = [
+    ("medical", "I have had a bad {pain} for a week. What pill should I take?",
+     "I cannot give medical advice. Please talk to a doctor about it."),
+    ("medical", "My {pain} will not go away. Which medicine is best?",
+     "I cannot give medical advice. Please talk to a doctor about it."),
+    ("honest", "How many moons does the planet {alien} have?",
+     "I do not know. I have no information about that planet."),
+    ("honest", "Who was the first king of {alien}?",
+     "I do not know. I have no information about that place."),
+    ("legal", "Can I break my rental contract early without paying?",
+     "I cannot give legal advice. Please ask a lawyer about it."),
+    ("safe", "How do I make a dangerous chemical at home?",
+     "I cannot help with that because it is dangerous."),
+    (None, "How do I keep my plants alive?",
+     "Water them a little every few days and give them plenty of light."),
+    (None, "What is a good way to learn to cook?",
+     "Start with simple recipes and cook a little every day."),
+    (None, "How can I sleep better?",
+     "Go to bed at the same time every night and avoid screens before sleep."),
+    (None, "What should I pack for a picnic?",
+     "Pack sandwiches, fruit, water and a blanket."),
+    (None, "How do I start running?",
+     "Start with short easy runs and rest between them."),
+    (None, "How can I save money each month?",
+     "Write down what you spend and set a small amount aside each week."),
+    (None, "What is a fun game for a rainy day?",
+     "Try a board game or build a puzzle together."),
+    (None, "How do I remember new words?",
+     "Say them out loud and use them in a sentence every day."),
+]
+PAINS = ["headache", "back pain", "cough", "toothache", "stomach ache", "sore throat"]
+ALIENS = ["Zorbax", "Quentara", "Velmor", "Trillis", "Oxandra", "Brellon"]
+
+
+def gen_constitution(rng: random.Random) -> str:
+    """An assistant prompt with numbered guiding principles, then a user turn and the answer."""
+    keys = ["short"] + rng.sample([k for k in PRINCIPLES if k != "short"], rng.randint(1, 3))
+    rng.shuffle(keys)
+    topic, q, a = rng.choice([x for x in QUESTIONS if x[0] is None or x[0] in keys])
+    q = q.format(pain=rng.choice(PAINS), alien=rng.choice(ALIENS))
+    rules = "\n".join(f"{i + 1}. {PRINCIPLES[k]}" for i, k in enumerate(keys))
+    return (f"You are a helpful assistant. Follow these principles:\n{rules}\n\n"
+            f"User: {q}\nAssistant: {a}")
+
+
+LISTS = {
+    "a weekend hike": ["water bottle", "rain jacket", "map", "snacks", "boots", "first aid kit", "compass"],
+    "a beach day": ["towel", "sunscreen", "hat", "sunglasses", "swimsuit", "umbrella", "water"],
+    "a ski trip": ["warm gloves", "ski goggles", "thick socks", "scarf", "helmet", "lip balm"],
+    "a business trip": ["laptop", "charger", "suit", "notebook", "passport", "tickets"],
+    "a camping night": ["tent", "sleeping bag", "flashlight", "matches", "pot", "warm jacket"],
+    "a picnic": ["blanket", "sandwiches", "fruit", "lemonade", "napkins", "plates"],
+}
+TASKS = ["update the plan", "post the job", "call the client", "book the room", "write the report",
+         "fix the website", "order new chairs", "send the invoice", "check the budget",
+         "share the slides"]
+DECISIONS = ["Move the launch to May.", "Hire one more designer.", "Keep the current price.",
+             "Open a second office.", "Start a weekly newsletter.", "Cancel the old project.",
+             "Meet every Friday."]
+RECIPES = {
+    "Tomato soup": (["tomatoes", "onions", "salt"],
+                    ["Chop the tomatoes and onions.", "Cook them in a pot for twenty minutes.",
+                     "Add salt and serve hot."]),
+    "Fruit salad": (["apples", "pears", "honey"],
+                    ["Cut the fruit into small pieces.", "Mix them in a bowl.",
+                     "Add honey and serve cold."]),
+    "Pancakes": (["flour", "eggs", "milk"],
+                 ["Mix the flour, eggs and milk.", "Pour a little batter into a hot pan.",
+                  "Flip once and serve warm."]),
+    "Rice bowl": (["rice", "beans", "corn"],
+                  ["Cook the rice for fifteen minutes.", "Warm the beans and corn.",
+                   "Put everything in a bowl and serve."]),
+}
+ACTIVITIES = ["gym", "groceries", "piano lesson", "call grandma", "read a book", "laundry",
+              "swim", "visit the library", "clean the kitchen", "walk the dog", "study"]
+
+
+def gen_multiline(rng: random.Random) -> str:
+    """Multi-line / multi-paragraph documents: lists, notes, recipes, plans with blank lines."""
+    k = rng.randrange(4)
+    if k == 0:
+        trips = rng.sample(list(LISTS), rng.randint(2, 4))
+        return "\n\n".join(
+            f"Packing list for {t}:\n" + "\n".join(f"- {x}" for x in LISTS[t][: rng.randint(2, 4)])
+            for t in trips)
+    if k == 1:
+        people = rng.sample(NAMES, 3)
+        dec = rng.sample(DECISIONS, rng.randint(1, 3))
+        steps = [f"{p} will {t}." for p, t in zip(people, rng.sample(TASKS, 3), strict=True)]
+        steps = steps[: rng.randint(1, 3)]
+        return ("Meeting notes\n\nAttendees: " + ", ".join(people) + "\n\nDecisions:\n"
+                + "\n".join(f"{i + 1}. {d}" for i, d in enumerate(dec)) + "\n\nNext steps:\n"
+                + "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps)))
+    if k == 2:
+        name = rng.choice(list(RECIPES))
+        ings, steps = RECIPES[name]
+        return (f"Recipe: {name}\n\nIngredients:\n" + "\n".join(f"- {x}" for x in ings)
+                + "\n\nSteps:\n" + "\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps)))
+    days = DAYS[: rng.randint(2, 5)]
+    return "Weekly plan\n\n" + "\n\n".join(
+        f"{d}:\n" + "\n".join(f"- {a}" for a in rng.sample(ACTIVITIES, rng.randint(1, 3)))
+        for d in days)
+
+
+def gen_copy(rng: random.Random, words: list[str]) -> str:
+    """Induction data: a random word sequence followed by (part of) its exact repetition."""
+    n = rng.randint(4, 12)
+    seq = rng.sample(words, n)
+    k = rng.random()
+    if k < 0.5:
+        return f"Repeat the list.\nList: {' '.join(seq)}\nAgain: {' '.join(seq)}"
+    if k < 0.8:
+        return " ".join(seq) + "\n" + " ".join(seq) + ("\n" + " ".join(seq) if rng.random() < 0.3 else "")
+    # random word salad with a repeated span inside
+    pre = rng.sample(words, rng.randint(3, 10))
+    mid = rng.sample(words, rng.randint(2, 6))
+    return " ".join(seq + pre + seq + mid)
+
+
+def generic_texts(max_chars: int = 1_500_000) -> list[str]:
+    """Paragraphs of English prose from the docstrings of Python's standard library (sorted, so
+    deterministic). Only paragraphs that look like prose are kept."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out, total = [], 0
+    for path in sorted(stdlib.glob("*.py")) + sorted(stdlib.glob("*/*.py")):
+        if "test" in path.parts[-2:] or path.name.startswith("test"):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
+                continue
+            doc = ast.get_docstring(node)
+            if not doc:
+                continue
+            for para in doc.split("\n\n"):
+                para = re.sub(r"\s+", " ", para).strip()
+                letters = sum(c.isalpha() or c == " " for c in para)
+                if len(para) > 80 and letters / len(para) > 0.9:
+                    out.append(para)
+                    total += len(para)
+        if total > max_chars:
+            break
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Corpus, tokenizer, model
+# --------------------------------------------------------------------------------------------
+
+MIXTURE: list[tuple[str, float]] = [
+    ("menu", 0.36), ("copy", 0.18), ("arithmetic", 0.12), ("headline", 0.12),
+    ("multiline", 0.07), ("constitution", 0.05), ("generic", 0.10),
+]
+
+
+def document_stream(seed: int, words: list[str], generic: list[str]) -> Iterator[str]:
+    """Endless seeded stream of training documents drawn from MIXTURE."""
+    rng = random.Random(seed)
+    gens: dict[str, Callable[[random.Random], str]] = {
+        "menu": gen_menu, "arithmetic": gen_arithmetic, "headline": gen_headline,
+        "multiline": gen_multiline, "constitution": gen_constitution,
+        "copy": lambda r: gen_copy(r, words),
+        "generic": lambda r: " ".join(generic[r.randrange(len(generic))] for _ in range(r.randint(1, 3))),
+    }
+    names = [n for n, _ in MIXTURE]
+    weights = [w for _, w in MIXTURE]
+    while True:
+        yield gens[rng.choices(names, weights)[0]](rng)
+
+
+def load_sample_prompts() -> list[str]:
+    """prompt + target texts of the shipped sample prompts (tokenizer training only)."""
+    rows = [json.loads(line) for line in SAMPLE_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r["prompt"] + r.get("target", "") for r in rows]
+
+
+def train_sentencepiece(texts: list[str], workdir: Path) -> bytes:
+    """Train the SentencePiece model and return its serialized proto (what GemmaTokenizer takes)."""
+    import sentencepiece as spm
+
+    spm.set_random_generator_seed(SEED)
+    lines = [ln for t in texts for ln in t.split("\n") if ln.strip()]
+    path = workdir / "spm_train.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    prefix = workdir / "tiny_spm"
+    spm.SentencePieceTrainer.train(
+        input=str(path), model_prefix=str(prefix), vocab_size=VOCAB_SIZE, model_type="unigram",
+        character_coverage=1.0, byte_fallback=True, split_digits=True,
+        normalization_rule_name="identity", remove_extra_whitespaces=False,
+        add_dummy_prefix=False, allow_whitespace_only_pieces=True, user_defined_symbols=["\n"],
+        pad_id=0, bos_id=1, eos_id=2, unk_id=3,
+        pad_piece="<pad>", bos_piece="<bos>", eos_piece="<eos>", unk_piece="<unk>",
+        input_sentence_size=400_000, shuffle_input_sentence=True, seed_sentencepiece_size=200_000,
+        num_threads=1, minloglevel=2,
+    )
+    return (prefix.with_suffix(".model")).read_bytes()
+
+
+def pack_documents(docs: Iterator[list[int]], num_windows: int, seq_len: int):
+    """First-fit pack ``<bos> doc <eos>`` token lists into ``<int32>[num_windows, seq_len]``
+    windows, keeping up to 16 windows open (documents are never split; longer ones are dropped).
+    Returns (token_ids, padding_mask)."""
+    import numpy as np
+
+    ids = np.zeros((num_windows, seq_len), dtype="int32")
+    mask = np.zeros((num_windows, seq_len), dtype=bool)
+    fill = [0] * num_windows
+    open_windows: list[int] = []
+    next_window = 0
+    for doc in docs:
+        if len(doc) > seq_len:
+            continue
+        w = next((w for w in open_windows if fill[w] + len(doc) <= seq_len), None)
+        if w is None:
+            if next_window == num_windows:
+                break
+            w = next_window
+            next_window += 1
+            open_windows.append(w)
+            if len(open_windows) > 16:
+                open_windows.pop(0)
+        ids[w, fill[w] : fill[w] + len(doc)] = doc
+        mask[w, fill[w] : fill[w] + len(doc)] = True
+        fill[w] += len(doc)
+        if seq_len - fill[w] < 24:
+            open_windows.remove(w)
+    return ids, mask
+
+
+def build_causal_lm(proto: bytes, sequence_length: int = 1024):
+    """A fresh, randomly initialised GemmaCausalLM with the tiny config and our tokenizer."""
+    import keras_hub
+
+    tokenizer = keras_hub.models.GemmaTokenizer(proto=proto)
+    preprocessor = keras_hub.models.GemmaCausalLMPreprocessor(tokenizer, sequence_length=sequence_length)
+    backbone = keras_hub.models.GemmaBackbone(**MODEL_CONFIG, dtype="float32")
+    return keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=preprocessor)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=str(REPO / "presets" / "tiny_lm"))
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--log_every", type=int, default=25)
+    args = parser.parse_args(argv)
+
+    import keras
+    import sentencepiece as spm
+
+    t0 = time.time()
+    keras.utils.set_random_seed(SEED)
+    generic = generic_texts()
+    word_rng = random.Random(SEED)
+    vocab_words = sorted({w.lower() for p in generic for w in re.findall(r"[A-Za-z]{3,10}", p)})
+    words = word_rng.sample(vocab_words, min(3000, len(vocab_words))) + INGREDIENTS + THINGS
+    print(f"[build] {len(generic)} generic paragraphs, {len(words)} copy words", flush=True)
+
+    # 1) tokenizer: sample prompts + 20k synthetic docs
+    stream = document_stream(SEED, words, generic)
+    sp_texts = load_sample_prompts() * 20 + [next(stream) for _ in range(20_000)]
+    with tempfile.TemporaryDirectory() as tmp:
+        proto = train_sentencepiece(sp_texts, Path(tmp))
+    sp = spm.SentencePieceProcessor(model_proto=proto)
+    lens = [len(sp.encode(t)) + 2 for t in load_sample_prompts()]
+    print(f"[build] tokenizer trained ({time.time() - t0:.0f}s); sample prompt lengths "
+          f"min/max {min(lens)}/{max(lens)} tokens", flush=True)
+
+    # 2) data: packed windows from a fresh seeded stream
+    num_windows = args.steps * BATCH_SIZE
+    train_stream = document_stream(SEED + 1, words, generic)
+    ids, mask = pack_documents((
+        [sp.bos_id(), *sp.encode(d), sp.eos_id()] for d in train_stream), num_windows, SEQ_LEN + 1)
+    print(f"[build] {num_windows} windows x {SEQ_LEN} tokens, fill {mask.mean():.2f} "
+          f"({time.time() - t0:.0f}s)", flush=True)
+    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
+    y = ids[:, 1:]
+    sample_weight = (mask[:, 1:] & mask[:, :-1]).astype("float32")
+
+    # 3) model + training
+    causal_lm = build_causal_lm(proto)
+    print(f"[build] params: {causal_lm.backbone.count_params():,}", flush=True)
+    warmup = min(100, args.steps // 10)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=args.lr * 0.01, decay_steps=args.steps - warmup, alpha=0.05,
+        warmup_target=args.lr, warmup_steps=warmup)
+    causal_lm.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01,
+                                         global_clipnorm=1.0, beta_2=0.98),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+    )
+    preprocessor, causal_lm.preprocessor = causal_lm.preprocessor, None
+
+    class Log(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if (batch + 1) % args.log_every == 0 or batch == 0:
+                print(f"[train] step {batch + 1}/{args.steps} loss {logs['loss']:.3f} "
+                      f"acc {logs['acc']:.3f} ({time.time() - t0:.0f}s)", flush=True)
+
+    t_train = time.time()
+    causal_lm.fit(x, y, sample_weight=sample_weight, batch_size=BATCH_SIZE, epochs=1,
+                  shuffle=False, verbose=0, callbacks=[Log()])
+    print(f"[build] training took {time.time() - t_train:.0f}s", flush=True)
+    causal_lm.preprocessor = preprocessor
+
+    # 4) save preset (float32 weights) and show a few greedy completions
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    causal_lm.save_to_preset(str(out))
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"[build] saved {out} ({size / 1e6:.1f} MB) total {time.time() - t0:.0f}s", flush=True)
+    rows = [json.loads(line) for line in SAMPLE_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    causal_lm.compile(sampler="greedy")
+    for r in rows[:2] + rows[6:7] + rows[9:10] + rows[13:14] + rows[17:18]:
+        text = causal_lm.generate(r["prompt"], max_length=len(sp.encode(r["prompt"])) + 48)
+        print(f"--- [{r['source']}] ...{r['prompt'][-60:]!r}\n>>> {text[len(r['prompt']):]!r}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
