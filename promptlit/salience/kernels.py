@@ -14,7 +14,11 @@ Conventions (shared by every function here):
   - `integrated_gradients[j] = <e_j - b_j, (1/m) * sum_k g_j(b + alpha_k (e - b))>` (signed) with
     the **Riemann midpoint rule** `alpha_k = (k + 1/2) / m`, `k = 0..m-1`, and baseline `b`
     (zero embeddings by default). Completeness: `sum_j IG_j ~ f(e) - f(b)`, with an
-    O(1/m^2) error for smooth paths.
+    O(1/m^2) error for smooth paths. Caveat: in models whose first op on the (scaled) embeddings
+    is an RMSNorm (Gemma, Llama, Mistral, Qwen), the all-zero baseline sits at the norm's 0/0
+    point; `f` jumps near alpha = 0 (over alpha ~ sqrt(eps)), so the sum approximates
+    `f(e) - f(0+)`, not `f(e) - f(0)`. Pass a token id (e.g. the pad token) as `ig_baseline` when
+    exact completeness matters.
 
 * **Span salience** uses `f = sum_{p in span} lp[p]` (log-prob of the whole span); the **matrix**
   has one row per target `t` with `f = lp[t]`. Grad.Input and IG are linear in `f`, so a span's
@@ -24,8 +28,9 @@ Efficiency: the model is split as `logits = head(hidden(e))` with a position-wis
 `LMForward`). One forward of `hidden` is linearised with `jax.vjp`; the head's gradient for every
 position comes from one cheap head VJP (`lp[p]` depends on `hidden[p - 1]` only), and each target's
 cotangent on `hidden` is a single row. The body's VJP is then `vmap`-ed over chunks of targets
-inside one compiled `fori_loop` with a dynamic trip count. IG batches its alpha steps along the
-batch axis (chunks of `ig_batch_size`), inside the same compiled call as the plain gradient.
+inside one compiled `fori_loop` with a dynamic trip count. Span salience runs the head on the
+span's rows only (no `N x V` logits). IG batches its alpha steps along the batch axis (chunks of
+`ig_batch_size`), inside the same compiled call as the plain gradient.
 
 Shapes are padded to length buckets (`bucket_length`) with a padding mask, so each function
 compiles once per (model, bucket); compiled functions are cached on the `LMForward` instance.
@@ -137,11 +142,6 @@ def _head_grads(head: Callable[..., Any], params: Any, hidden: Any, ids: Any) ->
     return lp, dh
 
 
-def _shift_weights(target_weights: Any) -> Any:
-    """Moves per-target weights `<float>[N]` (at p) onto predicting positions (p - 1)."""
-    return jnp.concatenate([target_weights[1:], jnp.zeros((1,), target_weights.dtype)])
-
-
 def _features(g: Any, e: Any, methods: tuple[str, ...]) -> dict[str, Any]:
     """`g, e: <float>[..., N, D]` -> {method: <float>[..., N]} for the gradient methods."""
     out = {}
@@ -226,18 +226,34 @@ def _span_fn(
     alphas_np, weights_np = _alpha_chunks(ig_steps, ig_batch_size) if use_ig else (None, None)
 
     @jax.jit
-    def run(params: Any, ids: Any, mask: Any, tmask: Any) -> dict[str, Any]:
+    def run(params: Any, ids: Any, mask: Any, pos: Any, wpos: Any) -> dict[str, Any]:
+        """pos `<int>[S]`: target positions (padding: 0 with weight 0); wpos `<float>[S]`."""
         e = fwd.embed(params, ids[None])[0]  # [N, D]
-        w = _shift_weights(tmask.astype(jnp.float32))  # [N] weight of each predicting position
+        pred = jnp.maximum(pos - 1, 0)  # the hidden rows that predict the targets
+        targets = ids[pos]
 
         def body(x: Any) -> Any:  # [B, N, D] -> [B, N, H]
             return hidden_fn(params, x, jnp.broadcast_to(mask, x.shape[:2]))
 
+        def span_grads(hrow: Any) -> tuple[Any, Any]:
+            """`<float>[N, H]` -> (span log-prob, d/d hidden `<float>[N, H]`); head on S rows."""
+
+            def head_lp(hs: Any) -> Any:  # [S, H] -> [S]
+                logits = head_fn(params, hs[None])[0]
+                logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+                lsm = jax.nn.log_softmax(logits, axis=-1)
+                return jnp.take_along_axis(lsm, targets[:, None], axis=-1)[:, 0]
+
+            lps, vjp = jax.vjp(head_lp, hrow[pred])
+            (dhs,) = vjp(wpos.astype(lps.dtype))
+            dh = jnp.zeros_like(hrow).at[pred].add(dhs.astype(hrow.dtype))
+            return jnp.sum(lps * wpos.astype(lps.dtype)), dh
+
         h, body_vjp = jax.vjp(body, e[None])
-        lp, dh = _head_grads(head_fn, params, h[0], ids)
-        (g,) = body_vjp((dh * w[:, None].astype(dh.dtype))[None])
+        log_prob, dh = span_grads(h[0])
+        (g,) = body_vjp(dh[None])
         out = _features(g[0], e, methods)
-        out["log_prob"] = jnp.sum(lp * tmask)
+        out["log_prob"] = log_prob
 
         if use_ig:
             b = _baseline(fwd, params, ids, e, baseline)
@@ -249,8 +265,8 @@ def _span_fn(
                 a, wa = chunk  # [A], [A]
                 x = b[None] + a[:, None, None] * diff[None]  # [A, N, D]
                 hx, vjp_x = jax.vjp(body, x)
-                _, dhx = jax.lax.map(lambda hh: _head_grads(head_fn, params, hh, ids), hx)
-                (gx,) = vjp_x(dhx * w[None, :, None].astype(dhx.dtype))
+                _, dhx = jax.vmap(span_grads)(hx)  # head on [A, S] rows only
+                (gx,) = vjp_x(dhx)
                 gx = gx.astype(acc.dtype)
                 return acc + jnp.einsum("a,and->nd", wa, gx), None
 
@@ -316,13 +332,19 @@ def span_salience(
         )
     baseline = _check_baseline(ig_baseline, where)
     padded, mask = _pad(ids)
-    tpad = np.zeros_like(mask)
-    tpad[: ids.shape[0]] = tmask
+    # Target positions padded to a power of two >= 8 (few compiled shapes); the LM head runs on
+    # these rows only, never on all N x V logits.
+    positions = np.flatnonzero(tmask).astype(np.int32)
+    size = min(max(8, 1 << (positions.size - 1).bit_length()), padded.shape[0])
+    pos = np.zeros((size,), np.int32)
+    pos[: positions.size] = positions
+    wpos = np.zeros((size,), np.float32)
+    wpos[: positions.size] = 1.0
     key = ("span", methods, ig_steps if use_ig else 0, ig_batch_size if use_ig else 0, baseline)
     run = _cached(
         fwd, key, functools.partial(_span_fn, fwd, methods, ig_steps, ig_batch_size, baseline)
     )
-    out = run(fwd.params, padded, mask, tpad)
+    out = run(fwd.params, padded, mask, pos, wpos)
     n = ids.shape[0]
     dtype = _out_dtype()
     result = {m: np.asarray(out[m], dtype)[:n] for m in methods}
@@ -450,7 +472,8 @@ def salience_matrix(
         methods: subset of `METHODS`; "integrated_gradients" needs `ig_steps >= 1`.
         ig_steps: midpoint-rule steps for the IG matrix (alpha steps batched `ig_batch_size` at a
             time; cost ~ `ig_steps` x the gradient matrix).
-        chunk_size: targets per vmapped VJP (memory ~ chunk_size backward passes).
+        chunk_size: targets per vmapped VJP (memory ~ chunk_size backward passes); fewer targets
+            use the next power of two >= T instead.
         ig_baseline: "zero" or a token id (see `span_salience`).
         ig_batch_size: alpha steps per batched forward for the IG matrix.
 
@@ -486,7 +509,9 @@ def salience_matrix(
         return {m: np.zeros((0, n), _out_dtype()) for m in methods}
     padded, mask = _pad(ids)
     nb = padded.shape[0]
-    chunk = min(chunk_size, nb)
+    # Never vmap over more rows than needed: for few targets, a power-of-two chunk >= T (at most
+    # log2(chunk_size) extra compiles); padding rows would cost a full backward pass each.
+    chunk = min(chunk_size, nb, 1 << (t - 1).bit_length())
     tpad = np.zeros((nb + chunk,), np.int32)  # room for a full last chunk
     tpad[:t] = targets
     key = ("matrix", methods, chunk, ig_steps if use_ig else 0, ig_batch_size, baseline)
