@@ -1,0 +1,375 @@
+"""The workbench app: a Gradio Blocks page built from a layout, reading top to bottom like the page.
+
+    header (title, inline doc)       toolbar (dataset · models · layout · copy link)
+    left column: tabs of the layout's "left" modules (data table, editor, slices)
+    right column: tabs of its "upper" modules (sequence salience) and "lower" ones (generated text)
+    footer (status line: messages and errors)
+
+Every module reads and writes only the `promptlit.workbench.Workbench` and the per-session
+`promptlit.ui.state.SessionState` (a ``gr.State``). A module is shown only when the layout lists
+it and the loaded models / datasets can feed it.
+
+Named API endpoints (call them with ``gradio_client``; they are stateless):
+
+* ``/generate`` — ``generate(dataset="", model="", example=0, prompt="")``: the model's response
+  for an example (by index) or for a raw prompt, with tokens, log-probs and metrics vs the target.
+* ``/salience`` — ``salience(dataset="", model="", example=0, method="grad_l2",
+  granularity="words", span_start=0, span_stop=-1, target="response", prompt="", top_k=10,
+  ig_steps=16)``: prompt segments with their salience for the response span, and the top ones.
+* ``/info`` — the loaded datasets, models, layouts.
+
+and two per-session ones (state kept per client session): ``/add_example(prompt, target)`` and
+``/session()`` (what this session has added and selected).
+
+Example:
+    >>> import promptlit as pl                                            # doctest: +SKIP
+    >>> demo = build_app(wb, layout="lm")                                 # doctest: +SKIP
+    >>> demo.queue(default_concurrency_limit=1).launch()                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import gradio as gr
+
+from promptlit.ui import render
+from promptlit.ui.modules import (
+    base,
+    data_table,
+    datapoint_editor,
+    footer,
+    generated_text,
+    lm_salience,
+    slice_editor,
+    toolbar,
+)
+from promptlit.ui.state import METHODS, SessionState, from_query
+
+logger = logging.getLogger("promptlit.ui")
+
+BUILDERS = {
+    "data_table": data_table.build,
+    "datapoint_editor": datapoint_editor.build,
+    "slice_editor": slice_editor.build,
+    "lm_salience": lm_salience.build,
+    "generated_text": generated_text.build,
+}
+"""Layout module name -> builder, for the modules this UI implements."""
+
+PAGE_CSS = render.CSS + """
+#pl-footer { border-top: 1px solid #ddd; padding-top: 4px; font-size: 0.9em; }
+#pl-header h1 { margin-bottom: 0; }
+"""
+
+
+def _layouts(workbench: Any, layouts: Mapping[str, Any] | None) -> dict[str, Any]:
+    from promptlit.api import layout as layout_api
+
+    if layouts:
+        return layout_api.merge_layouts(layouts)
+    if getattr(workbench, "layouts", None):
+        return dict(workbench.layouts)
+    return layout_api.all_layouts()
+
+
+def compatible_modules(workbench: Any, dataset: str) -> set[str]:
+    """The implemented modules the loaded models / dataset can feed."""
+    ok = {"data_table", "datapoint_editor", "slice_editor", "footer"}
+    fields = set(base.spec_fields(workbench, dataset))
+    models = []
+    try:
+        models = workbench.compatible_models(dataset) if dataset else []
+    except Exception:  # noqa: BLE001 - unknown dataset: nothing model-based
+        models = []
+    if models and "prompt" in fields:
+        ok.add("generated_text")
+        if set(base.lm_models(workbench)) & set(models):
+            ok.add("lm_salience")
+    return ok
+
+
+def initial_state(workbench: Any, layout: str) -> SessionState:
+    """The state a new session starts from: first dataset, first LM (or model), the layout."""
+    dataset = next(iter(workbench.datasets), "")
+    lms = base.lm_models(workbench)
+    model = lms[0] if lms else next(iter(workbench.models), "")
+    return SessionState(dataset=dataset, model=model, layout=layout)
+
+
+def _api_example(workbench: Any, dataset: str, model: str, example: int, prompt: str
+                 ) -> tuple[str, str, dict]:
+    dataset = dataset or next(iter(workbench.datasets), "")
+    lms = base.lm_models(workbench)
+    model = model or (lms[0] if lms else next(iter(workbench.models), ""))
+    if prompt:
+        return dataset, model, {"prompt": prompt}
+    if dataset not in workbench.datasets:
+        raise KeyError(f"unknown dataset {dataset!r}; loaded: {sorted(workbench.datasets)}")
+    examples = workbench.datasets[dataset].examples
+    if not 0 <= int(example) < len(examples):
+        raise IndexError(f"example {example} is out of range: {dataset} has {len(examples)} "
+                         f"examples (0..{len(examples) - 1})")
+    return dataset, model, dict(examples[int(example)])
+
+
+def build_app(workbench: Any, *, layout: str | None = None,
+              layouts: Mapping[str, Any] | None = None, page_title: str = "promptlit",
+              demo_mode: bool = False, inline_doc: str | None = None,
+              onboarding: str | None = None, canonical_url: str | None = None) -> gr.Blocks:
+    """Builds the workbench page for ``workbench``.
+
+    Args:
+      workbench: the `promptlit.workbench.Workbench` every callback asks.
+      layout: the layout to open with (default: the workbench's default, else "lm" when a
+        model can explain responses, else "default").
+      layouts: extra / overriding layouts (name -> LayoutSpec or its JSON).
+      page_title: browser tab and header title.
+      demo_mode: read-only: saving examples is hidden and refused.
+      inline_doc: Markdown shown under the title (what this demo is about).
+      onboarding: Markdown for a collapsible "how to use" box.
+      canonical_url: put in the page head as ``<link rel="canonical">``.
+
+    Returns:
+      The ``gr.Blocks``; launch options it needs (css, head) are in its
+      ``promptlit_launch_kwargs`` attribute (`promptlit.server.serve` passes them on).
+    """
+    all_layouts = _layouts(workbench, layouts)
+    layout = layout or getattr(workbench, "default_layout", None) or (
+        "lm" if base.lm_models(workbench) and "lm" in all_layouts else "default")
+    if layout not in all_layouts:
+        raise KeyError(f"no layout named {layout!r}; available: {', '.join(sorted(all_layouts))}")
+    spec = all_layouts[layout]
+    start = initial_state(workbench, layout)
+
+    with gr.Blocks(title=page_title, fill_width=True, analytics_enabled=False) as demo:
+        state = gr.State(start)
+        with gr.Column(elem_id="pl-header"):
+            gr.Markdown(f"# {page_title}\n" + (inline_doc or "Pick an example, press "
+                        "**Generate & explain**, then click response tokens to see which parts "
+                        "of the prompt made the model write them."))
+            if onboarding:
+                with gr.Accordion("How to use", open=False):
+                    gr.Markdown(onboarding)
+        bar = toolbar.build(workbench, start, list(all_layouts))
+        status = footer.build(demo_mode=demo_mode)
+        status.unrender()
+        ctx = base.Context(workbench=workbench, state=state, footer=status, demo_mode=demo_mode)
+        ctx.register(base.Module("toolbar", bar.container, [bar.info, bar.query],
+                                 toolbar.refresh))
+
+        # Place modules by area and tab; modules only other layouts use go to "More".
+        placed: dict[str, str] = {}
+        tabs: dict[str, tuple[Any, list[str]]] = {}
+        shown = set(spec.modules()) & compatible_modules(workbench, start.dataset)
+
+        def area(name: str, tab_map: Mapping[str, list[str]]) -> None:
+            with gr.Tabs(elem_id=f"pl-area-{name}"):
+                for tab, names in tab_map.items():
+                    mine = [n for n in names if n in BUILDERS and n not in placed]
+                    if not mine:
+                        continue
+                    tab_id = f"pl-tab-{tab.lower().replace(' ', '-')}"
+                    with gr.Tab(tab, elem_id=tab_id, visible=any(n in shown for n in mine)) as t:
+                        for n in mine:
+                            BUILDERS[n](ctx).container.visible = n in shown
+                            placed[n] = tab
+                    tabs[tab] = (t, mine)
+
+        others = {n for spec_ in all_layouts.values() for n in spec_.modules()} - set(
+            spec.modules())
+        with gr.Row(equal_height=False):
+            if any(n in BUILDERS for names in spec.left.values() for n in names):
+                with gr.Column(scale=2, min_width=360):
+                    area("left", spec.left)
+            with gr.Column(scale=3, min_width=480):
+                area("upper", spec.upper)
+                more = [n for n in BUILDERS if n in others]
+                area("lower", {**spec.lower, **({"More": more} if more else {})})
+        status.render()
+
+        def visibility(layout_name: str, dataset: str) -> list[Any]:
+            wanted = set(all_layouts[layout_name].modules()) & compatible_modules(workbench,
+                                                                                   dataset)
+            ups = [gr.update(visible=n in wanted) for n in ctx.modules if n in placed]
+            ups += [gr.update(visible=any(n in wanted for n in names))
+                    for _, names in tabs.values()]
+            return ups
+
+        vis_outputs = [m.container for n, m in ctx.modules.items() if n in placed]
+        vis_outputs += [t for t, _ in tabs.values()]
+        for m in list(ctx.modules.values()):
+            if m.wire is not None:
+                m.wire(ctx)
+        refresh_outs = ctx.refresh_outputs()
+        gran = ctx.modules["lm_salience"].controls["granularity"] \
+            if "lm_salience" in ctx.modules else None
+
+        # -- toolbar events -------------------------------------------------------------------
+        @base.guard(2 + len(refresh_outs) + len(vis_outputs))
+        def on_dataset(st: SessionState, name: str) -> Any:
+            if name not in workbench.datasets:
+                raise KeyError(f"unknown dataset {name!r}")
+            st.dataset, st.selected_ids, st.primary_id = name, [], None
+            st.span, st.anchor, st.explained, st.table_query = None, None, False, {}
+            return (st, *visibility(st.layout, name), *ctx.refresh(st),
+                    base.ok(f"dataset {name}"))
+
+        bar.dataset.input(on_dataset, [state, bar.dataset],
+                          [state, *vis_outputs, *refresh_outs, status], api_name=False)
+
+        @base.guard(2 + len(refresh_outs))
+        def on_models(st: SessionState, names: list[str] | None) -> Any:
+            names = list(names or [])
+            if not names:
+                raise ValueError("pick at least one model")
+            st.model, st.compare_model = names[0], (names[1] if len(names) > 1 else None)
+            st.explained, st.span, st.anchor = False, None, None
+            msg = f"model {st.model}" + (f", comparing with {st.compare_model}"
+                                         if st.compare_model else "")
+            return (st, *ctx.refresh(st), base.ok(msg + ": press “Generate & explain”"))
+
+        bar.models.input(on_models, [state, bar.models], [state, *refresh_outs, status],
+                         api_name=False)
+
+        @base.guard(2 + len(vis_outputs) + 2)
+        def on_layout(st: SessionState, name: str) -> Any:
+            if name not in all_layouts:
+                raise KeyError(f"no layout named {name!r}")
+            st.layout = name
+            return (st, *visibility(name, st.dataset), *toolbar.refresh(workbench, st),
+                    base.ok(f"layout {name}: {all_layouts[name].description}"))
+
+        bar.layout.input(on_layout, [state, bar.layout],
+                         [state, *vis_outputs, bar.info, bar.query, status], api_name=False)
+
+        # -- URL query parameters on page load -----------------------------------------------
+        load_outs = [state, bar.dataset, bar.models, bar.layout, *([gran] if gran else []),
+                     *vis_outputs, *refresh_outs, status]
+
+        @base.guard(len(load_outs))
+        def on_load(st: SessionState, request: gr.Request) -> Any:
+            params = from_query(dict(request.query_params) if request is not None else {})
+            notes = []
+            if params.get("dataset") in workbench.datasets:
+                st.dataset = params["dataset"]
+            elif "dataset" in params:
+                notes.append(f"unknown dataset {params['dataset']!r} in the link")
+            if params.get("model") in workbench.models:
+                st.model = params["model"]
+            elif "model" in params:
+                notes.append(f"unknown model {params['model']!r} in the link")
+            if params.get("layout") in all_layouts:
+                st.layout = params["layout"]
+            if "granularity" in params:
+                st.granularity = params["granularity"]
+            ex = params.get("example")
+            rows = base.dataset_rows(workbench, st)
+            if isinstance(ex, int) and 0 <= ex < len(rows):
+                st.select_example(rows[ex][0])
+            elif isinstance(ex, str) and any(r[0] == ex for r in rows):
+                st.select_example(ex)
+            elif ex is not None:
+                notes.append(f"example {ex!r} from the link is not in {st.dataset}")
+            msg = ("⚠ " + "; ".join(notes)) if notes else "Ready."
+            return (st, gr.update(value=st.dataset),
+                    gr.update(value=[m for m in (st.model, st.compare_model) if m]),
+                    gr.update(value=st.layout), *([st.granularity] if gran else []),
+                    *visibility(st.layout, st.dataset), *ctx.refresh(st), msg)
+
+        demo.load(on_load, [state], load_outs, api_name=False)
+
+        # -- API endpoints ---------------------------------------------------------------------
+        def generate(dataset: str = "", model: str = "", example: int = 0,
+                     prompt: str = "") -> dict:
+            """The model's response for example #`example` of `dataset` (or a raw `prompt`):
+            response, tokens, log-probs, and exact match / BLEU / ROUGE-L against the target."""
+            ds, m, ex = _api_example(workbench, dataset, model, example, prompt)
+            out = workbench.predict(m, ds, [ex])[0]
+            row = generated_text.metrics_row(None if prompt else int(example), ex, out)
+            return {"dataset": ds, "model": m, "prompt": ex.get("prompt", ""),
+                    "target": ex.get("target"), "response": str(out.get("response", "")),
+                    "response_tokens": [str(t) for t in out.get("response_tokens", []) or []],
+                    "response_logprobs": [float(x) for x in
+                                          (out.get("response_logprobs", []) or [])],
+                    "metrics": {k: row[k] for k in ("exact_match", "bleu", "rouge_l",
+                                                    "perplexity")}}
+
+        gr.api(generate, api_name="generate", concurrency_id="model", concurrency_limit=1)
+
+        def salience(dataset: str = "", model: str = "", example: int = 0,
+                     method: str = "grad_l2", granularity: str = "words", span_start: int = 0,
+                     span_stop: int = -1, target: str = "response", prompt: str = "",
+                     top_k: int = 10, ig_steps: int = 16) -> dict:
+            """Salience of the prompt's segments (at `granularity`) for the response tokens
+            [span_start, span_stop) (-1 = to the end) of example #`example` (or a raw
+            `prompt`), by `method` (grad_l2, grad_dot_input, integrated_gradients). Scores are
+            sums over tokens; `top` lists the `top_k` most salient segments."""
+            if method not in METHODS:
+                raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+            ds, m, ex = _api_example(workbench, dataset, model, example, prompt)
+            st = SessionState(dataset=ds, model=m, method=method, granularity=granularity,
+                              ig_steps=int(ig_steps), explain_target=target)
+            sal = lm_salience._matrix_salience(workbench, st, ex)
+            t = sal.num_response_tokens
+            stop = t if int(span_stop) < 0 else min(int(span_stop), t)
+            span = lm_salience.span_salience(workbench, st, ex, sal, (int(span_start), stop))
+            segs = span.aggregate(granularity, side="prompt")
+
+            def seg(s: Any) -> dict:
+                return {"text": s.text, "start": int(s.start), "end": int(s.end),
+                        "score": float(s.score)}
+
+            return {"dataset": ds, "model": m, "method": method, "granularity": granularity,
+                    "signed": bool(span.signed), "prompt": sal.prompt_text,
+                    "response": sal.response_text, "span": [int(span_start), stop],
+                    "target_text": span.target_text,
+                    "response_tokens": list(sal.response_tokens),
+                    "segments": [seg(s) for s in segs],
+                    "top": [seg(s) for s in render.rank_segments(segs, span.signed,
+                                                                 int(top_k))]}
+
+        gr.api(salience, api_name="salience", concurrency_id="model", concurrency_limit=1)
+
+        def info() -> dict:
+            """The loaded datasets (with sizes), models, layouts, and whether demo mode is on."""
+            return {"datasets": {n: len(d) for n, d in workbench.datasets.items()},
+                    "models": list(workbench.models), "salience_models":
+                        base.lm_models(workbench), "layouts": list(all_layouts),
+                    "demo_mode": demo_mode}
+
+        gr.api(info, api_name="info")
+
+        with gr.Row(visible=False):
+            api_prompt = gr.Textbox()
+            api_target = gr.Textbox()
+            api_out = gr.JSON()
+            api_add = gr.Button()
+            api_session = gr.Button()
+
+        def add_example(st: SessionState, prompt: str, target: str) -> tuple:
+            """Adds an example to this session's copy of the dataset (other sessions do not see
+            it) and selects it; returns what the session holds."""
+            ex = datapoint_editor.build_example(prompt, target, "", None)
+            datapoint_editor.add_to_session(workbench, st, ex)
+            return st, session_summary(st)
+
+        def session_summary(st: SessionState) -> dict:
+            return {"dataset": st.dataset, "model": st.model,
+                    "added": [e.get("prompt", "") for e in st.session_examples()],
+                    "num_examples": len(base.dataset_rows(workbench, st)),
+                    "selected": base.index_of(workbench, st, st.primary_id),
+                    "slices": {k: len(v) for k, v in st.slices.items()}}
+
+        api_add.click(add_example, [state, api_prompt, api_target], [state, api_out],
+                      api_name="add_example")
+        api_session.click(lambda st: session_summary(st), [state], [api_out],
+                          api_name="session")
+
+    head = f'<link rel="canonical" href="{render.escape_text(canonical_url)}">' \
+        if canonical_url else None
+    demo.promptlit_launch_kwargs = {"css": PAGE_CSS, "head": head}  # type: ignore[attr-defined]
+    demo.promptlit_layout = layout  # type: ignore[attr-defined]
+    return demo

@@ -1,0 +1,229 @@
+"""What every UI module shares: the build context, error guarding and example lookup.
+
+A module is a function ``build(ctx) -> Module`` that draws its components inside the current
+Gradio context and wires its own events. Modules talk to each other only through the session
+state (`promptlit.ui.state.SessionState`) and `Context.refresh_outputs` / `Context.refresh`:
+when the selected example, dataset or model changes, every module's ``refresh`` is called to
+redraw from the state. Callbacks are thin and ask the `promptlit.workbench.Workbench`.
+
+Every callback is wrapped by `guard`: an exception becomes a one-line message in the footer,
+never a traceback on the page, and the other outputs are left as they were (``gr.skip()``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gradio as gr
+
+from promptlit.lib.utils import example_id
+from promptlit.ui.state import SessionState
+
+logger = logging.getLogger("promptlit.ui")
+
+JsonDict = dict[str, Any]
+RefreshFn = Callable[[Any, SessionState], list[Any]]
+
+
+@dataclasses.dataclass
+class Module:
+    """A built module: its outer container (shown/hidden by layout) and its redraw hook.
+
+    Attributes:
+      name: the layout module name ("data_table", "lm_salience", ...).
+      container: the gr.Column holding it (its visibility follows the layout).
+      outputs: components ``refresh`` returns updates for, in order.
+      refresh: ``(workbench, state) -> [update, ...]`` redraw after a selection change.
+      wire: ``(ctx) -> None`` connects events that need other modules (called once all exist).
+      controls: named components other code may set (e.g. "granularity" from a URL).
+    """
+
+    name: str
+    container: Any
+    outputs: list[Any] = dataclasses.field(default_factory=list)
+    refresh: RefreshFn | None = None
+    wire: Callable[[Context], None] | None = None
+    controls: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Context:
+    """Shared by the modules of one app: the workbench, session state and footer components."""
+
+    workbench: Any
+    state: Any  # gr.State holding a SessionState
+    footer: Any  # gr.Markdown status line
+    demo_mode: bool = False
+    modules: dict[str, Module] = dataclasses.field(default_factory=dict)
+
+    def register(self, module: Module) -> Module:
+        """Adds a built module (so others' selection changes redraw it)."""
+        self.modules[module.name] = module
+        return module
+
+    def refresh_outputs(self) -> list[Any]:
+        """Every registered module's refresh outputs, in registration order."""
+        out: list[Any] = []
+        for m in self.modules.values():
+            if m.refresh is not None:
+                out += m.outputs
+        return out
+
+    def refresh(self, state: SessionState) -> list[Any]:
+        """Updates for `refresh_outputs` (a module that fails shows its error, others go on)."""
+        out: list[Any] = []
+        for m in self.modules.values():
+            if m.refresh is None:
+                continue
+            try:
+                updates = list(m.refresh(self.workbench, state))
+            except Exception as e:  # noqa: BLE001 - one module's failure must not blank others
+                logger.warning("refresh of %s failed: %s", m.name, e)
+                updates = [gr.skip()] * len(m.outputs)
+            if len(updates) != len(m.outputs):
+                raise RuntimeError(f"module {m.name} refresh returned {len(updates)} updates for "
+                                   f"{len(m.outputs)} outputs")
+            out += updates
+        return out
+
+
+def message(e: BaseException) -> str:
+    """A one-line, plain-words description of an error for the footer."""
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, KeyError) and text.startswith(("'", '"')) and text.endswith(("'", '"')):
+        text = text[1:-1]
+    first = " ".join(text.split())
+    if len(first) > 400:
+        first = first[:399] + "…"
+    return f"⚠ {first}"
+
+
+def ok(text: str) -> str:
+    """A footer message for a completed action."""
+    return f"✓ {text}"
+
+
+def guard(num_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wraps a callback whose LAST output is the footer: errors go there as one line.
+
+    On an exception the other ``num_outputs - 1`` outputs are ``gr.skip()`` (unchanged) and the
+    full traceback goes to the server log only.
+    """
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - the footer reports it
+                logger.warning("callback %s failed", fn.__name__, exc_info=True)
+                skips = [gr.skip()] * (num_outputs - 1)
+                return (*skips, message(e)) if num_outputs > 1 else message(e)
+
+        return inner
+
+    return wrap
+
+
+# -- examples ----------------------------------------------------------------------------------
+def dataset_rows(workbench: Any, state: SessionState, dataset: str | None = None
+                 ) -> list[tuple[str, JsonDict, bool]]:
+    """``(id, example, added_in_session)`` for the dataset's examples then the session's."""
+    name = dataset or state.dataset
+    if not name or name not in workbench.datasets:
+        return []
+    ds = workbench.datasets[name]
+    rows = [(ie["id"], ie["data"], False) for ie in ds.indexed_examples]
+    seen = {r[0] for r in rows}
+    for ex in state.added.get(name, []):
+        i = example_id(ex)
+        if i not in seen:
+            rows.append((i, ex, True))
+            seen.add(i)
+    return rows
+
+
+def find_example(workbench: Any, state: SessionState, ex_id: str | None) -> JsonDict | None:
+    """The example with id ``ex_id`` in the current dataset or the session's added ones."""
+    if not ex_id:
+        return None
+    for i, ex, _ in dataset_rows(workbench, state):
+        if i == ex_id:
+            return ex
+    return None
+
+
+def index_of(workbench: Any, state: SessionState, ex_id: str | None) -> int | None:
+    """Row number of ``ex_id`` in `dataset_rows` (used in shareable links)."""
+    for n, (i, _, _) in enumerate(dataset_rows(workbench, state)):
+        if i == ex_id:
+            return n
+    return None
+
+
+def primary_example(workbench: Any, state: SessionState) -> JsonDict | None:
+    """The selected (primary) example, or None."""
+    return find_example(workbench, state, state.primary_id)
+
+
+def selected_examples(workbench: Any, state: SessionState) -> list[tuple[str, JsonDict]]:
+    """All selected ``(id, example)`` pairs, in selection order (missing ids are skipped)."""
+    rows = {i: ex for i, ex, _ in dataset_rows(workbench, state)}
+    return [(i, rows[i]) for i in state.selected_ids if i in rows]
+
+
+def lm_models(workbench: Any) -> list[str]:
+    """Models that can explain a response (have a ``salience`` method)."""
+    out = []
+    for name, m in workbench.models.items():
+        inner = m.unwrap() if callable(getattr(m, "unwrap", None)) else m
+        if callable(getattr(m, "salience", None)) or callable(getattr(inner, "salience", None)):
+            out.append(name)
+    return out
+
+
+def spec_fields(workbench: Any, dataset: str) -> list[str]:
+    """The dataset's field names (its spec), or those of its first example."""
+    if dataset not in workbench.datasets:
+        return []
+    ds = workbench.datasets[dataset]
+    try:
+        spec = ds.spec()
+    except Exception:  # noqa: BLE001 - fall back to the data
+        spec = {}
+    if spec:
+        return list(spec)
+    exs = ds.examples
+    return [k for k in (exs[0] if exs else {}) if not str(k).startswith("_")]
+
+
+def short(text: Any, limit: int = 120) -> str:
+    """One line, at most ``limit`` characters (for table cells and dropdown labels)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def progress_adapter(progress: Any) -> Callable[[float, str], None]:
+    """Turns a ``gr.Progress`` into the Workbench's ``progress(fraction, message)`` callable."""
+
+    def report(fraction: float, msg: str) -> None:
+        try:
+            progress(float(fraction), desc=msg)
+        except Exception:  # noqa: BLE001 - progress is best effort (e.g. called via the API)
+            pass
+
+    return report
+
+
+def visible_if(flag: bool) -> dict[str, Any]:
+    """``gr.update(visible=flag)``."""
+    return gr.update(visible=bool(flag))
+
+
+def choices_update(choices: Sequence[Any], value: Any = None) -> dict[str, Any]:
+    """``gr.update(choices=..., value=...)``."""
+    return gr.update(choices=list(choices), value=value)

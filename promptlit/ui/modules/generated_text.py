@@ -1,0 +1,122 @@
+"""Generated text: the model's response beside the target, per-token log-probabilities, and
+exact match / BLEU / ROUGE-L / perplexity for every selected example.
+
+"Generate" runs `Workbench.predict` (cached) for all selected examples with a progress bar; the
+metrics come from `promptlit.components.text_metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from promptlit.components import text_metrics as tm
+from promptlit.ui import render
+from promptlit.ui.modules import base
+from promptlit.ui.state import SessionState
+
+NAME = "generated_text"
+METRIC_COLUMNS = ["#", "response", "target", "exact_match", "bleu", "rouge_l", "perplexity"]
+
+
+def metrics_row(number: int | None, ex: dict, out: dict) -> dict[str, Any]:
+    """One metrics-table row: the response vs the example's target (blank without a target)."""
+    response = str(out.get("response", ""))
+    target = ex.get("target")
+    row: dict[str, Any] = {"#": number, "response": base.short(response, 100),
+                           "target": base.short(target or "", 100)}
+    if target:
+        row["exact_match"] = tm.exact_match(response, target)
+        row["bleu"] = round(tm.sentence_bleu(response, target), 2)
+        row["rouge_l"] = round(tm.rouge_l(response, target), 4)
+    else:
+        row.update(exact_match=None, bleu=None, rouge_l=None)
+    lps = out.get("response_logprobs")
+    try:
+        row["perplexity"] = (round(tm.perplexity(np.asarray(lps, dtype=np.float64)), 3)
+                             if lps is not None and len(lps) else None)
+    except ValueError:
+        row["perplexity"] = None
+    return row
+
+
+def logprobs_html(out: dict) -> str:
+    """The response tokens coloured by probability, with ``log p`` on hover (white = likely)."""
+    tokens = out.get("response_tokens")
+    lps = out.get("response_logprobs")
+    if tokens is None or lps is None or len(tokens) != len(lps):
+        return '<div class="pl-empty">This model gives no per-token log-probabilities.</div>'
+    parts = []
+    for tok, lp in zip(tokens, lps, strict=True):
+        p = math.exp(min(float(lp), 0.0))
+        parts.append(f'<span class="pl-seg" style="background-color:'
+                     f'{render.colour_for(1 - p, True, 1.0).replace("33,102,172", "214,96,77")}" '
+                     f'title="log p = {float(lp):.3f} (p = {p:.3f})">'
+                     f"{render.escape_text(str(tok))}</span>")
+    return ('<div class="pl-role">RESPONSE TOKENS (darker = less likely; hover for log p)</div>'
+            f'<div class="pl-text">{"".join(parts)}</div>')
+
+
+def build(ctx: base.Context) -> base.Module:
+    """Draws the generated-text module and wires "Generate"."""
+    wb = ctx.workbench
+    with gr.Column(elem_id="pl-generated-text") as container:
+        generate_btn = gr.Button("Generate for the selected examples", variant="secondary",
+                                 elem_id="pl-generate")
+        with gr.Row():
+            response = gr.Textbox(label="Response", lines=4, interactive=False,
+                                  elem_id="pl-response")
+            target = gr.Textbox(label="Target", lines=4, interactive=False, elem_id="pl-target")
+        tokens = gr.HTML("", elem_id="pl-logprobs", js_on_load=None)
+        table = gr.Dataframe(headers=METRIC_COLUMNS, interactive=False, wrap=True,
+                             elem_id="pl-metrics", label="Metrics per selected example")
+
+    outputs = [response, target, tokens, table]
+
+    def draw(state: SessionState, generate: bool = False, progress: Any = None) -> list[Any]:
+        selected = base.selected_examples(wb, state)
+        ex = base.primary_example(wb, state)
+        if ex is None or not state.model:
+            return ["", "", "", pd.DataFrame(columns=METRIC_COLUMNS)]
+        if not generate:
+            # Show only what is cached: never run the model on a mere selection change.
+            model = wb.models[state.model]
+            cached = getattr(model, "cached", None)
+            if not callable(cached):
+                return ["", str(ex.get("target", "")), "",
+                        pd.DataFrame(columns=METRIC_COLUMNS)]
+            outs = list(cached([e for _, e in selected]))
+            if any(o is None for o in outs):
+                return ["(press Generate)", str(ex.get("target", "")), "",
+                        pd.DataFrame(columns=METRIC_COLUMNS)]
+        else:
+            outs = wb.predict(state.model, state.dataset, [e for _, e in selected],
+                              progress=progress)
+        rows = [metrics_row(base.index_of(wb, state, i), e, o)
+                for (i, e), o in zip(selected, outs, strict=True)]
+        primary = outs[[i for i, _ in selected].index(state.primary_id)] \
+            if state.primary_id in [i for i, _ in selected] else outs[0]
+        return [str(primary.get("response", "")), str(ex.get("target", "")),
+                logprobs_html(primary), pd.DataFrame(rows, columns=METRIC_COLUMNS)]
+
+    def refresh(_wb: Any, state: SessionState) -> list[Any]:
+        return draw(state)
+
+    def wire(ctx: base.Context) -> None:
+        outs = [ctx.state, *outputs, ctx.footer]
+
+        @base.guard(len(outs))
+        def on_generate(state: SessionState, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            if not state.selected_ids:
+                raise ValueError("no example selected: click a row in the data table first")
+            updates = draw(state, generate=True, progress=base.progress_adapter(progress))
+            return (state, *updates, base.ok(f"generated {len(state.selected_ids)} response(s)"))
+
+        generate_btn.click(on_generate, [ctx.state], outs, api_name=False,
+                           concurrency_id="model", concurrency_limit=1)
+
+    return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

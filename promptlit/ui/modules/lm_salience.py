@@ -1,0 +1,266 @@
+"""Sequence salience, the core module: why did the model write this part of its response?
+
+Shows the selected example's prompt and the model's response. Click a response token to select
+it (shift-click extends the selection; or pick a whole response word / sentence / line from the
+list); the prompt is then coloured by how much each segment mattered to the selected span.
+
+"Generate & explain" runs the model once and computes the full target×source salience matrix
+for the matrix methods (Grad L2, Grad·Input) through `Workbench.salience` (cached). From then on
+every click, granularity, method or intensity change is pure numpy over that cached
+`SequenceSalience`: no model call. Integrated Gradients has no full matrix; it is computed for
+the selected span on demand (and cached too).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from promptlit.salience.aggregation import GRANULARITIES
+from promptlit.ui import render
+from promptlit.ui.modules import base
+from promptlit.ui.state import METHOD_LABELS, METHODS, SessionState
+
+NAME = "lm_salience"
+MATRIX_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
+TOP_K = 10
+
+# Delegated click handler: a click on a response token sends its index (and whether shift was
+# held) to the Python callback wired to this gr.HTML's "click" event.
+CLICK_JS = """
+element.addEventListener('click', (e) => {
+  const tok = e.target.closest('[data-index]');
+  if (!tok || !element.contains(tok)) return;
+  e.preventDefault();
+  trigger('click', {index: parseInt(tok.dataset.index), shift: !!e.shiftKey});
+});
+element.addEventListener('mousedown', (e) => {
+  if (e.shiftKey && e.target.closest('[data-index]')) e.preventDefault();
+});
+"""
+
+
+def _matrix_salience(wb: Any, state: SessionState, ex: dict, model: str | None = None,
+                     progress: Any = None) -> Any:
+    """The cached `SequenceSalience` with full matrices for Grad L2 and Grad·Input."""
+    return wb.salience(model or state.model, ex, target=state.explain_target,
+                       methods=MATRIX_METHODS, progress=progress)
+
+
+def span_salience(wb: Any, state: SessionState, ex: dict, sal: Any, span: tuple[int, int],
+                  progress: Any = None) -> Any:
+    """The `SpanSalience` of ``span`` for the session's method.
+
+    Matrix methods slice the cached matrix. Integrated Gradients asks the Workbench for that
+    span (cached there), and stores the scores on ``sal`` so the next render is instant.
+    """
+    method = state.method
+    if method in sal.matrices or (method, *span) in sal.span_scores:
+        return sal.for_span(span[0], span[1], method)
+    ig = wb.salience(state.model, ex, target=state.explain_target, methods=(method,),
+                     ig_steps=int(state.ig_steps), span=tuple(span), progress=progress)
+    if (method, *span) in getattr(ig, "span_scores", {}):
+        scores = ig.span_scores[(method, *span)]
+    elif method in getattr(ig, "matrices", {}):
+        scores = ig.matrices[method][span[0]:span[1]].sum(axis=0)
+    else:
+        return ig.for_span(span[0], span[1], method)
+    sal.add_span_scores(method, span[0], span[1], np.asarray(scores),
+                        signed=ig.signed.get(method))
+    return sal.for_span(span[0], span[1], method)
+
+
+def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str, Any]:
+    """Everything the module draws for the session, as HTML strings / choices.
+
+    Returns keys: view, legend, ranked, matrix, info, segments (dropdown choices), compare.
+    """
+    ex = base.primary_example(wb, state)
+    out: dict[str, Any] = {"legend": "", "ranked": "", "matrix": "", "segments": [],
+                           "compare": ""}
+    if ex is None:
+        out["view"] = '<div class="pl-empty">Select an example in the data table.</div>'
+        out["info"] = ""
+        return out
+    if not state.explained:
+        out["view"] = (render.plain_text_html(str(ex.get("prompt", "")), label="PROMPT")
+                       + '<div class="pl-empty">Press “Generate &amp; explain” to generate the '
+                       "response and compute its salience.</div>")
+        out["info"] = ""
+        return out
+    sal = _matrix_salience(wb, state, ex, progress=progress)
+    t = sal.num_response_tokens
+    if t == 0:
+        out["view"] = render.salience_view_html(sal, None)
+        out["info"] = "The response is empty: nothing to explain."
+        return out
+    if state.span is None or not (0 <= state.span[0] < state.span[1] <= t):
+        state.span = (0, t)
+    span = span_salience(wb, state, ex, sal, state.span, progress=progress)
+    g, k = state.granularity, TOP_K
+    out["view"] = render.salience_view_html(sal, span, granularity=g, intensity=state.intensity,
+                                            selected=state.span)
+    out["legend"] = render.legend_html(METHOD_LABELS.get(state.method, state.method),
+                                       span.signed, intensity=state.intensity)
+    out["ranked"] = render.ranked_table_html(span.aggregate(g, side="prompt"), signed=span.signed,
+                                             k=k, intensity=state.intensity, granularity=g)
+    out["matrix_fn"] = lambda: render.matrix_html(sal, state.method, granularity=g,
+                                                  intensity=state.intensity)
+    out["info"] = (f"**{state.model}** · explaining the {state.explain_target} · selected "
+                   f"response tokens {state.span[0]}–{state.span[1] - 1}: "
+                   f"“{base.short(span.target_text, 80)}” · {len(sal.tokens)} tokens "
+                   f"({sal.num_prompt_tokens} prompt)")
+    segs = []
+    for seg in sal.response_segments(state.target_granularity):
+        segs.append((base.short(seg.text, 60) or "⏎", f"{seg.token_start}:{seg.token_stop}"))
+    out["segments"] = segs
+    if state.compare_model and state.compare_model != state.model:
+        sal2 = _matrix_salience(wb, state, ex, model=state.compare_model, progress=progress)
+        if sal2.num_response_tokens:
+            m2 = state.method if state.method in sal2.matrices else MATRIX_METHODS[0]
+            span2 = sal2.for_span(0, sal2.num_response_tokens, m2)
+            out["compare"] = (f'<div class="pl-role">COMPARE: {render.escape_text(state.compare_model)}'
+                              f" ({render.escape_text(METHOD_LABELS.get(m2, m2))}, whole "
+                              "response)</div>"
+                              + render.salience_view_html(sal2, span2, granularity=g,
+                                                          intensity=state.intensity))
+    return out
+
+
+def build(ctx: base.Context) -> base.Module:
+    """Draws the salience module and wires its controls (no model call on clicks)."""
+    wb = ctx.workbench
+    with gr.Column(elem_id="pl-lm-salience") as container:
+        info = gr.Markdown("", elem_id="pl-salience-info")
+        with gr.Row():
+            explain_btn = gr.Button("Generate & explain", variant="primary", scale=2,
+                                    elem_id="pl-explain")
+            explain_target = gr.Radio(["response", "target"], value="response",
+                                      label="Explain", scale=2, elem_id="pl-explain-target")
+        with gr.Row():
+            method = gr.Radio([(METHOD_LABELS[m], m) for m in METHODS], value="grad_l2",
+                              label="Method", scale=3, elem_id="pl-method")
+            ig_steps = gr.Slider(4, 64, value=16, step=4, label="IG steps", scale=1,
+                                 visible=False, elem_id="pl-ig-steps")
+        with gr.Row():
+            granularity = gr.Radio(list(GRANULARITIES), value="words", label="Granularity",
+                                   scale=3, elem_id="pl-granularity")
+            intensity = gr.Slider(0.25, 5.0, value=1.0, step=0.25, label="Colour intensity",
+                                  scale=1, elem_id="pl-intensity")
+        with gr.Row():
+            target_gran = gr.Dropdown(["tokens", "words", "sentences", "lines", "paragraphs"],
+                                      value="words", label="Pick a response…", scale=1)
+            target_seg = gr.Dropdown([], label="…segment as the target", scale=3,
+                                     elem_id="pl-target-segment")
+        legend = gr.HTML("", elem_id="pl-legend", js_on_load=None)
+        view = gr.HTML('<div class="pl-empty">Select an example in the data table.</div>',
+                       elem_id="pl-salience-view", js_on_load=CLICK_JS)
+        compare = gr.HTML("", elem_id="pl-compare-view", js_on_load=None)
+        gr.Markdown("**Most salient prompt segments** (score = sum over the selected tokens)")
+        ranked = gr.HTML("", elem_id="pl-ranked", js_on_load=None)
+        show_matrix = gr.Checkbox(label="Show the target×source matrix", value=False,
+                                  elem_id="pl-show-matrix")
+        matrix = gr.HTML("", elem_id="pl-matrix", visible=False, js_on_load=None)
+
+    draw_outputs = [view, legend, ranked, matrix, info, target_seg, compare]
+
+    def draw(state: SessionState, with_matrix: bool, progress: Any = None) -> list[Any]:
+        r = render_views(wb, state, progress=progress)
+        matrix_html = r["matrix_fn"]() if with_matrix and "matrix_fn" in r else ""
+        current = (f"{state.span[0]}:{state.span[1]}" if state.span else None)
+        values = [v for _, v in r["segments"]]
+        return [r["view"], r["legend"], r["ranked"], gr.update(value=matrix_html),
+                r["info"], gr.update(choices=r["segments"],
+                                     value=current if current in values else None),
+                r["compare"]]
+
+    def refresh(_wb: Any, state: SessionState) -> list[Any]:
+        return draw(state, state.show_matrix)
+
+    def wire(ctx: base.Context) -> None:
+        outs = [ctx.state, *draw_outputs, ctx.footer]
+        n = len(outs)
+
+        @base.guard(n)
+        def on_explain(state: SessionState, target: str, with_matrix: bool,
+                       progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            ex = base.primary_example(wb, state)
+            if ex is None:
+                raise ValueError("no example selected: click a row in the data table first")
+            if not state.model:
+                raise ValueError("no model loaded that can explain a response")
+            state.explain_target = target or "response"
+            report = base.progress_adapter(progress)
+            report(0.05, "generating the response")
+            wb.predict(state.model, state.dataset, [ex], progress=report)
+            report(0.4, "computing the salience matrix")
+            _matrix_salience(wb, state, ex, progress=report)
+            state.explained, state.span, state.anchor = True, None, None
+            updates = draw(state, with_matrix, progress=report)
+            return (state, *updates, base.ok("salience ready: click response tokens to "
+                                             "explain them"))
+
+        explain_btn.click(on_explain, [ctx.state, explain_target, show_matrix], outs,
+                          api_name=False, concurrency_id="model", concurrency_limit=1)
+
+        @base.guard(n)
+        def on_click(state: SessionState, with_matrix: bool, evt: gr.EventData) -> Any:
+            data = getattr(evt, "_data", None) or {}
+            if "index" not in data:
+                return (state, *[gr.skip()] * (n - 2), "")
+            if not state.explained:
+                raise ValueError("press “Generate & explain” first")
+            state.select_token(int(data["index"]), extend=bool(data.get("shift")))
+            return (state, *draw(state, with_matrix), "")
+
+        view.click(on_click, [ctx.state, show_matrix], outs, api_name=False,
+                   concurrency_id="model", concurrency_limit=1)
+
+        @base.guard(n)
+        def on_setting(state: SessionState, m: str, g: str, inten: float, steps: float,
+                       with_matrix: bool, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            state.method, state.granularity = m or state.method, g or state.granularity
+            state.intensity, state.ig_steps = float(inten), int(steps)
+            state.show_matrix = bool(with_matrix)
+            if not state.explained:
+                return (state, *[gr.skip()] * (n - 2), "")
+            return (state, *draw(state, with_matrix, base.progress_adapter(progress)), "")
+
+        settings = [ctx.state, method, granularity, intensity, ig_steps, show_matrix]
+        for comp in (method, granularity):
+            comp.change(on_setting, settings, outs, api_name=False, concurrency_id="model",
+                        concurrency_limit=1)
+        for comp in (intensity, ig_steps):
+            comp.release(on_setting, settings, outs, api_name=False, concurrency_id="model",
+                         concurrency_limit=1)
+        show_matrix.change(on_setting, settings, outs, api_name=False, concurrency_id="model",
+                           concurrency_limit=1).then(
+            lambda v: gr.update(visible=bool(v)), [show_matrix], [matrix], api_name=False)
+        method.change(lambda m: gr.update(visible=m == "integrated_gradients"), [method],
+                      [ig_steps], api_name=False)
+
+        @base.guard(n)
+        def on_target_gran(state: SessionState, tg: str, with_matrix: bool) -> Any:
+            state.target_granularity = tg or "words"
+            if not state.explained:
+                return (state, *[gr.skip()] * (n - 2), "")
+            return (state, *draw(state, with_matrix), "")
+
+        target_gran.input(on_target_gran, [ctx.state, target_gran, show_matrix], outs,
+                          api_name=False)
+
+        @base.guard(n)
+        def on_target_seg(state: SessionState, value: str, with_matrix: bool) -> Any:
+            if not value:
+                return (state, *[gr.skip()] * (n - 2), "")
+            a, b = (int(x) for x in str(value).split(":"))
+            state.set_span(a, b)
+            return (state, *draw(state, with_matrix), "")
+
+        target_seg.input(on_target_seg, [ctx.state, target_seg, show_matrix], outs,
+                         api_name=False, concurrency_id="model", concurrency_limit=1)
+
+    return ctx.register(base.Module(NAME, container, draw_outputs, refresh, wire,
+                                    controls={"granularity": granularity, "method": method}))

@@ -1,0 +1,389 @@
+"""Pure functions from salience scores to HTML: heatmaps, clickable responses, rankings, legends.
+
+Nothing here calls a model or touches Gradio: every function takes plain data (a
+`promptlit.salience.result.SequenceSalience`, a list of ``Segment(text, start, end, score)``,
+floats) and returns an HTML string, so the views are unit-testable and reusable in notebooks.
+
+Colour conventions:
+
+* unsigned methods (``grad_l2``) use a **sequential** purple scale: white = 0, purple = the view's
+  largest score;
+* signed methods (``grad_dot_input``, ``integrated_gradients``) use a **diverging** scale: blue =
+  positive (pushes towards the selected response span), white = 0, red = negative.
+
+Colour is normalised per view (`promptlit.salience.result.normalize_for_display`) and then
+multiplied by the intensity factor (the UI's slider), clipped to 1. The exact (unnormalised)
+score of every segment is on hover (the ``title`` attribute) and in the ranked table.
+
+Example:
+    >>> from promptlit.salience.aggregation import Segment
+    >>> html = heatmap_html("a<b c", [Segment("a<b", 0, 3, 2.0), Segment("c", 4, 5, 1.0)],
+    ...                     signed=False)
+    >>> "a&lt;b" in html and 'title="score 2' in html
+    True
+"""
+
+from __future__ import annotations
+
+import html as _html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CSS",
+    "NEGATIVE_RGB",
+    "POSITIVE_RGB",
+    "SEQUENTIAL_RGB",
+    "colour_for",
+    "escape_text",
+    "heatmap_html",
+    "legend_html",
+    "matrix_html",
+    "normalize",
+    "plain_text_html",
+    "rank_segments",
+    "ranked_table_html",
+    "salience_view_html",
+    "text_colour_for",
+]
+
+SEQUENTIAL_RGB: tuple[int, int, int] = (106, 61, 154)
+"""Unsigned scores: white -> this purple."""
+POSITIVE_RGB: tuple[int, int, int] = (33, 102, 172)
+"""Signed scores > 0: white -> this blue."""
+NEGATIVE_RGB: tuple[int, int, int] = (178, 24, 43)
+"""Signed scores < 0: white -> this red."""
+
+CSS = """
+.pl-text { white-space: pre-wrap; font-family: ui-monospace, SFMono-Regular, Menlo, monospace;
+  font-size: 0.92em; line-height: 1.7; word-break: break-word; }
+.pl-seg { border-radius: 3px; }
+.pl-resp { cursor: pointer; border-bottom: 1px dotted #888; border-radius: 3px; }
+.pl-resp:hover { outline: 1px solid #444; }
+.pl-resp.pl-selected { outline: 2px solid #f59e0b; background-color: rgba(245,158,11,0.35)
+  !important; }
+.pl-role { font-size: 0.8em; font-weight: 600; color: #666; margin: 6px 0 2px 0;
+  font-family: sans-serif; }
+.pl-ranked { border-collapse: collapse; font-size: 0.9em; width: 100%; }
+.pl-ranked td, .pl-ranked th { border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: left;
+  vertical-align: top; }
+.pl-ranked td.pl-num { text-align: right; font-family: ui-monospace, monospace; }
+.pl-legend { display: flex; align-items: center; gap: 6px; font-size: 0.85em;
+  font-family: sans-serif; }
+.pl-legend .pl-bar { width: 160px; height: 12px; border: 1px solid #ccc; }
+.pl-matrix { display: grid; gap: 1px; font-size: 0.75em; overflow: auto; max-height: 480px; }
+.pl-matrix div { padding: 1px 3px; white-space: pre; overflow: hidden; text-overflow: ellipsis;
+  max-width: 9em; }
+.pl-matrix .pl-mhead { font-weight: 600; writing-mode: vertical-rl; max-height: 9em; }
+.pl-empty { color: #888; font-style: italic; font-family: sans-serif; }
+"""
+"""Stylesheet for the classes used below (the app passes it to the page)."""
+
+
+def escape_text(text: str) -> str:
+    """HTML-escapes ``text`` for element content and attributes.
+
+    Besides ``& < > " '`` this also escapes ``$ { } `` ` `` so that Gradio's HTML templates
+    (JS template strings / Handlebars) never interpret user text. Newlines are kept: the
+    containers use ``white-space: pre-wrap``.
+    """
+    out = _html.escape(text, quote=True)
+    return (out.replace("$", "&#36;").replace("{", "&#123;").replace("}", "&#125;")
+            .replace("`", "&#96;"))
+
+
+def normalize(scores: Sequence[float] | np.ndarray, signed: bool) -> np.ndarray:
+    """Scores of one view -> ``<float>[K]`` in [-1, 1] (signed) or [0, 1] (unsigned), for colour.
+
+    Uses `promptlit.salience.result.normalize_for_display` (max-|score| scaling; NaN counts as 0).
+    """
+    from promptlit.salience.result import normalize_for_display
+
+    return normalize_for_display(np.asarray(scores, dtype=np.float64), signed)
+
+
+def colour_for(value: float, signed: bool, intensity: float = 1.0) -> str:
+    """The CSS background for one normalised score ``value`` (in [-1, 1] or [0, 1]).
+
+    ``intensity`` multiplies the opacity (the UI's colour-intensity slider); the result is
+    clipped to 1. Unsigned methods ignore negative values (they are shown as white).
+    """
+    v = float(np.nan_to_num(value)) * float(intensity)
+    if signed:
+        rgb = POSITIVE_RGB if v >= 0 else NEGATIVE_RGB
+        alpha = min(abs(v), 1.0)
+    else:
+        rgb = SEQUENTIAL_RGB
+        alpha = min(max(v, 0.0), 1.0)
+    return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.3f})"
+
+
+def text_colour_for(value: float, signed: bool, intensity: float = 1.0) -> str:
+    """Black or white text, whichever reads better on `colour_for`'s background."""
+    v = abs(float(np.nan_to_num(value)) * float(intensity))
+    if not signed and value < 0:
+        v = 0.0
+    return "#fff" if v > 0.6 else "inherit"
+
+
+def _fmt(score: float) -> str:
+    return f"{score:.4g}"
+
+
+def _seg_span(text: str, score: float, colour: float, signed: bool, intensity: float,
+              cls: str = "pl-seg", extra: str = "") -> str:
+    style = (f"background-color:{colour_for(colour, signed, intensity)};"
+             f"color:{text_colour_for(colour, signed, intensity)}")
+    return (f'<span class="{cls}" style="{style}" title="score {_fmt(score)}"{extra}>'
+            f"{escape_text(text)}</span>")
+
+
+def plain_text_html(text: str, *, label: str | None = None) -> str:
+    """``text`` escaped in a pre-wrap block (the prompt before any salience is computed)."""
+    head = f'<div class="pl-role">{escape_text(label)}</div>' if label else ""
+    return f'{head}<div class="pl-text">{escape_text(text)}</div>'
+
+
+def heatmap_html(text: str, segments: Sequence[Any], *, signed: bool, intensity: float = 1.0,
+                 start: int = 0, end: int | None = None) -> str:
+    """``text[start:end]`` with each segment's background coloured by its score.
+
+    Args:
+      text: the full text the segments index (e.g. ``SequenceSalience.text``).
+      segments: ``Segment(text, start, end, score)`` (or 4-tuples) in text order, char
+        positions into ``text``; characters in no segment are shown uncoloured.
+      signed: diverging (True) or sequential (False) colours.
+      intensity: colour-intensity factor (> 1 makes faint scores visible).
+      start, end: the character range to draw.
+
+    Returns:
+      ``<span>``s (no wrapper), each with ``title="score <exact sum>"``.
+    """
+    end = len(text) if end is None else end
+    segs = [tuple(s) for s in segments]
+    colours = normalize([s[3] for s in segs], signed) if segs else np.zeros(0)
+    parts: list[str] = []
+    pos = start
+    for (_, s, e, score), c in zip(segs, colours, strict=True):
+        s, e = max(int(s), start), min(int(e), end)
+        if e <= s:
+            continue
+        if s > pos:
+            parts.append(escape_text(text[pos:s]))
+        s = max(s, pos)
+        parts.append(_seg_span(text[s:e], float(score), float(c), signed, intensity))
+        pos = e
+    if pos < end:
+        parts.append(escape_text(text[pos:end]))
+    return "".join(parts)
+
+
+def _response_tokens_html(sal: Any, token_scores: np.ndarray | None, signed: bool,
+                          intensity: float, selected: tuple[int, int] | None) -> str:
+    """Response tokens as clickable spans ``<span class="pl-resp" data-index="t">``.
+
+    ``token_scores`` are the (already normalised) colours of the ``T`` response tokens, or None.
+    """
+    text, p = sal.text, sal.num_prompt_tokens
+    offsets = np.asarray(sal.offsets)[p:]
+    parts: list[str] = []
+    pos = sal.prompt_length
+    sel_start, sel_stop = selected if selected else (-1, -1)
+    for t, (s, e) in enumerate(offsets.tolist()):
+        s, e = max(int(s), pos), int(e)
+        piece = text[s:e] if e > s else sal.tokens[p + t]
+        if s > pos:
+            parts.append(escape_text(text[pos:s]))
+        cls = "pl-resp pl-selected" if sel_start <= t < sel_stop else "pl-resp"
+        extra = f' data-index="{t}"'
+        if token_scores is None:
+            parts.append(f'<span class="{cls}"{extra} title="response token {t}">'
+                         f"{escape_text(piece)}</span>")
+        else:
+            raw = float(token_scores[t])
+            parts.append(_seg_span(piece, raw, float(token_scores[t]), signed, intensity,
+                                   cls=cls, extra=extra))
+        pos = max(pos, e)
+    if pos < len(text):
+        parts.append(escape_text(text[pos:]))
+    return "".join(parts)
+
+
+def salience_view_html(sal: Any, span: Any | None = None, *, granularity: str = "words",
+                       intensity: float = 1.0, selected: tuple[int, int] | None = None) -> str:
+    """The prompt as a heatmap at ``granularity`` plus the response as clickable tokens.
+
+    Args:
+      sal: a `SequenceSalience` (text, offsets, prompt/response split).
+      span: a `SpanSalience` for the selected response span, or None (no colours yet).
+      granularity: how prompt scores are summed ("tokens", "words", "sentences", ...).
+      intensity: colour-intensity factor.
+      selected: the selected response-token span ``[start, stop)`` to outline.
+
+    The response tokens carry ``data-index`` (0 = first response token) so a click handler can
+    select them; earlier response tokens are coloured by their salience for the selection too.
+    """
+    if span is None:
+        prompt = escape_text(sal.prompt_text)
+        response = _response_tokens_html(sal, None, False, intensity, selected)
+    else:
+        segs = span.aggregate(granularity, side="prompt")
+        resp_segs = span.aggregate("tokens", side="response")
+        all_scores = [s.score for s in segs] + [s.score for s in resp_segs]
+        colours = normalize(all_scores, span.signed)
+        # One normalisation for both sides, so prompt and response colours are comparable.
+        seg_colours, resp_colours = colours[: len(segs)], colours[len(segs):]
+        prompt = _heatmap_prenormalized(sal.text, segs, seg_colours, span.signed, intensity,
+                                        0, sal.prompt_length)
+        token_colours = np.zeros(sal.num_response_tokens)
+        token_colours[: len(resp_colours)] = resp_colours[: sal.num_response_tokens]
+        raw = np.asarray(span.scores)[sal.num_prompt_tokens:]
+        response = _response_tokens_coloured(sal, raw, token_colours, span.signed, intensity,
+                                              selected)
+    return ('<div class="pl-view">'
+            '<div class="pl-role">PROMPT</div>'
+            f'<div class="pl-text pl-prompt">{prompt}</div>'
+            '<div class="pl-role">RESPONSE (click a token; shift-click to extend)</div>'
+            f'<div class="pl-text pl-response">{response}</div></div>')
+
+
+def _heatmap_prenormalized(text: str, segs: Sequence[Any], colours: np.ndarray, signed: bool,
+                           intensity: float, start: int, end: int) -> str:
+    parts: list[str] = []
+    pos = start
+    for (_, s, e, score), c in zip([tuple(x) for x in segs], colours, strict=True):
+        s, e = max(int(s), pos), min(int(e), end)
+        if e <= s:
+            continue
+        if s > pos:
+            parts.append(escape_text(text[pos:s]))
+        parts.append(_seg_span(text[s:e], float(score), float(c), signed, intensity))
+        pos = e
+    if pos < end:
+        parts.append(escape_text(text[pos:end]))
+    return "".join(parts)
+
+
+def _response_tokens_coloured(sal: Any, raw: np.ndarray, colours: np.ndarray, signed: bool,
+                              intensity: float, selected: tuple[int, int] | None) -> str:
+    text, p = sal.text, sal.num_prompt_tokens
+    offsets = np.asarray(sal.offsets)[p:]
+    parts: list[str] = []
+    pos = sal.prompt_length
+    sel_start, sel_stop = selected if selected else (-1, -1)
+    for t, (s, e) in enumerate(offsets.tolist()):
+        s, e = max(int(s), pos), int(e)
+        piece = text[s:e] if e > s else sal.tokens[p + t]
+        if s > pos:
+            parts.append(escape_text(text[pos:s]))
+        cls = "pl-resp pl-selected" if sel_start <= t < sel_stop else "pl-resp"
+        parts.append(_seg_span(piece, float(raw[t]), float(colours[t]), signed, intensity,
+                               cls=cls, extra=f' data-index="{t}"'))
+        pos = max(pos, e)
+    if pos < len(text):
+        parts.append(escape_text(text[pos:]))
+    return "".join(parts)
+
+
+def rank_segments(segments: Sequence[Any], signed: bool, k: int | None = 10) -> list[Any]:
+    """The ``k`` most salient segments, highest first (by ``|score|`` if signed, else score).
+
+    Ties keep text order (a stable sort), so the ranking is deterministic.
+    """
+    segs = [s for s in segments if str(tuple(s)[0]).strip()]
+    key = (lambda s: -abs(float(tuple(s)[3]))) if signed else (lambda s: -float(tuple(s)[3]))
+    ranked = sorted(segs, key=key)
+    return ranked if k is None else ranked[: max(int(k), 0)]
+
+
+def _one_line(text: str, limit: int = 90) -> str:
+    flat = text.replace("\n", " ⏎ ").strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def ranked_table_html(segments: Sequence[Any], *, signed: bool, k: int = 10,
+                      intensity: float = 1.0, granularity: str = "segments") -> str:
+    """An HTML table of the ``k`` most salient segments: rank, segment, exact score, chars.
+
+    Rows carry ``data-rank`` and the score cell is coloured like the heatmap.
+    """
+    ranked = rank_segments(segments, signed, k)
+    if not ranked:
+        return '<div class="pl-empty">No salience yet: select a response span.</div>'
+    colours = normalize([tuple(s)[3] for s in segments], signed)
+    by_pos = {(tuple(s)[1], tuple(s)[2]): c for s, c in zip(segments, colours, strict=True)}
+    rows = []
+    for rank, seg in enumerate(ranked, 1):
+        text, s, e, score = tuple(seg)
+        c = by_pos.get((s, e), 0.0)
+        style = (f"background-color:{colour_for(c, signed, intensity)};"
+                 f"color:{text_colour_for(c, signed, intensity)}")
+        rows.append(f'<tr data-rank="{rank}"><td class="pl-num">{rank}</td>'
+                    f'<td class="pl-segtext" title="{escape_text(text)}">'
+                    f"{escape_text(_one_line(text))}</td>"
+                    f'<td class="pl-num" style="{style}">{_fmt(float(score))}</td>'
+                    f'<td class="pl-num">{int(s)}–{int(e)}</td></tr>')
+    return (f'<table class="pl-ranked"><thead><tr><th>#</th><th>{escape_text(granularity)}</th>'
+            '<th>score</th><th>chars</th></tr></thead><tbody>' + "".join(rows)
+            + "</tbody></table>")
+
+
+def legend_html(method: str, signed: bool, *, intensity: float = 1.0) -> str:
+    """A colour bar with what its ends mean for ``method``."""
+    if signed:
+        neg = colour_for(-1, True, 1)
+        pos = colour_for(1, True, 1)
+        bar = f"linear-gradient(to right, {neg}, rgba(255,255,255,1), {pos})"
+        ends = ("negative", "0", "positive")
+    else:
+        bar = f"linear-gradient(to right, rgba(255,255,255,1), {colour_for(1, False, 1)})"
+        ends = ("0", "", "max")
+    kind = "diverging (signed)" if signed else "sequential (unsigned)"
+    return (f'<div class="pl-legend" data-signed="{str(signed).lower()}">'
+            f"<b>{escape_text(method)}</b> {kind}: <span>{ends[0]}</span>"
+            f'<span class="pl-bar" style="background:{bar}"></span><span>{ends[2]}</span>'
+            f"<span>· intensity ×{intensity:g} · hover a segment for its exact score</span></div>")
+
+
+def matrix_html(sal: Any, method: str, *, granularity: str = "words", intensity: float = 1.0,
+                max_columns: int = 120, max_rows: int = 64) -> str:
+    """The target×source matrix as a CSS grid: one row per response token, one column per prompt
+    segment at ``granularity``; each cell is that token's salience summed over the segment.
+
+    Large views are truncated to ``max_rows`` × ``max_columns`` (said in a note). Returns a
+    placeholder when ``method`` has no full matrix (e.g. Integrated Gradients per span).
+    """
+    if method not in getattr(sal, "matrices", {}):
+        return (f'<div class="pl-empty">No full matrix for {escape_text(method)} (it is '
+                "computed per selected span); pick Grad L2 or Grad·Input.</div>")
+    t_total = sal.num_response_tokens
+    rows = min(t_total, max_rows)
+    if rows == 0:
+        return '<div class="pl-empty">The response is empty.</div>'
+    per_row = [sal.for_span(t, t + 1, method).aggregate(granularity, side="prompt")
+               for t in range(rows)]
+    cols = per_row[0][:max_columns]
+    values = np.array([[seg.score for seg in r[: len(cols)]] for r in per_row])
+    signed = bool(sal.signed.get(method, False))
+    colours = normalize(values.ravel(), signed).reshape(values.shape)
+    cells = ['<div class="pl-mcorner"></div>']
+    cells += [f'<div class="pl-mhead" title="{escape_text(c.text)}">'
+              f"{escape_text(_one_line(c.text, 24))}</div>" for c in cols]
+    resp = sal.response_tokens
+    for t in range(rows):
+        cells.append(f'<div class="pl-mrow" title="response token {t}">'
+                     f"{escape_text(_one_line(resp[t], 16))}</div>")
+        for j in range(len(cols)):
+            c = colours[t, j]
+            cells.append(f'<div style="background-color:{colour_for(c, signed, intensity)}" '
+                         f'title="{escape_text(_one_line(resp[t], 20))} ← '
+                         f'{escape_text(_one_line(cols[j].text, 30))}: {_fmt(values[t, j])}">'
+                         "&nbsp;</div>")
+    note = ""
+    if rows < t_total or len(per_row[0]) > len(cols):
+        note = (f'<div class="pl-empty">Showing {rows} of {t_total} response tokens and '
+                f"{len(cols)} of {len(per_row[0])} prompt {escape_text(granularity)}.</div>")
+    style = f"grid-template-columns: 8em repeat({len(cols)}, minmax(1.2em, 1fr));"
+    return f'{note}<div class="pl-matrix" style="{style}">{"".join(cells)}</div>'
