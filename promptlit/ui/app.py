@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -97,6 +98,23 @@ def initial_state(workbench: Any, layout: str) -> SessionState:
     lms = base.lm_models(workbench)
     model = lms[0] if lms else next(iter(workbench.models), "")
     return SessionState(dataset=dataset, model=model, layout=layout)
+
+
+def api_errors(fn: Any) -> Any:
+    """Wraps an API endpoint so any error reaches the client as one plain line (``gr.Error``),
+    not a generic "error" (the server never shows tracebacks)."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported to the client
+            logger.warning("API %s failed", fn.__name__, exc_info=True)
+            raise gr.Error(base.message(e).removeprefix("⚠ "), print_exception=False) from e
+
+    return inner
 
 
 def _api_example(workbench: Any, dataset: str, model: str, example: int, prompt: str
@@ -297,7 +315,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     "metrics": {k: row[k] for k in ("exact_match", "bleu", "rouge_l",
                                                     "perplexity")}}
 
-        gr.api(generate, api_name="generate", concurrency_id="model", concurrency_limit=1)
+        gr.api(api_errors(generate), api_name="generate", concurrency_id="model", concurrency_limit=1)
 
         def salience(dataset: str = "", model: str = "", example: int = 0,
                      method: str = "grad_l2", granularity: str = "words", span_start: int = 0,
@@ -331,7 +349,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     "top": [seg(s) for s in render.rank_segments(segs, span.signed,
                                                                  int(top_k))]}
 
-        gr.api(salience, api_name="salience", concurrency_id="model", concurrency_limit=1)
+        gr.api(api_errors(salience), api_name="salience", concurrency_id="model", concurrency_limit=1)
 
         def info() -> dict:
             """The loaded datasets (with sizes), models, layouts, and whether demo mode is on."""
@@ -340,7 +358,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
                         base.lm_models(workbench), "layouts": list(all_layouts),
                     "demo_mode": demo_mode}
 
-        gr.api(info, api_name="info")
+        gr.api(api_errors(info), api_name="info")
 
         with gr.Row(visible=False):
             api_prompt = gr.Textbox()
@@ -363,7 +381,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     "selected": base.index_of(workbench, st, st.primary_id),
                     "slices": {k: len(v) for k, v in st.slices.items()}}
 
-        api_add.click(add_example, [state, api_prompt, api_target], [state, api_out],
+        api_add.click(api_errors(add_example), [state, api_prompt, api_target], [state, api_out],
                       api_name="add_example")
         api_session.click(lambda st: session_summary(st), [state], [api_out],
                           api_name="session")

@@ -108,6 +108,7 @@ def build(ctx: base.Context) -> base.Module:
             multi = gr.Checkbox(label="Multi-select", value=False, scale=1,
                                 elem_id="pl-multi-select")
         table = gr.Dataframe(interactive=False, wrap=True, max_height=420,
+                             column_widths=["3em", "3em"],
                              elem_id="pl-table", label="Examples (click a row to select)")
         with gr.Row():
             prev_btn = gr.Button("◀ Prev", size="sm", scale=1)

@@ -183,7 +183,9 @@ def build(ctx: base.Context) -> base.Module:
         outs = [ctx.state, *draw_outputs, ctx.footer]
         n = len(outs)
 
-        @base.guard(n)
+        all_outs = [ctx.state, *ctx.refresh_outputs(), ctx.footer]
+
+        @base.guard(len(all_outs))
         def on_explain(state: SessionState, target: str, with_matrix: bool,
                        progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
             ex = base.primary_example(wb, state)
@@ -198,11 +200,12 @@ def build(ctx: base.Context) -> base.Module:
             report(0.4, "computing the salience matrix")
             _matrix_salience(wb, state, ex, progress=report)
             state.explained, state.span, state.anchor = True, None, None
-            updates = draw(state, with_matrix, progress=report)
-            return (state, *updates, base.ok("salience ready: click response tokens to "
-                                             "explain them"))
+            state.show_matrix = bool(with_matrix)
+            # Redraw every module: the generation is now cached (generated text shows it).
+            return (state, *ctx.refresh(state), base.ok("salience ready: click response "
+                                                        "tokens to explain them"))
 
-        explain_btn.click(on_explain, [ctx.state, explain_target, show_matrix], outs,
+        explain_btn.click(on_explain, [ctx.state, explain_target, show_matrix], all_outs,
                           api_name=False, concurrency_id="model", concurrency_limit=1)
 
         @base.guard(n)

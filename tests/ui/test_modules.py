@@ -1,0 +1,129 @@
+"""Tests for the UI modules' logic over a real Workbench with a fake LM (no JAX)."""
+
+import json
+
+import gradio as gr
+import pytest
+
+from promptlit.lib.utils import example_id
+from promptlit.ui import app
+from promptlit.ui.modules import base, data_table, datapoint_editor, lm_salience, slice_editor
+from promptlit.ui.state import SessionState
+
+from .fakes import EXAMPLES, make_workbench
+
+
+@pytest.fixture
+def wb():
+    return make_workbench()
+
+
+@pytest.fixture
+def state():
+    return SessionState(dataset="toy", model="fake")
+
+
+def test_guard_turns_errors_into_one_footer_line():
+    @base.guard(3)
+    def boom(x):
+        raise KeyError("unknown dataset 'x'; loaded datasets: ['toy']")
+
+    out = boom(1)
+    assert out[:2] == (gr.skip(), gr.skip())
+    assert out[2] == "⚠ unknown dataset 'x'; loaded datasets: ['toy']"
+    assert "\n" not in base.message(ValueError("a\nb"))
+
+
+def test_filter_rows_search_field_slice_sort(wb, state):
+    rows = base.dataset_rows(wb, state)
+    assert [r[1]["source"] for r in data_table.filter_rows(rows, search="PORK")] == ["menu"]
+    assert [r[1]["source"] for r in data_table.filter_rows(rows, field="source",
+                                                           value="ma")] == ["math"]
+    assert [r[1]["source"] for r in data_table.filter_rows(rows, sort="source",
+                                                           descending=True)] == [
+        "menu", "math", "copy"]
+    ids = [rows[2][0]]
+    assert [r[0] for r in data_table.filter_rows(rows, slice_ids=ids)] == ids
+
+
+def test_page_frame_pages_and_marks_selection(wb, state):
+    rows = base.dataset_rows(wb, state)
+    numbers = {r[0]: n for n, r in enumerate(rows)}
+    frame, ids, pages = data_table.page_frame(rows, ["prompt", "target"], page=2, page_size=2,
+                                              selected=[rows[2][0]], numbers=numbers)
+    assert pages == 2 and ids == [rows[2][0]]
+    assert frame["#"].tolist() == [2] and frame["sel"].tolist() == ["✓"]
+    frame, ids, _ = data_table.page_frame(rows, ["prompt"], page=99, page_size=2)
+    assert len(ids) == 1  # clamped to the last page
+
+
+def test_add_to_session_validates_selects_and_stays_in_session(wb, state):
+    ex = datapoint_editor.build_example("New prompt:", " x", '{"source": "mine"}', None)
+    assert ex == {"source": "mine", "prompt": "New prompt:", "target": " x"}
+    new_id = datapoint_editor.add_to_session(wb, state, ex)
+    assert state.primary_id == new_id == example_id(ex)
+    assert len(base.dataset_rows(wb, state)) == len(EXAMPLES) + 1
+    assert len(wb.datasets["toy"]) == len(EXAMPLES)  # the shared workbench is untouched
+    other = SessionState(dataset="toy", model="fake")
+    assert len(base.dataset_rows(wb, other)) == len(EXAMPLES)
+    with pytest.raises(ValueError, match="prompt is empty"):
+        datapoint_editor.build_example("  ", "", "", None)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        datapoint_editor.build_example("p", "", "{oops", None)
+
+
+def test_save_session_refused_in_demo_mode_and_writes_jsonl(wb, state, tmp_path):
+    datapoint_editor.add_to_session(wb, state, {"prompt": "P1", "target": "T1"})
+    with pytest.raises(PermissionError, match="demo mode"):
+        datapoint_editor.save_session(wb, state, str(tmp_path / "x.jsonl"), demo_mode=True)
+    written = datapoint_editor.save_session(wb, state, str(tmp_path / "x.jsonl"),
+                                            demo_mode=False)
+    lines = (tmp_path / "x.jsonl").read_text().splitlines()
+    assert written.endswith("x.jsonl") and [json.loads(ln)["prompt"] for ln in lines] == ["P1"]
+
+
+def test_slices_by_field(wb, state):
+    slices = slice_editor.slices_by_field(base.dataset_rows(wb, state), "source")
+    assert sorted(slices) == ["source=copy", "source=math", "source=menu"]
+    with pytest.raises(ValueError, match="no example has the field"):
+        slice_editor.slices_by_field(base.dataset_rows(wb, state), "nope")
+
+
+def test_render_views_matrix_clicks_need_no_model_call(wb, state):
+    rows = base.dataset_rows(wb, state)
+    state.select_example(rows[0][0])
+    out = lm_salience.render_views(wb, state)
+    assert "Generate &amp; explain" in out["view"]
+    state.explained = True
+    out = lm_salience.render_views(wb, state)
+    assert state.span == (0, 2) and 'data-index="1"' in out["view"]
+    fake = wb.models["fake"].unwrap()
+    calls = dict(fake.calls)
+    state.select_token(1)
+    state.granularity, state.method = "sentences", "grad_dot_input"
+    out2 = lm_salience.render_views(wb, state)
+    assert fake.calls == calls  # pure numpy over the cached matrix
+    assert out2["ranked"] != out["ranked"] and "diverging" in out2["legend"]
+    assert out2["segments"] == [(":noitadnemmoceR", "0:1"), ("ok.", "1:2")]
+
+
+def test_integrated_gradients_computed_per_span_then_cached(wb, state):
+    rows = base.dataset_rows(wb, state)
+    state.select_example(rows[1][0])
+    state.explained, state.method = True, "integrated_gradients"
+    fake = wb.models["fake"].unwrap()
+    out = lm_salience.render_views(wb, state)
+    n = fake.calls["salience"]
+    assert "diverging" in out["legend"]
+    lm_salience.render_views(wb, state)
+    assert fake.calls["salience"] == n
+
+
+def test_compatible_modules(wb):
+    assert app.compatible_modules(wb, "toy") >= {"lm_salience", "generated_text", "data_table"}
+    assert "lm_salience" not in app.compatible_modules(wb, "missing")
+
+
+def test_build_app_rejects_unknown_layout(wb):
+    with pytest.raises(KeyError, match="available"):
+        app.build_app(wb, layout="nope")
