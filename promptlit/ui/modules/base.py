@@ -207,6 +207,16 @@ def short(text: Any, limit: int = 120) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def short_middle(text: Any, limit: int = 100) -> str:
+    """One line of at most ``limit`` characters keeping the start and the (often telling) end,
+    e.g. few-shot prompts that share their first lines."""
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return flat
+    head = limit // 3
+    return flat[:head] + " … " + flat[-(limit - head - 3):]
+
+
 def progress_adapter(progress: Any) -> Callable[[float, str], None]:
     """Turns a ``gr.Progress`` into the Workbench's ``progress(fraction, message)`` callable."""
 

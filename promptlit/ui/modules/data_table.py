@@ -83,7 +83,7 @@ def page_frame(rows: Sequence[tuple[str, dict, bool]], fields: Sequence[str], *,
     for i, ex, added in chunk:
         rec: dict[str, Any] = {"#": numbers.get(i, -1), "sel": "✓" if i in sel else ""}
         for f in fields:
-            rec[f] = base.short(ex.get(f, ""), 140)
+            rec[f] = base.short_middle(ex.get(f, ""), 90)
         rec["added"] = "session" if added else ""
         rec["id"] = i[:10]
         records.append(rec)
@@ -108,7 +108,6 @@ def build(ctx: base.Context) -> base.Module:
             multi = gr.Checkbox(label="Multi-select", value=False, scale=1,
                                 elem_id="pl-multi-select")
         table = gr.Dataframe(interactive=False, wrap=True, max_height=420,
-                             column_widths=["3em", "3em"],
                              elem_id="pl-table", label="Examples (click a row to select)")
         with gr.Row():
             prev_btn = gr.Button("◀ Prev", size="sm", scale=1)
