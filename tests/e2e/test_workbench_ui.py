@@ -62,8 +62,18 @@ def ranked_rows(page) -> list[tuple[str, float]]:
     return [(t, float(s)) for t, s in rows]
 
 
+def pick_row(page, url: str, row: int) -> None:
+    """Opens the app and selects a row by clicking it in the data table."""
+    page.goto(url)
+    cell = page.locator(f'#pl-table [data-testid="cell-{row}-2"]')
+    cell.click()
+    page.wait_for_function(
+        f"() => document.querySelector('#pl-footer')?.innerText.includes('selected example "
+        f"#{row}')")
+
+
 def test_pick_generate_click_switch_granularity_and_method(page, server_url):
-    open_example(page, server_url, 0)
+    pick_row(page, server_url, 0)
     assert MISTAKE in page.inner_text("#pl-salience-view")
     explain(page)
     tokens = page.eval_on_selector_all("#pl-salience-view .pl-resp",

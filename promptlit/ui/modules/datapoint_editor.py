@@ -95,6 +95,7 @@ def build(ctx: base.Context) -> base.Module:
         with gr.Row():
             add_btn = gr.Button("Add as new example", variant="primary", elem_id="pl-add")
             reset_btn = gr.Button("Reset to selected", elem_id="pl-reset")
+            blank_btn = gr.Button("Blank (write a new one)", elem_id="pl-blank")
         with gr.Row(visible=not ctx.demo_mode):
             path = gr.Textbox(label="Save session examples to (JSONL)",
                               value="session_examples.jsonl", scale=3, elem_id="pl-save-path")
@@ -132,6 +133,8 @@ def build(ctx: base.Context) -> base.Module:
             return (*refresh(wb, state), "")
 
         reset_btn.click(on_reset, [ctx.state], [*outputs, ctx.footer], api_name=False)
+        blank_btn.click(lambda: ("", "", "", "Write a prompt, then “Add as new example”."),
+                        None, [*outputs, ctx.footer], api_name=False)
 
         @base.guard(1)
         def on_save(state: SessionState, p: str) -> str:
