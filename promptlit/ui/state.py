@@ -72,6 +72,8 @@ class SessionState:
       page_ids: the ids on the visible page, in row order (maps a row click to an id).
       explained: whether salience was computed for ``primary_id`` (so clicks re-render).
       table_query: the data table's search / filter / sort / page settings.
+      errors: problems met while redrawing modules in the current callback (shown in the
+        footer, then cleared).
     """
 
     dataset: str = ""
@@ -95,6 +97,7 @@ class SessionState:
     page_ids: list[str] = dataclasses.field(default_factory=list)
     explained: bool = False
     table_query: dict[str, Any] = dataclasses.field(default_factory=dict)
+    errors: list[str] = dataclasses.field(default_factory=list)
 
     # -- selection ---------------------------------------------------------------------------
     def select_example(self, example_id: str, *, add: bool = False) -> None:

@@ -127,3 +127,15 @@ def test_compatible_modules(wb):
 def test_build_app_rejects_unknown_layout(wb):
     with pytest.raises(KeyError, match="available"):
         app.build_app(wb, layout="nope")
+
+
+def test_guard_reports_refresh_problems_from_the_state():
+    st = SessionState()
+
+    @base.guard(2)
+    def cb(state):
+        state.errors.append("generated_text: model exploded")
+        return state, "✓ fine"
+
+    assert cb(st) == (st, "⚠ generated_text: model exploded")
+    assert st.errors == []

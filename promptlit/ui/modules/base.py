@@ -82,7 +82,8 @@ class Context:
             try:
                 updates = list(m.refresh(self.workbench, state))
             except Exception as e:  # noqa: BLE001 - one module's failure must not blank others
-                logger.warning("refresh of %s failed: %s", m.name, e)
+                logger.warning("refresh of %s failed", m.name, exc_info=True)
+                state.errors.append(f"{m.name}: {message(e).removeprefix('⚠ ')}")
                 updates = [gr.skip()] * len(m.outputs)
             if len(updates) != len(m.outputs):
                 raise RuntimeError(f"module {m.name} refresh returned {len(updates)} updates for "
@@ -110,19 +111,32 @@ def ok(text: str) -> str:
 def guard(num_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wraps a callback whose LAST output is the footer: errors go there as one line.
 
-    On an exception the other ``num_outputs - 1`` outputs are ``gr.skip()`` (unchanged) and the
+    Problems a module met while redrawing (`Context.refresh`, kept in ``state.errors`` when the
+    callback's first argument is the `SessionState`) replace the footer message too. On an
+    exception the other ``num_outputs - 1`` outputs are ``gr.skip()`` (unchanged) and the
     full traceback goes to the server log only.
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> Any:
+            state = args[0] if args and isinstance(args[0], SessionState) else None
+            if state is not None:
+                state.errors.clear()
             try:
-                return fn(*args, **kwargs)
+                out = fn(*args, **kwargs)
             except Exception as e:  # noqa: BLE001 - the footer reports it
                 logger.warning("callback %s failed", fn.__name__, exc_info=True)
                 skips = [gr.skip()] * (num_outputs - 1)
                 return (*skips, message(e)) if num_outputs > 1 else message(e)
+            if state is not None and state.errors:
+                text = "⚠ " + "; ".join(state.errors)
+                state.errors.clear()
+                if isinstance(out, tuple) and len(out) == num_outputs:
+                    return (*out[:-1], text)
+                if num_outputs == 1:
+                    return text
+            return out
 
         return inner
 
