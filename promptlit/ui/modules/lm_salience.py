@@ -13,6 +13,7 @@ the selected span on demand (and cached too).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import gradio as gr
@@ -60,7 +61,8 @@ def span_salience(wb: Any, state: SessionState, ex: dict, sal: Any, span: tuple[
     if method in sal.matrices or (method, *span) in sal.span_scores:
         return sal.for_span(span[0], span[1], method)
     ig = wb.salience(state.model, ex, target=state.explain_target, methods=(method,),
-                     ig_steps=int(state.ig_steps), span=tuple(span), progress=progress)
+                     ig_steps=int(state.ig_steps), progress=progress,
+                     **_span_kwargs(wb, state.model, span))
     if (method, *span) in getattr(ig, "span_scores", {}):
         scores = ig.span_scores[(method, *span)]
     elif method in getattr(ig, "matrices", {}):
@@ -70,6 +72,24 @@ def span_salience(wb: Any, state: SessionState, ex: dict, sal: Any, span: tuple[
     sal.add_span_scores(method, span[0], span[1], np.asarray(scores),
                         signed=ig.signed.get(method))
     return sal.for_span(span[0], span[1], method)
+
+
+def _span_kwargs(wb: Any, model: str, span: tuple[int, int]) -> dict[str, Any]:
+    """How to ask ``model.salience`` for one response span: ``span=(a, b)``, ``spans=[(a, b)]``
+    or ``target_span=(a, b)``, whichever its signature takes (nothing: whole response only)."""
+    m = wb.models[model]
+    fn = getattr(m.unwrap() if callable(getattr(m, "unwrap", None)) else m, "salience", None)
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    for name, value in (("span", tuple(span)), ("spans", [tuple(span)]),
+                        ("target_span", tuple(span))):
+        if name in params:
+            return {name: value}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return {"span": tuple(span)}
+    return {}
 
 
 def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str, Any]:
