@@ -1,0 +1,590 @@
+"""`KerasCausalLM`: any keras-hub causal LM (JAX) as a promptlit `Model`, with sequence salience.
+
+The adapter generates responses, scores them (per-token log-probs, mean-pooled embeddings), maps
+tokens to character offsets in the original text, and computes `SequenceSalience` with the JAX
+kernels of `promptlit.salience.kernels` (the model is split at its token embeddings once by
+`lm_forward` and the compiled kernels are cached on that split).
+
+Example:
+    >>> import promptlit as pl
+    >>> lm = pl.models.KerasCausalLM.from_preset("presets/tiny_lm")  # doctest: +SKIP
+    >>> lm.generate(["Q: 2 + 2 =\\nA:"])  # doctest: +SKIP
+    [' 4']
+    >>> sal = lm.salience("Q: 2 + 2 =\\nA:", " 4")  # doctest: +SKIP
+    >>> sal.matrix.shape  # <float>[num_response_tokens, num_tokens]  # doctest: +SKIP
+
+Tokenization: the prompt is tokenized with the start token when the model's preprocessor adds one
+(`<bos>` for Gemma), the response without, and the two are concatenated, so the prompt/response
+boundary is exact (tokens never straddle it). Offsets are computed by aligning each piece's bytes
+(SentencePiece "▁" and byte-fallback "<0xNN>", GPT-2 byte-level "Ġ"/"Ċ") to the UTF-8 bytes of the
+original text, tolerant to whitespace the tokenizer adds or normalises away.
+
+Precision: `dtype="bfloat16"` halves memory, but gradients in bf16 are coarse (8 bits of mantissa);
+for salience, load in float32 when the model fits (the default).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from promptlit.api import types
+from promptlit.api.model import BatchedModel
+from promptlit.api.types import JsonDict, Spec
+
+MATRIX_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
+ALL_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input", "integrated_gradients")
+SAMPLERS: tuple[str, ...] = ("greedy", "top_k", "top_p")
+_WS = frozenset(b" \t\n\r\x0b\x0c")
+_SPM_SPACE = "\u2581"
+
+
+# ----------------------------------------------------------------------------- token bytes / offsets
+
+
+@lru_cache(maxsize=1)
+def _gpt2_byte_decoder() -> dict[str, int]:
+    """GPT-2 byte-level alphabet: printable stand-in character -> byte value."""
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+          + list(range(ord("®"), ord("ÿ") + 1)))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
+
+
+def piece_bytes(piece: str, byte_level: bool) -> bytes:
+    """The bytes a tokenizer piece stands for.
+
+    SentencePiece: "▁" is a space and "<0xNN>" one byte. GPT-2 byte-level BPE: every character
+    maps to one byte through GPT-2's table ("Ġ" = space, "Ċ" = newline).
+    """
+    if byte_level:
+        table = _gpt2_byte_decoder()
+        if piece and all(c in table for c in piece):
+            return bytes(table[c] for c in piece)
+        return piece.encode("utf-8")
+    if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+        try:
+            return bytes([int(piece[3:5], 16)])
+        except ValueError:
+            pass
+    return piece.replace(_SPM_SPACE, " ").encode("utf-8")
+
+
+def _match(tb: bytes, p: int, piece: bytes) -> tuple[int, int] | None:
+    """Whitespace-tolerant match of `piece` at byte `p` of `tb`: (start, end) or None.
+
+    Equal bytes are consumed together; whitespace in the piece that the text lacks (a dummy
+    prefix "▁") and whitespace in the text that the piece lacks (collapsed by a normaliser) are
+    skipped. The span starts at the first byte actually matched.
+    """
+    i, j, start = 0, p, None
+    while i < len(piece):
+        if j < len(tb) and tb[j] == piece[i]:
+            if start is None:
+                start = j
+            i += 1
+            j += 1
+        elif piece[i] in _WS:
+            i += 1
+        elif j < len(tb) and tb[j] in _WS:
+            j += 1
+        else:
+            return None
+    if start is None:  # whitespace-only piece with no counterpart: empty span at p
+        return (p, p)
+    return (start, j)
+
+
+def align_offsets(text: str, pieces_bytes: Sequence[bytes | None], *, window: int = 64
+                  ) -> np.ndarray:
+    """Character offsets `<int>[N, 2]` of tokens in `text`, from the bytes each token stands for.
+
+    Args:
+        text: the original text the tokens came from.
+        pieces_bytes: per token, its bytes (`piece_bytes`), or None for special tokens (<bos>),
+            which get an empty span.
+        window: bytes searched ahead for a piece that does not match in place (a normalised
+            character, `<unk>`); unmatched pieces take the text up to the next matched piece.
+
+    Returns:
+        `<int>[N, 2]` char `[start, end)` into `text`: monotone, non-overlapping. A character split
+        over several byte-fallback tokens belongs to the token holding its last byte (the others
+        get empty spans).
+    """
+    tb = text.encode("utf-8")
+    n = len(pieces_bytes)
+    spans: list[tuple[int, int] | None] = [None] * n
+    pending: list[int] = []
+    p = 0
+    for i, pb in enumerate(pieces_bytes):
+        if not pb:
+            spans[i] = (p, p)
+            continue
+        m = _match(tb, p, pb)
+        if m is None:
+            core = pb.strip()
+            k = tb.find(core, p, p + window + len(core)) if core else -1
+            m = (k, k + len(core)) if k >= 0 else None
+        if m is None:
+            pending.append(i)
+            continue
+        if pending:
+            spans[pending[0]] = (p, m[0])
+            for k in pending[1:]:
+                spans[k] = (m[0], m[0])
+            pending = []
+        spans[i] = m
+        p = m[1]
+    if pending:
+        spans[pending[0]] = (p, len(tb))
+        for k in pending[1:]:
+            spans[k] = (len(tb), len(tb))
+    # byte -> char: a token owns the characters whose last byte lies in its byte span.
+    if n == 0:
+        return np.zeros((0, 2), np.int64)
+    last_byte = np.cumsum([len(c.encode("utf-8")) for c in text], dtype=np.int64) - 1
+    byte_spans = np.asarray(spans, np.int64)
+    return np.searchsorted(last_byte, byte_spans, side="left").astype(np.int64).reshape(n, 2)
+
+
+def _to_str(x: Any) -> str:
+    if isinstance(x, bytes):
+        return x.decode("utf-8", errors="replace")
+    if hasattr(x, "numpy"):
+        x = x.numpy()
+    if isinstance(x, np.ndarray):
+        x = x.item() if x.ndim == 0 else x.tolist()
+    return x.decode("utf-8", errors="replace") if isinstance(x, bytes) else str(x)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class KerasCausalLM(BatchedModel):
+    """A keras-hub `CausalLM` (JAX backend) as a promptlit model with sequence salience.
+
+    Args:
+        causal_lm: a `keras_hub.models.CausalLM` with its preprocessor attached.
+        handle: where it came from (part of the prediction cache key).
+        name: display name.
+        max_length: the longest prompt + response, in tokens (capped by the backbone).
+        max_new_tokens: the longest response, in tokens.
+        sampler: "greedy", "top_k" or "top_p".
+        temperature: softmax temperature for the sampler.
+        top_k: k for "top_k" (and the optional k cut of "top_p").
+        top_p: p for "top_p".
+        seed: sampler seed (None: random).
+        batch_size: prompts generated per call.
+    """
+
+    def __init__(self, causal_lm: Any, *, handle: str | None = None, name: str | None = None,
+                 max_length: int = 1024, max_new_tokens: int = 64, sampler: str = "greedy",
+                 temperature: float = 1.0, top_k: int = 5, top_p: float = 0.9,
+                 seed: int | None = None, batch_size: int = 4) -> None:
+        if sampler not in SAMPLERS:
+            raise ValueError(f"KerasCausalLM: sampler must be one of {list(SAMPLERS)}, got "
+                             f"{sampler!r}.")
+        if getattr(causal_lm, "preprocessor", None) is None:
+            raise ValueError("KerasCausalLM needs a CausalLM with a preprocessor (tokenizer); "
+                             "load it with keras_hub.models.CausalLM.from_preset(...).")
+        self.causal_lm = causal_lm
+        self.handle = handle
+        self.name = name or (handle.rstrip("/").split("/")[-1] if handle else
+                             type(causal_lm).__name__)
+        self.max_length = int(max_length)
+        self.max_new_tokens = int(max_new_tokens)
+        self.sampler = sampler
+        self.temperature = float(temperature)
+        self.top_k = int(top_k)
+        self.top_p = float(top_p)
+        self.seed = seed
+        self.batch_size = int(batch_size)
+        self.preprocessor = causal_lm.preprocessor
+        self.tokenizer = causal_lm.preprocessor.tokenizer
+        self._lock = threading.RLock()
+        self._forward: Any = None
+        self._byte_level = type(self.tokenizer).__name__ != "SentencePieceTokenizer" and not any(
+            "SentencePiece" in c.__name__ for c in type(self.tokenizer).__mro__)
+        self._special_ids = self._find_special_ids()
+        self._stop_ids = self._find_stop_ids()
+        self._configure_sampler()
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, handle: str, *, name: str | None = None, dtype: str | None = "float32",
+                    timeout_s: float = 20.0, **kwargs: Any) -> KerasCausalLM:
+        """Loads any handle (`promptlit.models.presets`) and wraps it.
+
+        Args:
+            handle: preset name, ``kaggle://...``, ``hf://...`` or a local directory.
+            name: display name.
+            dtype: "float32" (recommended for salience) or "bfloat16"; None keeps the preset's.
+            timeout_s: network probe bound (see `presets.load_causal_lm`).
+            **kwargs: constructor arguments (max_length, max_new_tokens, sampler, temperature,
+                top_k, top_p, seed, batch_size).
+
+        Raises:
+            promptlit.models.presets.ModelLoadError: offline, missing credentials/licence, bad path.
+        """
+        from promptlit.models.presets import load_causal_lm
+
+        causal_lm = load_causal_lm(handle, dtype=dtype, timeout_s=timeout_s)
+        return cls(causal_lm, handle=handle, name=name, **kwargs)
+
+    def _find_special_ids(self) -> frozenset[int]:
+        ids = set()
+        for attr in ("start_token_id", "end_token_id", "pad_token_id", "end_token2_id"):
+            v = getattr(self.tokenizer, attr, None)
+            if isinstance(v, int | np.integer):
+                ids.add(int(v))
+        try:
+            ids.update(int(i) for i in self.tokenizer.special_token_ids)
+        except Exception:  # noqa: BLE001 - older tokenizers have no such property
+            pass
+        return frozenset(ids)
+
+    def _find_stop_ids(self) -> tuple[int, ...]:
+        stops = [int(self.tokenizer.end_token_id)]
+        extra = getattr(self.tokenizer, "end_token2_id", None)
+        if extra is not None:
+            stops.append(int(extra))
+        for token in ("<end_of_turn>", "<|eot_id|>", "<|im_end|>"):
+            try:
+                i = self.tokenizer.token_to_id(token)
+            except Exception:  # noqa: BLE001 - not in this vocabulary
+                continue
+            if i is not None and int(i) not in stops and self.tokenizer.id_to_token(i) == token:
+                stops.append(int(i))
+        return tuple(stops)
+
+    def _configure_sampler(self) -> None:
+        import keras_hub
+
+        kw: dict[str, Any] = {"temperature": self.temperature}
+        if self.sampler == "greedy":
+            sampler = keras_hub.samplers.GreedySampler(**kw)
+        elif self.sampler == "top_k":
+            sampler = keras_hub.samplers.TopKSampler(k=self.top_k, seed=self.seed, **kw)
+        else:
+            sampler = keras_hub.samplers.TopPSampler(p=self.top_p, seed=self.seed, **kw)
+        self.causal_lm.compile(sampler=sampler)
+
+    # -- Model API ----------------------------------------------------------------------------
+    def description(self) -> str:
+        """Class, handle and sampler, for the UI and the cache key."""
+        return (f"{type(self.causal_lm).__name__} from {self.handle or '(in memory)'}, "
+                f"{self.sampler} sampling")
+
+    def cache_config(self) -> JsonDict:
+        """Settings that change outputs (part of the prediction cache key)."""
+        return {"max_length": self.max_length, "max_new_tokens": self.max_new_tokens,
+                "sampler": self.sampler, "temperature": self.temperature, "top_k": self.top_k,
+                "top_p": self.top_p, "seed": self.seed,
+                "dtype": str(getattr(self.causal_lm, "dtype_policy", None) and
+                             self.causal_lm.dtype_policy.name)}
+
+    def max_minibatch_size(self) -> int:
+        """Prompts generated per call."""
+        return self.batch_size
+
+    def input_spec(self) -> Spec:
+        """A prompt, and optionally a reference continuation to score."""
+        return {"prompt": types.TextSegment(),
+                "target": types.TextSegment(required=False)}
+
+    def output_spec(self) -> Spec:
+        """Response, its tokens and log-probs, target log-probs, and mean-pooled embeddings."""
+        return {
+            "response": types.GeneratedText(parent="target"),
+            "response_tokens": types.Tokens(parent="response"),
+            "response_logprobs": types.TokenScores(align="response_tokens"),
+            "target_tokens": types.Tokens(parent="target", required=False),
+            "target_logprobs": types.TokenScores(align="target_tokens", required=False),
+            "prompt_embedding": types.Embeddings(),
+            "response_embedding": types.Embeddings(),
+        }
+
+    def get_embedding_table(self) -> tuple[list[str], Any]:
+        """(vocabulary pieces, `<float>[vocab_size, hidden_dim]` token embeddings)."""
+        emb = np.asarray(self.causal_lm.backbone.token_embedding.embeddings)
+        vocab = [self.tokenizer.id_to_token(i) for i in range(emb.shape[0])]
+        return vocab, emb
+
+    # -- tokenization -------------------------------------------------------------------------
+    @property
+    def adds_start_token(self) -> bool:
+        """Whether the preprocessor puts the start token (<bos>) before the prompt."""
+        return bool(getattr(self.preprocessor, "add_start_token", False)) and getattr(
+            self.tokenizer, "start_token_id", None) is not None
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        """Raw tokenizer pieces of `ids` (e.g. "▁world", "<0x0A>", "Ġworld")."""
+        return [self.tokenizer.id_to_token(int(i)) for i in ids]
+
+    def _ids_bytes(self, ids: Sequence[int]) -> list[bytes | None]:
+        return [None if int(i) in self._special_ids else piece_bytes(p, self._byte_level)
+                for i, p in zip(ids, self.pieces(ids), strict=True)]
+
+    def display_tokens(self, ids: Sequence[int]) -> list[str]:
+        """Cleaned display tokens ("▁" -> " ", bytes decoded; multi-byte characters joined)."""
+        from promptlit.salience.aggregation import clean_tokens
+
+        return clean_tokens(self.pieces(ids), byte_level=self._byte_level)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of `ids` (special tokens dropped), exactly what the offsets index."""
+        return b"".join(b for b in self._ids_bytes(ids) if b).decode("utf-8", errors="replace")
+
+    def tokenize_with_offsets(self, text: str, *, add_start_token: bool = False
+                              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Token ids, char offsets into `text`, and display tokens.
+
+        Args:
+            text: any string (newlines, repeated spaces, unicode).
+            add_start_token: put the start token first (it gets the empty span [0, 0)).
+
+        Returns:
+            `(ids <int>[N], offsets <int>[N, 2], tokens list[str] of N)`; `text[s:e]` is the text
+            of each token (modulo whitespace the tokenizer adds or normalises).
+        """
+        raw = np.asarray(self.tokenizer.tokenize(text)).astype(np.int64).reshape(-1)
+        if add_start_token and self.adds_start_token:
+            raw = np.concatenate([[int(self.tokenizer.start_token_id)], raw]).astype(np.int64)
+        offsets = align_offsets(text, self._ids_bytes(raw.tolist()))
+        return raw, offsets, self.display_tokens(raw.tolist())
+
+    def encode_pair(self, prompt: str, response: str
+                    ) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+        """Tokens of `prompt + response`, tokenized separately so the boundary is exact.
+
+        Returns:
+            `(ids <int>[N], offsets <int>[N, 2] into prompt + response, tokens, num_prompt_tokens)`.
+        """
+        p_ids, p_off, _ = self.tokenize_with_offsets(prompt, add_start_token=True)
+        r_ids, r_off, _ = self.tokenize_with_offsets(response)
+        ids = np.concatenate([p_ids, r_ids]).astype(np.int64)
+        offsets = np.concatenate([p_off, r_off + len(prompt)]).reshape(-1, 2)
+        return ids, offsets, self.display_tokens(ids.tolist()), int(p_ids.shape[0])
+
+    # -- generation ---------------------------------------------------------------------------
+    def _backbone_limit(self) -> int:
+        limit = getattr(self.preprocessor, "sequence_length", None) or self.max_length
+        return int(min(self.max_length, limit)) if self.max_length else int(limit)
+
+    def generate_ids(self, prompts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`(prompt ids <int>[P], response ids <int>[R])` per prompt; R stops before the end token."""
+        if not prompts:
+            return []
+        encoded = [self.tokenize_with_offsets(p, add_start_token=True)[0] for p in prompts]
+        longest = max(len(e) for e in encoded)
+        limit = self._backbone_limit()
+        if longest >= limit:
+            raise ValueError(f"{self.name}: a prompt has {longest} tokens, but max_length is "
+                             f"{limit}; shorten the prompt or raise max_length.")
+        length = min(limit, -(-(longest + self.max_new_tokens) // 32) * 32)
+        pad = int(getattr(self.tokenizer, "pad_token_id", 0) or 0)
+        token_ids = np.full((len(prompts), length), pad, np.int32)
+        mask = np.zeros((len(prompts), length), bool)
+        for row, ids in enumerate(encoded):
+            token_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = True
+        with self._lock:
+            fn = self.causal_lm.make_generate_function()
+            out = fn({"token_ids": token_ids, "padding_mask": mask},
+                     stop_token_ids=self._stop_ids)
+        out_ids = np.asarray(out["token_ids"])
+        out_mask = np.asarray(out["padding_mask"]).astype(bool)
+        results = []
+        for row, ids in enumerate(encoded):
+            gen = out_ids[row, len(ids):][out_mask[row, len(ids):]]
+            stop = np.flatnonzero(np.isin(gen, self._stop_ids))
+            if stop.size:
+                gen = gen[: stop[0]]
+            results.append((ids, gen[: self.max_new_tokens].astype(np.int64)))
+        return results
+
+    def generate(self, prompts: Sequence[str]) -> list[str]:
+        """Responses only (the prompt stripped, generation stopped at the end token)."""
+        if isinstance(prompts, str):
+            raise TypeError("generate() takes a list of prompts; wrap a single prompt in [...].")
+        return [self.decode(r) for _, r in self.generate_ids(list(prompts))]
+
+    # -- scoring ------------------------------------------------------------------------------
+    @property
+    def forward(self) -> Any:
+        """The model as pure JAX functions (`promptlit.salience.forward.lm_forward`), built once."""
+        if self._forward is None:
+            from promptlit.salience.forward import lm_forward
+
+            with self._lock:
+                if self._forward is None:
+                    self._forward = lm_forward(self.causal_lm)
+        return self._forward
+
+    def _score(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(log-probs <float>[N] (entry 0 = 0), final hidden states <float>[N, D])`."""
+        import jax
+        import jax.numpy as jnp
+
+        from promptlit.salience.kernels import bucket_length
+
+        fwd = self.forward
+        n = int(ids.shape[0])
+        nb = bucket_length(max(n, 1))
+        padded = np.zeros((nb,), np.int32)
+        padded[:n] = ids
+        mask = np.zeros((nb,), bool)
+        mask[:n] = True
+        run = fwd.cache.get("keras_lm.score")
+        if run is None:
+            @jax.jit
+            def run(params: Any, tok: Any, m: Any) -> tuple[Any, Any]:
+                e = fwd.embed(params, tok[None])
+                if fwd.hidden is not None and fwd.head is not None:
+                    h = fwd.hidden(params, e, m[None])
+                    logits = fwd.head(params, h)
+                else:
+                    h = e
+                    logits = fwd.logits(params, e, m[None])
+                lsm = jax.nn.log_softmax(logits[0, :-1].astype(jnp.float32), axis=-1)
+                lp = jnp.take_along_axis(lsm, tok[1:, None], axis=-1)[:, 0]
+                return jnp.concatenate([jnp.zeros((1,), lp.dtype), lp]), h[0].astype(jnp.float32)
+
+            fwd.cache["keras_lm.score"] = run
+        with self._lock:
+            lp, h = run(fwd.params, padded, mask)
+        return np.asarray(lp)[:n], np.asarray(h)[:n]
+
+    def log_probs(self, prompt: str, response: str) -> np.ndarray:
+        """`<float>[T]`: log p(response token t | prompt, earlier response tokens)."""
+        ids, _, _, p = self.encode_pair(prompt, response)
+        return self._score(ids)[0][p:]
+
+    def _scored_output(self, prompt_ids: np.ndarray, cont_ids: np.ndarray
+                       ) -> tuple[list[float], list[str], np.ndarray, np.ndarray]:
+        ids = np.concatenate([prompt_ids, cont_ids]).astype(np.int64)
+        p = int(prompt_ids.shape[0])
+        if ids.shape[0] < 2:
+            lp, h = np.zeros((ids.shape[0],)), None
+        else:
+            lp, h = self._score(ids)
+        if h is None:
+            dim = int(self.causal_lm.backbone.hidden_dim)
+            h = np.zeros((ids.shape[0], dim), np.float32)
+        prompt_emb = h[:p].mean(axis=0) if p else np.zeros(h.shape[1], np.float32)
+        cont_emb = h[p:].mean(axis=0) if ids.shape[0] > p else np.zeros(h.shape[1], np.float32)
+        return ([float(x) for x in lp[p:]], self.display_tokens(cont_ids.tolist()), prompt_emb,
+                cont_emb)
+
+    def predict_minibatch(self, inputs: list[JsonDict], **kw: Any) -> list[JsonDict]:
+        """Generates and scores a minibatch (see `output_spec`)."""
+        del kw
+        generated = self.generate_ids([str(ex["prompt"]) for ex in inputs])
+        outputs = []
+        for ex, (p_ids, r_ids) in zip(inputs, generated, strict=True):
+            logprobs, tokens, prompt_emb, resp_emb = self._scored_output(p_ids, r_ids)
+            out: JsonDict = {
+                "response": self.decode(r_ids.tolist()),
+                "response_tokens": tokens,
+                "response_logprobs": logprobs,
+                "prompt_embedding": prompt_emb,
+                "response_embedding": resp_emb,
+            }
+            target = ex.get("target")
+            if isinstance(target, str) and target:
+                t_ids = self.tokenize_with_offsets(target)[0]
+                t_lp, t_tokens, _, _ = self._scored_output(p_ids, t_ids)
+                out["target_tokens"] = t_tokens
+                out["target_logprobs"] = t_lp
+            outputs.append(out)
+        return outputs
+
+    # -- salience -----------------------------------------------------------------------------
+    def salience(self, prompt: str, response: str, *,
+                 methods: Sequence[str] = MATRIX_METHODS, ig_steps: int = 16,
+                 full_matrix: bool = True, span: tuple[int, int] | None = None,
+                 chunk_size: int = 32) -> Any:
+        """Sequence salience of `prompt + response` (a `promptlit.salience.result.SequenceSalience`).
+
+        Args:
+            prompt: the prompt text.
+            response: the continuation to explain (the model's response or a reference).
+            methods: any of "grad_l2", "grad_dot_input", "integrated_gradients".
+            ig_steps: midpoint-rule steps for Integrated Gradients.
+            full_matrix: compute the full `<float>[T, N]` matrix for every requested method
+                (for IG only when no `span` is given: an IG matrix costs `ig_steps` x a gradient
+                matrix).
+            span: `(start, stop)` response-token indices; each requested method's salience for
+                that span is computed directly (`kernels.span_salience`) and stored in
+                `span_scores[(method, start, stop)]` (`<float>[N]`). IG is computed this way.
+            chunk_size: targets per vmapped backward pass (memory bound).
+
+        Returns:
+            `SequenceSalience` with `text = prompt + response`, `N` tokens (prompt with <bos>,
+            then response), `matrices[method]` `<float>[T, N]` and `span_scores`.
+
+        Raises:
+            ValueError: empty response, unknown method or a span outside the response.
+        """
+        from promptlit.salience import kernels
+        from promptlit.salience.result import SequenceSalience
+
+        if isinstance(methods, str):
+            methods = (methods,)
+        methods = tuple(methods)
+        unknown = [m for m in methods if m not in ALL_METHODS]
+        if unknown or not methods:
+            raise ValueError(f"salience: unknown method(s) {unknown or '(none)'}; choose from "
+                             f"{list(ALL_METHODS)}.")
+        ids, offsets, tokens, p = self.encode_pair(prompt, response)
+        n = int(ids.shape[0])
+        t = n - p
+        if t < 1:
+            raise ValueError("salience: the response is empty (it has no tokens); generate a "
+                             "response first or pass a non-empty target.")
+        if p < 1:
+            raise ValueError("salience: the prompt has no tokens and the model adds no start "
+                             "token, so the first response token has no prediction to explain.")
+        fwd = self.forward
+        matrices: dict[str, np.ndarray] = {}
+        if full_matrix:
+            in_matrix = tuple(m for m in methods
+                              if m != "integrated_gradients" or span is None)
+            if in_matrix:
+                with self._lock:
+                    matrices = kernels.salience_matrix(
+                        fwd, ids.astype(np.int32), np.arange(p, n, dtype=np.int32),
+                        methods=in_matrix,
+                        ig_steps=ig_steps if "integrated_gradients" in in_matrix else 0,
+                        chunk_size=chunk_size)
+        sal = SequenceSalience(
+            text=prompt + response, prompt_length=len(prompt), tokens=tokens, offsets=offsets,
+            num_prompt_tokens=p, matrices=dict(matrices),
+            signed={m: kernels.SIGNED[m] for m in methods},
+            metadata={"model": self.name, "handle": self.handle, "methods": list(methods),
+                      "ig_steps": int(ig_steps)})
+        if span is not None:
+            start, stop = int(span[0]), int(span[1])
+            if not 0 <= start < stop <= t:
+                raise ValueError(f"salience: span {span} must satisfy 0 <= start < stop <= {t} "
+                                 "(response-token indices, stop exclusive).")
+            span_methods = tuple(m for m in methods if m not in sal.matrices)
+            if span_methods:
+                mask = np.zeros((n,), bool)
+                mask[p + start: p + stop] = True
+                with self._lock:
+                    scores = kernels.span_salience(fwd, ids.astype(np.int32), mask,
+                                                   methods=span_methods, ig_steps=ig_steps)
+                for m in span_methods:
+                    sal.add_span_scores(m, start, stop, scores[m])
+        return sal
