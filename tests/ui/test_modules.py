@@ -139,3 +139,43 @@ def test_guard_reports_refresh_problems_from_the_state():
 
     assert cb(st) == (st, "⚠ generated_text: model exploded")
     assert st.errors == []
+
+
+def test_table_query_over_thousands_of_rows_returns_one_page():
+    from promptlit.api.dataset import Dataset
+    from promptlit.data import prompt_spec
+    from promptlit.workbench import Workbench
+
+    from .fakes import FakeLM
+
+    rows = [{"prompt": f"Question {i}: what is {i} + {i}?", "target": str(2 * i)}
+            for i in range(5000)]
+    wb = Workbench(models={"fake": FakeLM()}, datasets={"big": Dataset(rows, spec=prompt_spec())})
+    st = SessionState(dataset="big", model="fake")
+    all_rows = base.dataset_rows(wb, st)
+    hits = data_table.filter_rows(all_rows, search="what is 12", sort="target", descending=True)
+    # 12, 120-129, 1200-1299: 1 + 10 + 100 = 111 prompts contain "what is 12"
+    assert len(hits) == 111
+    frame, ids, pages = data_table.page_frame(hits, ["prompt", "target"], page=5, page_size=25)
+    assert pages == 5 and len(ids) == 11
+    targets = sorted((r[1]["target"] for r in hits), reverse=True)  # strings sort as text
+    assert frame["target"].tolist() == targets[100:111]
+    first, _, _ = data_table.page_frame(hits, ["target"], page=1, page_size=25)
+    assert first["target"].tolist()[0] == "2598"
+
+
+def test_compare_model_renders_a_second_view():
+    from promptlit.api.dataset import Dataset
+    from promptlit.data import prompt_spec
+    from promptlit.workbench import Workbench
+
+    from .fakes import FakeLM
+
+    wb = Workbench(models={"a": FakeLM(), "b": FakeLM(suffix=" yes indeed.")},
+                   datasets={"toy": Dataset([dict(e) for e in EXAMPLES], spec=prompt_spec())})
+    st = SessionState(dataset="toy", model="a", compare_model="b")
+    st.select_example(base.dataset_rows(wb, st)[1][0])
+    st.explained = True
+    out = lm_salience.render_views(wb, st)
+    assert "COMPARE: b" in out["compare"] and "indeed." in out["compare"]
+    assert "indeed." not in out["view"]
