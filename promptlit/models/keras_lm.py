@@ -328,11 +328,22 @@ class KerasCausalLM(BatchedModel):
             self.tokenizer, "start_token_id", None) is not None
 
     def pieces(self, ids: Sequence[int]) -> list[str]:
-        """Raw tokenizer pieces of `ids` (e.g. "▁world", "<0x0A>", "Ġworld")."""
-        return [self.tokenizer.id_to_token(int(i)) for i in ids]
+        """Raw tokenizer pieces of `ids` (e.g. "▁world", "<0x0A>", "Ġworld").
+
+        Ids the tokenizer does not know (an embedding table padded past the vocabulary) show as
+        "<id:N>" and stand for no text.
+        """
+        out = []
+        for i in ids:
+            try:
+                out.append(self.tokenizer.id_to_token(int(i)))
+            except (ValueError, IndexError, KeyError):
+                out.append(f"<id:{int(i)}>")
+        return out
 
     def _ids_bytes(self, ids: Sequence[int]) -> list[bytes | None]:
-        return [None if int(i) in self._special_ids else piece_bytes(p, self._byte_level)
+        return [None if int(i) in self._special_ids or p == f"<id:{int(i)}>"
+                else piece_bytes(p, self._byte_level)
                 for i, p in zip(ids, self.pieces(ids), strict=True)]
 
     def display_tokens(self, ids: Sequence[int]) -> list[str]:
