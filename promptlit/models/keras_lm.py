@@ -290,8 +290,7 @@ class KerasCausalLM(BatchedModel):
         return {"max_length": self.max_length, "max_new_tokens": self.max_new_tokens,
                 "sampler": self.sampler, "temperature": self.temperature, "top_k": self.top_k,
                 "top_p": self.top_p, "seed": self.seed,
-                "dtype": str(getattr(self.causal_lm, "dtype_policy", None) and
-                             self.causal_lm.dtype_policy.name)}
+                "dtype": str(getattr(getattr(self.causal_lm, "dtype_policy", None), "name", ""))}
 
     def max_minibatch_size(self) -> int:
         """Prompts generated per call."""

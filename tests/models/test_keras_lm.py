@@ -303,3 +303,19 @@ def test_tiny_lm_copy_pattern_points_at_the_earlier_occurrence(tiny_lm: KerasCau
     assert s <= first < e or first <= s < first + len("cloud"), (
         f"most salient token {sal.tokens[best]!r} at {s}:{e}, expected the earlier 'cloud' at "
         f"{first}")
+
+
+def test_workbench_predict_and_salience_with_cache(lm: KerasCausalLM, tmp_path) -> None:
+    """The adapter behind the Workbench façade: cached predictions (SQLite) and salience."""
+    from promptlit.api.dataset import Dataset
+    from promptlit.workbench import Workbench
+
+    data = Dataset([{"prompt": "the quick brown", "target": " fox"}])
+    wb = Workbench(models={"tiny": lm}, datasets={"d": data}, cache_dir=tmp_path)
+    (out,) = wb.predict("tiny", "d", data.examples)
+    assert isinstance(out["response"], str) and len(out["response_logprobs"]) > 0
+    sal = wb.salience("tiny", data.examples[0], target="target", methods=("grad_l2",))
+    assert sal.response_text == " fox" and sal.matrices["grad_l2"].shape[0] >= 1
+    ig = wb.salience("tiny", data.examples[0], target="target",
+                     methods=("integrated_gradients",), ig_steps=2, span=(0, 1))
+    assert ("integrated_gradients", 0, 1) in ig.span_scores
