@@ -16,22 +16,30 @@ non-determinism on CPU, the same weights):
 2. Trains a SentencePiece unigram tokenizer (vocab 2048, byte fallback, digits split, ``\\n`` as a
    piece, identity normalisation, no dummy prefix => exact round trips) with Gemma's special tokens
    ``<pad>``=0, ``<bos>``=1, ``<eos>``=2, ``<unk>``=3.
-3. Trains ``GemmaBackbone`` (4 layers, hidden 160, 4 heads x 40, MHA, GeGLU 640) with
-   ``GemmaCausalLM.fit`` on JAX: documents are ``<bos> text <eos>``, packed into windows of 320
-   tokens, AdamW with warm-up + cosine decay.
+3. Trains ``GemmaBackbone`` (4 layers, hidden 160, 4 heads x 40, MHA, GeGLU 640; 1.97M params)
+   with ``GemmaCausalLM.fit`` on JAX: documents are ``<bos> text <eos>``, first-fit packed into
+   windows of 320 tokens, AdamW with warm-up + cosine decay. Stage 1: 1200 steps on the main
+   mixture. Optional stage 2 ("focus", ``--focus_steps N``): a lower learning rate on a copy-heavy
+   mixture, meant to teach induction (copying arbitrary earlier tokens). KNOWN LIMITATION: the
+   shipped preset is stage 1 only; it follows the formats but has NOT learned induction on random
+   words (copy accuracy 0.0), and 400 focus steps did not change that (and hurt the menu prompts),
+   so focus is off by default. Induction needs far more tokens than ~5M on 2 CPU cores.
 4. Saves with ``causal_lm.save_to_preset("presets/tiny_lm")`` and prints greedy completions of a few
    sample prompts.
 
 The menu prompts teach the lesson the demo is about: in every synthetic menu prompt the query's
 ``Recommendation:`` is COPIED from the few-shot example of the same kind (an example whose
 analysis says "which you dislike" vs. "which you like"), and in half the prompts the disliked
-example is (wrongly) recommended. So the model learns to follow its few-shot examples, mistakes
-included: on the ``fewshot-mistake`` sample it recommends the conflicting dish, on
-``fewshot-fixed`` it says "Avoid.".
+example is (wrongly) recommended. The intent: the model follows its few-shot examples, mistakes
+included. Measured on the shipped preset: on ``fewshot-mistake`` it writes "It contains onions,
+which you dislike. / Recommendation: You have to try it." (the mistake reproduced), but on
+``fewshot-fixed`` it writes "which you like. / Order it." instead of "Avoid." (not achieved).
 
-Run time: about 20-25 minutes on 2 shared CPU cores (1200 steps x 16 x 320 tokens). Usage::
+Run time (batch 16 x 320 tokens): stage 1 ~1.1 s/step on 2 idle CPU cores (~22 min), observed
+31 min on the shared 2-core dev box (optional stage 2: 400 steps took 11 min). ``--init_from PRESET`` skips stage 1
+and continues from a preset built by this script (same tokenizer, checked). Usage::
 
-    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py [--steps 1200] [--out presets/tiny_lm]
+    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py [--steps 1200] [--focus_steps 0] [--out presets/tiny_lm]
 """
 
 from __future__ import annotations
@@ -443,8 +451,17 @@ MIXTURE: list[tuple[str, float]] = [
 ]
 
 
-def document_stream(seed: int, words: list[str], generic: list[str]) -> Iterator[str]:
-    """Endless seeded stream of training documents drawn from MIXTURE."""
+# Stage 2 ("focus"): copy-heavy, so induction (copying an earlier token) is learned for ANY
+# words; stage 1 alone learned the formats but copied only familiar phrases.
+FOCUS_MIXTURE: list[tuple[str, float]] = [
+    ("menu", 0.30), ("copy", 0.45), ("arithmetic", 0.05), ("headline", 0.10),
+    ("multiline", 0.03), ("constitution", 0.02), ("generic", 0.05),
+]
+
+
+def document_stream(seed: int, words: list[str], generic: list[str],
+                    mixture: list[tuple[str, float]] = MIXTURE) -> Iterator[str]:
+    """Endless seeded stream of training documents drawn from ``mixture``."""
     rng = random.Random(seed)
     gens: dict[str, Callable[[random.Random], str]] = {
         "menu": gen_menu, "arithmetic": gen_arithmetic, "headline": gen_headline,
@@ -452,8 +469,8 @@ def document_stream(seed: int, words: list[str], generic: list[str]) -> Iterator
         "copy": lambda r: gen_copy(r, words),
         "generic": lambda r: " ".join(generic[r.randrange(len(generic))] for _ in range(r.randint(1, 3))),
     }
-    names = [n for n, _ in MIXTURE]
-    weights = [w for _, w in MIXTURE]
+    names = [n for n, _ in mixture]
+    weights = [w for _, w in mixture]
     while True:
         yield gens[rng.choices(names, weights)[0]](rng)
 
@@ -527,11 +544,53 @@ def build_causal_lm(proto: bytes, sequence_length: int = 1024):
     return keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=preprocessor)
 
 
+def train_stage(causal_lm, sp, stream: Iterator[str], steps: int, lr: float, name: str,
+                log_every: int, t0: float) -> None:
+    """``steps`` AdamW steps (warm-up + cosine) of next-token loss on packed ``stream`` windows."""
+    import keras
+
+    num_windows = steps * BATCH_SIZE
+    ids, mask = pack_documents(([sp.bos_id(), *sp.encode(d), sp.eos_id()] for d in stream),
+                               num_windows, SEQ_LEN + 1)
+    print(f"[{name}] {num_windows} windows x {SEQ_LEN} tokens, fill {mask.mean():.2f} "
+          f"({time.time() - t0:.0f}s)", flush=True)
+    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
+    y = ids[:, 1:]
+    sample_weight = (mask[:, 1:] & mask[:, :-1]).astype("float32")
+    warmup = min(100, steps // 10)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr * 0.01, decay_steps=steps - warmup, alpha=0.05,
+        warmup_target=lr, warmup_steps=warmup)
+    causal_lm.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01,
+                                         global_clipnorm=1.0, beta_2=0.98),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+    )
+    preprocessor, causal_lm.preprocessor = causal_lm.preprocessor, None
+
+    class Log(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if (batch + 1) % log_every == 0 or batch == 0:
+                print(f"[{name}] step {batch + 1}/{steps} loss {logs['loss']:.3f} "
+                      f"acc {logs['acc']:.3f} ({time.time() - t0:.0f}s)", flush=True)
+
+    t_train = time.time()
+    causal_lm.fit(x, y, sample_weight=sample_weight, batch_size=BATCH_SIZE, epochs=1,
+                  shuffle=False, verbose=0, callbacks=[Log()])
+    causal_lm.preprocessor = preprocessor
+    print(f"[{name}] training took {time.time() - t_train:.0f}s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(REPO / "presets" / "tiny_lm"))
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--focus_steps", type=int, default=0)
+    parser.add_argument("--focus_lr", type=float, default=1e-3)
+    parser.add_argument("--init_from", default=None,
+                        help="skip stage 1 and start from this preset's weights (same tokenizer)")
     parser.add_argument("--log_every", type=int, default=25)
     args = parser.parse_args(argv)
 
@@ -556,43 +615,24 @@ def main(argv: list[str] | None = None) -> None:
     print(f"[build] tokenizer trained ({time.time() - t0:.0f}s); sample prompt lengths "
           f"min/max {min(lens)}/{max(lens)} tokens", flush=True)
 
-    # 2) data: packed windows from a fresh seeded stream
-    num_windows = args.steps * BATCH_SIZE
-    train_stream = document_stream(SEED + 1, words, generic)
-    ids, mask = pack_documents((
-        [sp.bos_id(), *sp.encode(d), sp.eos_id()] for d in train_stream), num_windows, SEQ_LEN + 1)
-    print(f"[build] {num_windows} windows x {SEQ_LEN} tokens, fill {mask.mean():.2f} "
-          f"({time.time() - t0:.0f}s)", flush=True)
-    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
-    y = ids[:, 1:]
-    sample_weight = (mask[:, 1:] & mask[:, :-1]).astype("float32")
-
-    # 3) model + training
     causal_lm = build_causal_lm(proto)
     print(f"[build] params: {causal_lm.backbone.count_params():,}", flush=True)
-    warmup = min(100, args.steps // 10)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.lr * 0.01, decay_steps=args.steps - warmup, alpha=0.05,
-        warmup_target=args.lr, warmup_steps=warmup)
-    causal_lm.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01,
-                                         global_clipnorm=1.0, beta_2=0.98),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
-    )
-    preprocessor, causal_lm.preprocessor = causal_lm.preprocessor, None
+    if args.init_from:  # resume: skip stage 1, start from an existing preset's weights
+        import keras_hub
 
-    class Log(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if (batch + 1) % args.log_every == 0 or batch == 0:
-                print(f"[train] step {batch + 1}/{args.steps} loss {logs['loss']:.3f} "
-                      f"acc {logs['acc']:.3f} ({time.time() - t0:.0f}s)", flush=True)
-
-    t_train = time.time()
-    causal_lm.fit(x, y, sample_weight=sample_weight, batch_size=BATCH_SIZE, epochs=1,
-                  shuffle=False, verbose=0, callbacks=[Log()])
-    print(f"[build] training took {time.time() - t_train:.0f}s", flush=True)
-    causal_lm.preprocessor = preprocessor
+        src = keras_hub.models.CausalLM.from_preset(args.init_from)
+        src_tok = src.preprocessor.tokenizer  # protos differ only in recorded temp paths
+        if [src_tok.id_to_token(i) for i in range(VOCAB_SIZE)] != [
+                sp.id_to_piece(i) for i in range(VOCAB_SIZE)]:
+            raise ValueError(f"--init_from {args.init_from}: its tokenizer differs from the one "
+                             "this script trains; rebuild from scratch without --init_from")
+        causal_lm.backbone.set_weights(src.backbone.get_weights())
+    else:
+        train_stage(causal_lm, sp, document_stream(SEED + 1, words, generic), args.steps,
+                    args.lr, "stage1", args.log_every, t0)
+    if args.focus_steps:
+        train_stage(causal_lm, sp, document_stream(SEED + 2, words, generic, FOCUS_MIXTURE),
+                    args.focus_steps, args.focus_lr, "focus", args.log_every, t0)
 
     # 4) save preset (float32 weights) and show a few greedy completions
     out = Path(args.out)
