@@ -63,7 +63,7 @@ CSS = """
 .pl-resp { cursor: pointer; border-bottom: 1px dotted #888; border-radius: 3px; }
 .pl-resp:hover { outline: 1px solid #444; }
 .pl-resp.pl-selected { outline: 2px solid #f59e0b; background-color: rgba(245,158,11,0.35)
-  !important; }
+  !important; color: #111 !important; }
 .pl-role { font-size: 0.8em; font-weight: 600; color: #666; margin: 6px 0 2px 0;
   font-family: sans-serif; }
 .pl-ranked { border-collapse: collapse; font-size: 0.9em; width: 100%; }

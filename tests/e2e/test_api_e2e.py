@@ -49,3 +49,12 @@ def test_salience_endpoint_real_model_exact_sums(client):
 def test_salience_endpoint_errors_are_plain(client):
     with pytest.raises(Exception, match="out of range"):
         client.predict(dataset="sample_prompts", example=999, api_name="/salience")
+
+
+def test_integrated_gradients_for_one_span(client):
+    out = client.predict(dataset="sample_prompts", example=0, method="integrated_gradients",
+                         granularity="words", span_start=1, span_stop=3, ig_steps=8,
+                         api_name="/salience")
+    assert out["signed"] is True and out["span"] == [1, 3]
+    scores = np.array([s["score"] for s in out["segments"]])
+    assert np.isfinite(scores).all() and np.abs(scores).sum() > 0

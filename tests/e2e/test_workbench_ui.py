@@ -84,7 +84,9 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
     shoot(page, "01_explained_whole_response", readme=True)
 
     before = html_of(page, "#pl-ranked")
-    last = len(tokens) - 1
+    # Explain the recommendation the model copied from the mistaken few-shot example
+    # ("You have to try it"), when the tiny model wrote it; else the last tokens.
+    last = next((i for i, t in enumerate(tokens) if "try" in t), len(tokens) - 1)
     page.click(f'#pl-salience-view .pl-resp[data-index="{last}"]')
     after_click = wait_changed(page, "#pl-ranked", before)
     page.wait_for_function("() => document.querySelectorAll('#pl-salience-view .pl-selected')"
@@ -92,7 +94,8 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
     assert selected_indices(page) == [last]
     assert "response tokens" in page.inner_text("#pl-salience-info")
 
-    first = max(last - 2, 0)
+    first = next((i for i in range(last, -1, -1) if "You" in tokens[i]), max(last - 2, 0))
+    first = first if first < last else max(last - 2, 0)
     page.click(f'#pl-salience-view .pl-resp[data-index="{first}"]', modifiers=["Shift"])
     page.wait_for_function(
         f"() => document.querySelectorAll('#pl-salience-view .pl-selected').length === "
@@ -122,6 +125,17 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
     page.locator("#pl-show-matrix").get_by_label("Show the target×source matrix").check()
     page.wait_for_selector("#pl-matrix .pl-matrix .pl-mrow")
     shoot(page, "03_grad_input_sentences_matrix", readme=True)
+
+    # Integrated Gradients: computed for the selected span on demand (no full matrix)
+    before_ig = html_of(page, "#pl-ranked")
+    page.locator("#pl-method").get_by_label("Integrated Gradients").check()
+    page.wait_for_selector("#pl-ig-steps", state="visible")
+    wait_changed(page, "#pl-ranked", before_ig)
+    page.wait_for_function(
+        "() => document.querySelector('#pl-matrix')?.innerText.includes('No full matrix')")
+    ig = ranked_rows(page)
+    assert ig and [abs(s) for _, s in ig] == sorted((abs(s) for _, s in ig), reverse=True)
+    assert "⚠" not in page.inner_text("#pl-footer")
 
 
 def test_fix_the_fewshot_mistake_in_the_editor_and_explain_it(page, server_url):
