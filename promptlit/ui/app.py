@@ -291,7 +291,8 @@ def build_app(workbench: Any, *, layout: str | None = None,
                 st.select_example(ex)
             elif ex is not None:
                 notes.append(f"example {ex!r} from the link is not in {st.dataset}")
-            msg = ("⚠ " + "; ".join(notes)) if notes else "Ready."
+            msg = ("⚠ " + "; ".join(notes)) if notes else (
+                "Ready (demo mode: read-only)." if demo_mode else "Ready.")
             return (st, gr.update(value=st.dataset),
                     gr.update(value=[m for m in (st.model, st.compare_model) if m]),
                     gr.update(value=st.layout), *([st.granularity] if gran else []),

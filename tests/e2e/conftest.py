@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +52,7 @@ def free_port() -> int:
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None, log: Path, timeout: float) -> None:
-    """Polls ``url`` until it answers 200; fails with the server's log tail if it dies."""
+    """Polls ``url`` until it answers (200, or 401/403 behind a login); fails with the server's log tail if it dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -62,6 +63,9 @@ def wait_ready(url: str, proc: subprocess.Popen | None, log: Path, timeout: floa
             with urllib.request.urlopen(url + "gradio_api/info", timeout=5) as r:
                 if r.status == 200:
                     return
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):  # up, behind --auth
+                return
         except OSError:
             pass
         time.sleep(1.0)

@@ -65,6 +65,8 @@ def ranked_rows(page) -> list[tuple[str, float]]:
 def pick_row(page, url: str, row: int) -> None:
     """Opens the app and selects a row by clicking it in the data table."""
     page.goto(url)
+    page.wait_for_function(
+        "() => document.querySelector('#pl-footer')?.innerText.includes('Ready')")
     cell = page.locator(f'#pl-table [data-testid="cell-{row}-2"]')
     cell.click()
     page.wait_for_function(

@@ -11,6 +11,6 @@ NAME = "footer"
 
 
 def build(*, demo_mode: bool = False) -> gr.Markdown:
-    """The status line component."""
-    hint = "Demo mode (read-only). " if demo_mode else ""
-    return gr.Markdown(f"{hint}Ready.", elem_id="pl-footer", elem_classes=["pl-footer"])
+    """The status line component ("Loading…" until the page-load callback says "Ready.")."""
+    del demo_mode  # the page load's message says it (see app.on_load)
+    return gr.Markdown("Loading…", elem_id="pl-footer", elem_classes=["pl-footer"])

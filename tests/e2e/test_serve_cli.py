@@ -1,0 +1,28 @@
+"""`promptlit serve --share --auth ... --demo-mode` through the real CLI, offline: the share link
+cannot be made, the server says so in one line and keeps serving (with the login, read-only)."""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client
+
+from .conftest import start_server, stop_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_share_failure_auth_and_demo_mode_via_cli(tmp_path):
+    url, proc, log = start_server(tmp_path, "--share", "--auth", "ann:secret", "--demo-mode")
+    try:
+        text = log.read_text(errors="replace")
+        if "Share link:" in text:  # pragma: no cover - only with internet access
+            pytest.skip("this machine can reach Gradio's share server")
+        line = next(ln for ln in text.splitlines() if "Could not create a share link" in ln)
+        assert f"serving locally at {url.rstrip('/')}" in line
+        assert "Traceback" not in text
+        with pytest.raises(Exception):  # noqa: B017 - the login is required
+            Client(url, verbose=False).predict(api_name="/info")
+        info = Client(url, verbose=False, auth=("ann", "secret")).predict(api_name="/info")
+        assert info["demo_mode"] is True and "tiny" in info["salience_models"]
+    finally:
+        stop_server(proc)
