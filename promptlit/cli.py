@@ -14,7 +14,6 @@ local preset directory, a keras-hub preset name, `hf://org/model`, `kaggle://...
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import os
 import sys
@@ -189,19 +188,9 @@ def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         print(f"warning: {p}", file=sys.stderr)
     from promptlit import server
 
-    kwargs: dict[str, Any] = {
-        "host": args.host, "port": args.port, "share": args.share, "auth": auth,
-        "page_title": args.page_title, "demo_mode": args.demo_mode,
-        "default_layout": args.layout,
-    }
-    try:
-        accepted = inspect.signature(server.serve).parameters
-    except (TypeError, ValueError):
-        accepted = {}
-    for key, value in (("open_browser", not args.no_browser), ("inbrowser", not args.no_browser)):
-        if key in accepted:
-            kwargs[key] = value
-    server.serve(wb, **kwargs)
+    server.serve(wb, host=args.host, port=args.port, share=args.share, auth=auth,
+                 page_title=args.page_title, demo_mode=args.demo_mode,
+                 default_layout=args.layout, open_browser=not args.no_browser)
     return 0
 
 

@@ -6,11 +6,11 @@ real LM.
 
 import subprocess
 import sys
-import types as pytypes
 
 import pytest
 
 from promptlit import cli
+from promptlit import server as server_module
 from promptlit.workbench import register_model_loader
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
@@ -127,7 +127,9 @@ def test_serve_builds_workbench_and_calls_server(good_jsonl, tmp_path, monkeypat
     def serve(workbench, **kwargs):
         calls["wb"], calls["kwargs"] = workbench, kwargs
 
-    monkeypatch.setitem(sys.modules, "promptlit.server", pytypes.SimpleNamespace(serve=serve))
+    # Patch the real module's function: `from promptlit import server` in the CLI returns the
+    # already-imported module when another test imported it first.
+    monkeypatch.setattr(server_module, "serve", serve)
     # No subcommand means serve.
     code = cli.main(["--models", "m:fake://ok", "--datasets", f"g:{good_jsonl},sample_prompts",
                      "--port", "8081", "--auth", "ann:pw", "--max-examples", "1",
@@ -139,7 +141,8 @@ def test_serve_builds_workbench_and_calls_server(good_jsonl, tmp_path, monkeypat
     assert wb.cache_dir == tmp_path / "c" and wb.default_layout == "lm"
     assert calls["kwargs"] == {"host": "127.0.0.1", "port": 8081, "share": False,
                                "auth": [("ann", "pw")], "page_title": "promptlit",
-                               "demo_mode": True, "default_layout": "lm"}
+                               "demo_mode": True, "default_layout": "lm",
+                               "open_browser": True}
 
 
 def test_salience_prints_top_segments(good_jsonl, capsys):

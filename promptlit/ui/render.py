@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import html as _html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -304,10 +304,13 @@ def _one_line(text: str, limit: int = 90) -> str:
 
 
 def ranked_table_html(segments: Sequence[Any], *, signed: bool, k: int = 10,
-                      intensity: float = 1.0, granularity: str = "segments") -> str:
+                      intensity: float = 1.0, granularity: str = "segments",
+                      attrs: Mapping[str, Any] | None = None) -> str:
     """An HTML table of the ``k`` most salient segments: rank, segment, exact score, chars.
 
-    Rows carry ``data-rank`` and the score cell is coloured like the heatmap.
+    Rows carry ``data-rank`` and the score cell is coloured like the heatmap. ``attrs`` become
+    ``data-*`` attributes of the table (e.g. ``{"method": "grad_l2", "span": "3:7"}``), so a
+    reader (or a browser test) can tell which request a table answers, not only that it changed.
     """
     ranked = rank_segments(segments, signed, k)
     if not ranked:
@@ -325,7 +328,9 @@ def ranked_table_html(segments: Sequence[Any], *, signed: bool, k: int = 10,
                     f"{escape_text(_one_line(text))}</td>"
                     f'<td class="pl-num" style="{style}">{_fmt(float(score))}</td>'
                     f'<td class="pl-num">{int(s)}–{int(e)}</td></tr>')
-    return (f'<table class="pl-ranked"><thead><tr><th>#</th><th>{escape_text(granularity)}</th>'
+    data = "".join(f' data-{escape_text(str(key))}="{escape_text(str(value))}"'
+                   for key, value in (attrs or {}).items())
+    return (f'<table class="pl-ranked"{data}><thead><tr><th>#</th><th>{escape_text(granularity)}</th>'
             '<th>score</th><th>chars</th></tr></thead><tbody>' + "".join(rows)
             + "</tbody></table>")
 

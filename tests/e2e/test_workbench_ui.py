@@ -40,12 +40,14 @@ def html_of(page, selector: str) -> str:
     return page.inner_html(selector)
 
 
-def wait_changed(page, selector: str, before: str) -> str:
-    """Waits until ``selector``'s HTML differs from ``before``; returns the new HTML."""
-    page.wait_for_function(
-        "([s, b]) => { const e = document.querySelector(s); return e && e.innerHTML !== b; }",
-        arg=[selector, before])
-    return html_of(page, selector)
+def wait_ranked(page, **attrs: str) -> str:
+    """Waits until the ranked table answers exactly this request (its ``data-*`` attributes,
+    e.g. ``granularity="sentences"``); returns its HTML. Waiting for "any change" races with
+    the previous update landing late."""
+    selector = "#pl-ranked table.pl-ranked" + "".join(f'[data-{k}="{v}"]'
+                                                       for k, v in attrs.items())
+    page.wait_for_selector(selector)
+    return html_of(page, "#pl-ranked")
 
 
 def selected_indices(page) -> list[int]:
@@ -90,7 +92,9 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
     # ("You have to try it"), when the tiny model wrote it; else the last tokens.
     last = next((i for i, t in enumerate(tokens) if "try" in t), len(tokens) - 1)
     page.click(f'#pl-salience-view .pl-resp[data-index="{last}"]')
-    after_click = wait_changed(page, "#pl-ranked", before)
+    after_click = wait_ranked(page, method="grad_l2", granularity="words",
+                              span=f"{last}:{last + 1}")
+    assert after_click != before
     page.wait_for_function("() => document.querySelectorAll('#pl-salience-view .pl-selected')"
                            ".length === 1")
     assert selected_indices(page) == [last]
@@ -103,12 +107,14 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
         f"() => document.querySelectorAll('#pl-salience-view .pl-selected').length === "
         f"{last - first + 1}")
     assert selected_indices(page) == list(range(first, last + 1))
-    after_shift = html_of(page, "#pl-ranked")
+    span = f"{first}:{last + 1}"
+    after_shift = wait_ranked(page, method="grad_l2", granularity="words", span=span)
     shoot(page, "02_selected_span_words", readme=True)
 
     words = ranked_rows(page)
     page.locator("#pl-granularity").get_by_label("sentences").check()
-    after_gran = wait_changed(page, "#pl-ranked", after_shift)
+    after_gran = wait_ranked(page, method="grad_l2", granularity="sentences", span=span)
+    assert after_gran != after_shift
     assert "sentences" in page.inner_text("#pl-ranked thead")
     sentences = ranked_rows(page)
     assert words != sentences
@@ -116,7 +122,7 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
     assert [s for _, s in sentences] == sorted((s for _, s in sentences), reverse=True)
 
     page.locator("#pl-method").get_by_label("Grad·Input").check()
-    wait_changed(page, "#pl-ranked", after_gran)
+    wait_ranked(page, method="grad_dot_input", granularity="sentences", span=span)
     page.wait_for_function(
         "() => document.querySelector('#pl-legend')?.innerText.includes('diverging')")
     signed = ranked_rows(page)
@@ -132,7 +138,7 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
     before_ig = html_of(page, "#pl-ranked")
     page.locator("#pl-method").get_by_label("Integrated Gradients").check()
     page.wait_for_selector("#pl-ig-steps", state="visible")
-    wait_changed(page, "#pl-ranked", before_ig)
+    assert wait_ranked(page, method="integrated_gradients", span=span) != before_ig
     page.wait_for_function(
         "() => document.querySelector('#pl-matrix')?.innerText.includes('No full matrix')")
     ig = ranked_rows(page)

@@ -87,6 +87,8 @@ def test_ranked_table_lists_top_k_in_order_with_exact_scores():
     assert [r[1] for r in rows] == [" &lt;hi&gt;", " &amp;", " &#36;x."]
     assert [float(r[2]) for r in rows] == [3.0, 3.0, 2.0]
     assert "No salience" in render.ranked_table_html([], signed=True)
+    tagged = render.ranked_table_html(segs, signed=True, attrs={"span": "0:2", "m": 'a"b'})
+    assert tagged.startswith('<table class="pl-ranked" data-span="0:2" data-m="a&quot;b">')
 
 
 def test_legend_says_signed_or_not():

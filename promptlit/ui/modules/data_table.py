@@ -107,7 +107,10 @@ def build(ctx: base.Context) -> base.Module:
             descending = gr.Checkbox(label="Descending", value=False, scale=1)
             multi = gr.Checkbox(label="Multi-select", value=False, scale=1,
                                 elem_id="pl-multi-select")
-        table = gr.Dataframe(interactive=False, wrap=True, max_height=420,
+        fields0 = base.spec_fields(wb, ctx.state.value.dataset)
+        widths = ["44px", "44px", *(("320px" if f == "prompt" else "200px") for f in fields0),
+                  "70px", "90px"]
+        table = gr.Dataframe(interactive=False, wrap=True, max_height=420, column_widths=widths,
                              elem_id="pl-table", label="Examples (click a row to select)")
         with gr.Row():
             prev_btn = gr.Button("◀ Prev", size="sm", scale=1)

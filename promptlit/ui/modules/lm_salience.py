@@ -125,7 +125,9 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
     out["legend"] = render.legend_html(METHOD_LABELS.get(state.method, state.method),
                                        span.signed, intensity=state.intensity)
     out["ranked"] = render.ranked_table_html(span.aggregate(g, side="prompt"), signed=span.signed,
-                                             k=k, intensity=state.intensity, granularity=g)
+                                             k=k, intensity=state.intensity, granularity=g,
+                                             attrs={"method": state.method, "granularity": g,
+                                                    "span": f"{state.span[0]}:{state.span[1]}"})
     out["matrix_fn"] = lambda: render.matrix_html(sal, state.method, granularity=g,
                                                   intensity=state.intensity)
     out["info"] = (f"**{state.model}** · explaining the {state.explain_target} · selected "
