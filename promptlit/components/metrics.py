@@ -59,7 +59,9 @@ __all__ = [
     "MulticlassPairedMetrics",
     "MultilabelMetrics",
     "RegressionMetrics",
+    "applicable_config",
     "as_class_scores",
+    "classify",
     "compute_metrics_table",
     "default_metrics",
     "label_indices",
@@ -176,6 +178,24 @@ def resolve_threshold(pred_spec: types.MulticlassPreds, config: JsonDict | None)
     return float(threshold)
 
 
+def applicable_config(pred_spec: types.MulticlassPreds, config: JsonDict | None) -> JsonDict:
+    """`config` without the decision options that do not apply to this field.
+
+    Components get one flat config for every field of a model: a ``"threshold"`` (and per-group
+    thresholds) only apply to a binary MulticlassPreds with `null_idx`, a ``"margin"`` only to
+    one with `null_idx`;
+    other fields ignore them (argmax) instead of failing. The plain functions
+    (`multiclass_metrics`, `predicted_indices`) stay strict and raise.
+    """
+    out = dict(config or {})
+    if pred_spec.null_idx is None:
+        out.pop("margin", None)
+    if pred_spec.null_idx is None or len(pred_spec.vocab) != 2:
+        for key in ("threshold", "group_field", "group_thresholds"):
+            out.pop(key, None)
+    return out
+
+
 def predicted_indices(
     scores: np.ndarray,
     pred_spec: types.MulticlassPreds,
@@ -212,9 +232,13 @@ def predicted_indices(
     return np.argmax(scores, axis=1)
 
 
-def _classify(scores: np.ndarray, pred_spec: types.MulticlassPreds, config: JsonDict | None
-              ) -> np.ndarray:
-    """Predicted indices using the threshold / margin from `config` or the spec."""
+def classify(scores: np.ndarray, pred_spec: types.MulticlassPreds, config: JsonDict | None = None
+             ) -> np.ndarray:
+    """`<int>[num_examples]` predicted indices, with ``threshold`` / ``margin`` from `config`.
+
+    The threshold is `resolve_threshold(pred_spec, config)` (config, else the spec's); a
+    ``"margin"`` in `config` is used only when no threshold applies. See `predicted_indices`.
+    """
     threshold = resolve_threshold(pred_spec, config)
     margin = (config or {}).get("margin") if threshold is None else None
     return predicted_indices(scores, pred_spec, threshold=threshold, margin=margin)
@@ -255,7 +279,7 @@ def multiclass_metrics(
     vocab = list(pred_spec.vocab)
     probs = as_class_scores(scores, pred_spec)
     y_all = label_indices(labels, vocab)
-    pred_all = _classify(probs, pred_spec, config)
+    pred_all = classify(probs, pred_spec, config)
     keep = y_all != MISSING_LABEL
     y, y_pred, probs = y_all[keep], pred_all[keep], probs[keep]
     ret: dict[str, float] = {}
@@ -355,7 +379,7 @@ class MulticlassMetrics(ClassificationMetrics):
             raise TypeError(f"pred_spec must be a MulticlassPreds, got {type(pred_spec).__name__}.")
         if not labels:
             return {}
-        return multiclass_metrics(labels, preds, pred_spec, config)
+        return multiclass_metrics(labels, preds, pred_spec, applicable_config(pred_spec, config))
 
     def compute_labels(
         self, labels: list[str], predicted: list[str], pred_spec: types.MulticlassPreds
@@ -433,7 +457,7 @@ class MulticlassPairedMetrics(SimpleMetrics):
         if not pairs:
             return {}
         scores = as_class_scores(preds, pred_spec)
-        pred_idx = _classify(scores, pred_spec, config)
+        pred_idx = classify(scores, pred_spec, applicable_config(pred_spec, config))
         swapped = [pred_idx[i] != pred_idx[j] for i, j in pairs]
         jsd = [scipy_distance.jensenshannon(scores[i], scores[j]) ** 2 for i, j in pairs]
         return _finite({"num_pairs": len(pairs), "swap_rate": float(np.mean(swapped)),
@@ -475,8 +499,8 @@ def paired_model_metrics(
         jsd = [scipy_distance.jensenshannon(x, y) ** 2 for x, y in zip(a, b, strict=True)]
         return _finite({
             "num_examples": len(a),
-            "swap_rate": float(np.mean(_classify(a, pred_spec, config)
-                                       != _classify(b, pred_spec, config))),
+            "swap_rate": float(np.mean(classify(a, pred_spec, config)
+                                       != classify(b, pred_spec, config))),
             "mean_abs_diff": float(np.mean(np.abs(a - b))),
             "mean_jsd": float(np.mean(jsd)),
         })
