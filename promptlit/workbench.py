@@ -403,7 +403,15 @@ class Workbench:
         except Exception as e:
             raise LoadError(f"could not load dataset {name!r} from {path or name!r}: "
                             f"{type(e).__name__}: {e}") from e
-        ds = self._index(name, loaded)
+        return self.add_dataset(name, loaded)
+
+    def add_dataset(self, name: str, dataset: Dataset) -> IndexedDataset:
+        """Adds (or replaces) the dataset `name` in memory; returns it as stored.
+
+        With a `validate` mode set, the dataset is checked first and a `DataError` lists every
+        error; the loaded datasets are then unchanged.
+        """
+        ds = self._index(name, dataset)
         if self.validate_mode is not None:
             errors = [p for p in validate_dataset(ds, self.validate_mode) if p.severity == "error"]
             if errors:

@@ -293,8 +293,11 @@ def build_app(workbench: Any, *, layout: str | None = None,
                 notes.append(f"example {ex!r} from the link is not in {st.dataset}")
             msg = ("⚠ " + "; ".join(notes)) if notes else (
                 "Ready (demo mode: read-only)." if demo_mode else "Ready.")
-            return (st, gr.update(value=st.dataset),
-                    gr.update(value=[m for m in (st.model, st.compare_model) if m]),
+            # Choices too: datasets and models added after the page was built (a notebook's
+            # render(data=...), Workbench.load_model) appear on the next page load.
+            return (st, gr.update(choices=list(workbench.datasets), value=st.dataset),
+                    gr.update(choices=list(workbench.models),
+                              value=[m for m in (st.model, st.compare_model) if m]),
                     gr.update(value=st.layout), *([st.granularity] if gran else []),
                     *visibility(st.layout, st.dataset), *ctx.refresh(st), msg)
 

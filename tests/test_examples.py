@@ -1,0 +1,88 @@
+"""Executes the notebooks under examples/ headlessly (nbclient + ipykernel), cell by cell.
+
+Checks what a reader sees: the salience cells print real numbers with the mistaken few-shot line
+on top, and the widget's output cell holds an iframe of a live local server answering HTTP 200
+(checked before the notebook's last cell stops it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+NUMBER_LINE = re.compile(r"^\s*([-+]?\d+\.\d{4})\s+'(.*)'$")
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module) -> str:
+    """A kernelspec running this interpreter (so the kernel sees the same installed promptlit)."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec_dir = root / "kernels" / "promptlit-test"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "promptlit test", "language": "python",
+        "env": {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}}))
+    monkeypatch_module.setenv("JUPYTER_PATH", str(root))
+    return "promptlit-test"
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def outputs_text(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stdout")
+
+
+def outputs_html(cell) -> str:
+    return "".join(o.get("data", {}).get("text/html", "") for o in cell.get("outputs", []))
+
+
+def ranked(text: str) -> list[tuple[float, str]]:
+    return [(float(m[1]), m[2]) for line in text.splitlines() if (m := NUMBER_LINE.match(line))]
+
+
+def test_prompt_debugging_notebook(kernel_env):
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(EXAMPLES / "prompt_debugging.ipynb", as_version=4)
+    client = NotebookClient(nb, kernel_name=kernel_env, timeout=600,
+                            resources={"metadata": {"path": str(REPO)}})
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell is code[-1]:
+                # Before the last cell stops the widget: its frame must be a live server.
+                frame = re.search(r'<iframe class="promptlit-frame" src="([^"]+)"',
+                                  outputs_html(code[-2]))
+                assert frame, f"no promptlit iframe in the widget cell: {code[-2].outputs}"
+                url = frame[1].replace("&amp;", "&")
+                assert url.startswith("http://127.0.0.1:") and "dataset=notebook_data" in url
+                with urllib.request.urlopen(url, timeout=60) as r:
+                    assert r.status == 200 and b"gradio" in r.read().lower()
+            client.execute_cell(cell, index)
+    errors = [o for c in code for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors, errors
+
+    assert "Recommendation: You have to try it." in outputs_text(code[1])
+    grad = ranked(outputs_text(code[2]))
+    assert len(grad) == 5 and all(score > 0 for score, _ in grad)
+    assert [s for s, _ in grad] == sorted((s for s, _ in grad), reverse=True)
+    assert grad[0][1] == "Recommendation: You have to try it."  # the mistaken few-shot line
+    ig = ranked(outputs_text(code[3]))
+    assert len(ig) == 3 and ig[0][1] == "Recommendation: You have to try it." and ig[0][0] > 0
+    assert "Recommendation" in outputs_text(code[4])
