@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import socket
 import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -39,12 +38,6 @@ __all__ = ["Workbench", "RENDER_DATASET"]
 
 #: The dataset that ``render(data=...)`` fills with the examples it is given.
 RENDER_DATASET = "notebook_data"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _display(obj: Any) -> None:
@@ -114,7 +107,7 @@ class Workbench:
         if self._server is None:
             from promptlit.server import serve
 
-            self._server = serve(self.workbench, host=self.host, port=_free_port(self.host),
+            self._server = serve(self.workbench, host=self.host, port=0,
                                  block=False, **self._serve_kwargs)
         return self._server
 

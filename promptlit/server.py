@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import secrets
+import socket
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -103,6 +104,13 @@ class Server:
             self.stop()
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now at ``host`` (asked of the OS)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def _try_share(host: str, port: int, timeout: float) -> tuple[str | None, str | None]:
     """Opens a Gradio share tunnel to ``host:port`` within ``timeout`` s: ``(url, error)``."""
     from gradio import networking
@@ -139,7 +147,7 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
 
     Args:
       workbench: the `promptlit.workbench.Workbench` to serve.
-      host, port: where to listen (``0.0.0.0`` for every interface).
+      host, port: where to listen (``0.0.0.0`` for every interface; port 0: any free port).
       share: also try to create a public Gradio share link (needs the internet; on failure a
         clear message is printed and the server keeps serving locally).
       auth: ``"user:pass"``, a file of such lines, or ``(user, pass)`` pairs: require a login.
@@ -166,6 +174,7 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
     demo = build_app(workbench, layout=default_layout, layouts=layouts, page_title=page_title,
                      demo_mode=demo_mode, inline_doc=inline_doc, onboarding=onboarding,
                      canonical_url=canonical_url)
+    port = int(port) or free_port("127.0.0.1" if host in ("0.0.0.0", "::", "") else host)
     demo.queue(default_concurrency_limit=1)
     launch_kwargs = dict(getattr(demo, "promptlit_launch_kwargs", {}))
     launch_kwargs.update(kw)
