@@ -9,7 +9,9 @@ A handle is one of:
   of the architectures it knows: Gemma, Llama, Mistral, Qwen, GPT-2, ...);
 * a local directory: a keras-hub preset (``config.json`` with ``registered_name``, as written by
   ``save_to_preset``) or a Hugging Face checkpoint (``config.json`` with ``model_type`` +
-  ``*.safetensors`` + tokenizer files), which keras-hub converts on load (needs ``safetensors``).
+  ``*.safetensors`` + tokenizer files), which keras-hub converts on load (needs ``safetensors``);
+  or a promptlit classifier / regressor preset (a ``promptlit_model.json`` marker, see
+  `promptlit.models.local_presets`), which `load_model` loads with its own class.
   Relative paths are tried against the current directory, then the repository root, so the
   default ``presets/tiny_lm`` works from anywhere.
 
@@ -44,8 +46,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_PRESET = str(REPO_ROOT / "presets" / "tiny_lm")
 """The small Gemma-architecture preset the project ships (works offline)."""
 
-HandleKind = Literal["preset", "kaggle", "hf", "local_keras", "local_hf", "local_unknown",
-                     "missing", "unknown"]
+HandleKind = Literal["preset", "kaggle", "hf", "local_keras", "local_hf", "local_promptlit",
+                     "local_unknown", "missing", "unknown"]
 
 KAGGLE_FIXES = (
     "To fix: (1) set the KAGGLE_USERNAME and KAGGLE_KEY environment variables (from "
@@ -79,7 +81,8 @@ class ResolvedHandle:
     Attributes:
         handle: the handle as given.
         kind: "preset" (a keras-hub preset name), "kaggle", "hf", "local_keras" (a keras-hub
-            preset directory), "local_hf" (a Hugging Face checkpoint directory), "local_unknown"
+            preset directory), "local_hf" (a Hugging Face checkpoint directory),
+            "local_promptlit" (a promptlit_model.json preset), "local_unknown"
             (a directory without a recognisable config.json), "missing" (a path that does not
             exist) or "unknown" (a name that is neither a path nor a known preset).
         source: what `keras_hub.models.CausalLM.from_preset` receives: a ``kaggle://`` or
@@ -143,6 +146,10 @@ def _kaggle_handle(handle: str, uri: str) -> ResolvedHandle:
 
 
 def _classify_dir(handle: str, path: Path) -> ResolvedHandle:
+    from promptlit.models.local_presets import is_promptlit_preset
+
+    if is_promptlit_preset(path):
+        return ResolvedHandle(handle, "local_promptlit", str(path), path=path)
     config = path / "config.json"
     kind: HandleKind = "local_unknown"
     if config.is_file():
@@ -347,6 +354,10 @@ def load_causal_lm(handle: str, *, dtype: str | None = None, timeout_s: float = 
                              "Pass a preset name (keras_hub.models.CausalLM.presets lists them), "
                              "kaggle://OWNER/MODEL/keras/VARIANT[/VERSION], hf://ORG/NAME, or a "
                              "local directory (`name:/path/to/preset`).")
+    if resolved.kind == "local_promptlit":
+        raise ModelLoadError(handle, f"{resolved.path} is a promptlit classifier/regressor "
+                                     "preset, not a causal LM.",
+                             "Load it with promptlit.models.load_model (or --models NAME:PATH).")
     if resolved.kind == "local_unknown":
         raise ModelLoadError(handle, f"{resolved.path} is not a model directory: it needs a "
                                      "config.json (a keras-hub preset saved with save_to_preset, "
@@ -393,14 +404,30 @@ def load_causal_lm(handle: str, *, dtype: str | None = None, timeout_s: float = 
                              _remote_fixes(resolved)) from e
 
 
-def load_model(handle: str, name: str | None = None, **kwargs: Any) -> KerasCausalLM:
-    """A `KerasCausalLM` for `handle` (what `Workbench.load_model` and the CLI call).
+def load_model(handle: str, name: str | None = None, **kwargs: Any) -> KerasCausalLM | Any:
+    """The model behind `handle` (what `Workbench.load_model` and the CLI call).
+
+    A promptlit preset directory (``promptlit_model.json``) loads as the class its marker names
+    (`SklearnClassifier`, `SklearnRegressor`, `KerasTextClassifier`); every other handle is a
+    `KerasCausalLM`.
 
     Args:
         handle: see `load_causal_lm`.
         name: display name (defaults to the handle's last path component).
-        **kwargs: passed to `KerasCausalLM.from_preset` (max_length, sampler, dtype, ...).
+        **kwargs: passed to `KerasCausalLM.from_preset` (max_length, sampler, dtype, ...) or to
+            the promptlit preset class's `from_preset`.
     """
     from promptlit.models.keras_lm import KerasCausalLM
+
+    resolved = resolve_handle(handle) if "://" not in handle else None
+    if resolved is not None and resolved.kind == "local_promptlit":
+        from promptlit.models.local_presets import load_preset
+
+        try:
+            return load_preset(resolved.path, **({"name": name} if name else {}), **kwargs)
+        except Exception as e:  # noqa: BLE001 - rewrapped with the path
+            raise ModelLoadError(handle, f"loading the promptlit preset at {resolved.path} "
+                                         f"failed: {type(e).__name__}: {e}",
+                                 "Rebuild it (e.g. `python presets/build_demo_models.py`).") from e
 
     return KerasCausalLM.from_preset(handle, name=name, **kwargs)
