@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from promptlit.api import types
+from promptlit.api.model import Model
 from promptlit.api.types import JsonDict, Spec
 from promptlit.lib import utils
 
@@ -83,11 +84,15 @@ def pick_prediction_key(output_spec: Mapping[str, types.LitType], requested: Any
 def text_fields(model: Any, dataset: Any, requested: Any = None) -> list[str]:
     """TextSegment fields the model reads and the dataset has; `requested` (a list) filters them.
 
+    With `model=None`, the dataset's TextSegment fields; with `dataset=None`, the model's.
+
     Raises:
         ValueError: a requested field is not such a field.
     """
-    in_spec = specs(model)[0]
+    in_spec = specs(model)[0] if model is not None else {}
     data = dataset_spec(dataset, model)
+    if model is None:  # e.g. a generator used on a dataset alone
+        in_spec = data
     keys = [k for k in utils.find_spec_keys(in_spec, types.TextSegment)
             if k in data and isinstance(data[k], types.TextSegment)]
     if requested in (None, "", []):
@@ -247,3 +252,19 @@ def replace_spans(text: str, replacements: Mapping[tuple[int, int], str]) -> str
         pos = end
     out.append(text[pos:])
     return "".join(out)
+
+
+def match_case(replacement: str, original: str) -> str:
+    """`replacement` in the case pattern of `original`: "GOOD" -> "BAD", "Good" -> "Bad"."""
+    if len(original) > 1 and original.isupper():
+        return replacement.upper()
+    if original[:1].isupper():
+        return replacement[:1].upper() + replacement[1:]
+    return replacement
+
+
+def has_embedding_table(model: Any) -> bool:
+    """Whether the model (behind any wrappers) overrides `Model.get_embedding_table()`."""
+    inner = inner_model(model)
+    method = getattr(type(inner), "get_embedding_table", None)
+    return callable(method) and method is not Model.get_embedding_table

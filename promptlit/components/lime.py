@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import Ridge
 
 from promptlit.api import dtypes, types
 from promptlit.api.components import Interpreter
@@ -65,6 +64,8 @@ def lime_weights(masks: np.ndarray, scores: np.ndarray, kernel_width: float,
         kernel_width: width of the exponential kernel on cosine distance x 100.
         seed: for the Ridge solver (deterministic anyway for the default solver).
     """
+    from sklearn.linear_model import Ridge  # lazy: importing promptlit stays fast
+
     masks = np.asarray(masks, dtype=float)
     norms = np.linalg.norm(masks, axis=1) * np.sqrt(masks.shape[1])
     cosine = np.divide(masks.sum(axis=1), norms, out=np.zeros(len(masks)), where=norms > 0)
