@@ -12,7 +12,8 @@ The score explained is the probability of `class_to_explain` (default: the class
 the unmasked text) for a classifier, or the score of a regressor. Only the model's predictions
 are used: no gradients, so any model with a MulticlassPreds or RegressionScore output works.
 Masked units are replaced by `mask_token` ("" deletes them); the unmasked text is always
-sample 0. All samples of one (example, field) go to the model in one `predict` call.
+sample 0. All samples of one (example, field) go to the model in one `predict` call. Sampling
+is seeded by `(seed, example content)`, so an explanation does not depend on the batch it is in.
 
 Example:
     >>> lime = LIME()
@@ -181,7 +182,8 @@ class LIME(Interpreter):
                     labels, spans = self._model_tokens(model_outputs[i], out_spec, field, text, i)
                 units = [s for s in spans if s is not None]
                 unit_pos = [j for j, s in enumerate(spans) if s is not None]
-                rng = np.random.default_rng([seed, i])
+                # Seeded by content: an example's explanation does not depend on its batch.
+                rng = np.random.default_rng([seed, int(utils.example_id(clean)[:12], 16)])
                 masks = np.vstack([np.ones((1, len(units)), bool),
                                    sample_masks(num_samples, len(units), rng)])
                 batch = [{**clean, field: self._mask(text, units, row, mask_token)}

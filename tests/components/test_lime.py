@@ -58,6 +58,9 @@ def test_one_predict_call_per_field_seeded_and_deterministic():
     assert model.predict_calls == 1 and model.examples_seen == 65
     b = LIME().run([{TEXT: "good movie but bad plot"}], model, None, config=config)
     np.testing.assert_array_equal(a[0][TEXT].salience, b[0][TEXT].salience)
+    batched = LIME().run([{TEXT: "good"}, {TEXT: "good movie but bad plot"}], model, None,
+                         config=config)
+    np.testing.assert_array_equal(a[0][TEXT].salience, batched[1][TEXT].salience)
     c = LIME().run([{TEXT: "good movie but bad plot"}], model, None,
                    config={**config, "seed": 4})
     assert not np.array_equal(a[0][TEXT].salience, c[0][TEXT].salience)
