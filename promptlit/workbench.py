@@ -63,6 +63,16 @@ MODEL_LOADERS: dict[str, ModelLoader] = {}
 
 DEFAULT_SALIENCE_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
 
+#: Built-in components `Workbench.interpret` can run by name when none of that name is
+#: registered: name -> "module:Class" (imported and built on first use).
+BUILTIN_COMPONENTS: dict[str, str] = {
+    "classification": "promptlit.components.classification_results:ClassificationInterpreter",
+    "regression": "promptlit.components.regression_results:RegressionInterpreter",
+    "confusion_matrix": "promptlit.components.confusion_matrix:ConfusionMatrixInterpreter",
+    "thresholder": "promptlit.components.thresholder:Thresholder",
+    "curves": "promptlit.components.curves:CurvesInterpreter",
+}
+
 
 class LoadError(ValueError):
     """A model or dataset could not be loaded; the message says why and how to fix it."""
@@ -126,6 +136,7 @@ class Workbench:
         self.problems: list[Problem] = []
         for ds in self.datasets.values():
             self.problems += ds.problems
+        self._builtins: dict[str, Any] = {}
         self._interp_cache = caching.ResultCache(self._sqlite("interpretations"))
         self._salience_cache = caching.ResultCache(self._sqlite("salience"))
         if validate is not None:
@@ -174,7 +185,13 @@ class Workbench:
         for registry in (self.interpreters, self.generators, self.metrics):
             if name in registry:
                 return registry[name]
-        known = sorted({*self.interpreters, *self.generators, *self.metrics})
+        if name in BUILTIN_COMPONENTS:
+            with self._lock:
+                if name not in self._builtins:
+                    module, _, cls = BUILTIN_COMPONENTS[name].partition(":")
+                    self._builtins[name] = getattr(importlib.import_module(module), cls)()
+                return self._builtins[name]
+        known = sorted({*self.interpreters, *self.generators, *self.metrics, *BUILTIN_COMPONENTS})
         raise KeyError(f"unknown component {name!r}; known components: {known}")
 
     # -- validation ----------------------------------------------------------------------------
@@ -283,6 +300,133 @@ class Workbench:
         if progress is not None:
             progress(1.0, f"{interpreter}: done")
         return result
+
+    # -- metrics -------------------------------------------------------------------------------
+    def metrics_table(self, dataset: str, models: Sequence[str] | None = None, *,
+                      examples: Sequence[JsonDict] | None = None,
+                      slices: Mapping[str, Sequence[str]] | None = None,
+                      configs: Mapping[str, JsonDict | None] | None = None,
+                      all_slice: str | None = "all",
+                      progress: ProgressFn | None = None) -> Any:
+        """Every compatible metric per model and per slice, as a tidy `pandas.DataFrame`.
+
+        Predictions come from the cache (`predict`); the numbers are
+        `promptlit.components.metrics.compute_metrics_table`'s, with the registered metric
+        components (those of `promptlit.components.metrics.default_metrics` unless one of the
+        same class is registered). Use `promptlit.components.metrics.metrics_pivot` for a
+        models × slices view of one metric.
+
+        Args:
+          dataset: the dataset the examples follow (its spec is used).
+          models: model names (default: every model compatible with `dataset`).
+          examples: the examples to score: plain dicts or indexed `{"id", "data"}` entries
+            (default: the dataset's, e.g. pass the dataset plus a session's added examples).
+          slices: slice name -> example ids (ids of `examples`).
+          configs: model name -> metrics config, e.g. ``{"threshold": 0.3}`` for a binary
+            classifier.
+          all_slice: name of the slice holding every example (None: no such slice).
+          progress: `(fraction, message)` callback.
+
+        Example:
+            >>> table = wb.metrics_table("breast_cancer", configs={"clf": {"threshold": 0.3}})  # doctest: +SKIP
+            >>> metrics_pivot(table, "accuracy")                                      # doctest: +SKIP
+        """
+        import pandas as pd
+
+        from promptlit.components import metrics as metrics_lib
+
+        ds = self._dataset(dataset)
+        names = list(models) if models is not None else self.compatible_models(dataset)
+        if examples is None:
+            indexed = [dict(ie) for ie in ds.indexed_examples]
+        else:
+            indexed = [dict(ex) if _is_indexed(ex) else {"id": ds.id_of(ex), "data": ex,
+                                                         "meta": {}} for ex in examples]
+        scored = IndexedDataset(spec=ds.spec(), source=ds.source, id_fn=ds.id_fn,
+                                indexed_examples=indexed)
+        registered = {n: c for n, c in self.metrics.items()
+                      if callable(getattr(c, "run_with_metadata", None))}
+        kinds = {type(c) for c in registered.values()}
+        comps = {n: c for n, c in metrics_lib.default_metrics().items() if type(c) not in kinds}
+        comps.update(registered)
+        frames = []
+        for i, name in enumerate(names):
+            model = self._model(name)
+            outputs = self.predict(name, dataset, [ie["data"] for ie in indexed])
+            frames.append(metrics_lib.compute_metrics_table(
+                {name: model}, scored, slices=slices, metrics=comps,
+                model_outputs={name: outputs}, config=(configs or {}).get(name),
+                all_slice=all_slice))
+            if progress is not None:
+                progress((i + 1) / max(len(names), 1), f"metrics: {name} done")
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            return metrics_lib.compute_metrics_table({}, scored, all_slice=None)
+        return pd.concat(frames, ignore_index=True)
+
+    def paired_metrics(self, model_a: str, model_b: str, dataset: str,
+                       examples: Sequence[JsonDict], *,
+                       config: JsonDict | None = None) -> dict[str, dict[str, float]]:
+        """Compares two models on the same examples, per prediction field they share.
+
+        Returns ``{field: promptlit.components.metrics.paired_model_metrics(...)}`` for every
+        MulticlassPreds / RegressionScore output field with the same name and type in both
+        models (e.g. ``swap_rate``, ``mean_abs_diff``, ``mean_jsd``); {} when they share none.
+        """
+        from promptlit.components import metrics as metrics_lib
+
+        spec_a, spec_b = self._model(model_a).output_spec(), self._model(model_b).output_spec()
+        inputs = [ex["data"] if _is_indexed(ex) else ex for ex in examples]
+        out_a = self.predict(model_a, dataset, inputs)
+        out_b = self.predict(model_b, dataset, inputs)
+        result = {}
+        for key, spec in spec_a.items():
+            if not isinstance(spec, (types.MulticlassPreds, types.RegressionScore)):
+                continue
+            other = spec_b.get(key)
+            if type(other) is not type(spec) or getattr(other, "vocab", None) != getattr(
+                    spec, "vocab", None):
+                continue
+            cfg = metrics_lib.applicable_config(spec, config) if isinstance(
+                spec, types.MulticlassPreds) else None
+            result[key] = metrics_lib.paired_model_metrics(
+                [o[key] for o in out_a], [o[key] for o in out_b], spec, cfg)
+        return result
+
+    def generate(self, generator: str, model: str, dataset: str, examples: Sequence[JsonDict],
+                 config: JsonDict | None = None, *,
+                 progress: ProgressFn | None = None) -> list[list[JsonDict]]:
+        """Counterfactuals: the examples `generator` derives from each of `examples`, cached.
+
+        A thin, checked wrapper of `interpret` for `promptlit.api.components.Generator`s (word
+        replacer, scrambler, ablation flip, hotflip): the result is cached by (generator, model,
+        example ids, config), so asking again is free. New examples are not added anywhere; pass
+        the ones you keep to `add_examples` (or the UI's session).
+
+        Returns:
+          One list of new examples per input example, in order (possibly empty lists).
+
+        Raises:
+          KeyError: unknown generator / model / dataset. TypeError: `generator` names a
+          component that is not a Generator. ValueError: the generator cannot run on the pair.
+
+        Example:
+            >>> wb.generate("word_replacer", "sentiment", "sentiment", [ex],  # doctest: +SKIP
+            ...             {"subs": "good -> bad"})
+            [[{'sentence': 'a bad movie', 'label': 'positive'}]]
+        """
+        if generator not in self.generators:
+            if generator in self.interpreters or generator in self.metrics:
+                raise TypeError(f"{generator!r} is not a generator; generators: "
+                                f"{sorted(self.generators)}")
+            raise KeyError(f"unknown generator {generator!r}; generators: "
+                           f"{sorted(self.generators)}")
+        comp = self.generators[generator]
+        if not comp.is_compatible(self._model(model), self._dataset(dataset)):
+            raise ValueError(f"generator {generator!r} cannot run on model {model!r} with "
+                             f"dataset {dataset!r} (their specs do not fit it)")
+        result = self.interpret(generator, model, dataset, examples, config, progress=progress)
+        return [list(r) for r in result]
 
     # -- salience ------------------------------------------------------------------------------
     def salience(self, model: str, example: JsonDict, *, target: str = "response",

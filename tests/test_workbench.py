@@ -233,3 +233,34 @@ def test_validate_and_max_examples():
                   strict=True)
     with pytest.raises(ValueError, match="validate must be one of"):
         Workbench({}, {}, validate="some")
+
+
+def test_generate_is_cached_and_checked(wb):
+    from promptlit.api.components import Generator
+
+    class Shout(Generator):
+        """Upper-cases the prompt (once per `times`); counts calls."""
+
+        def __init__(self):
+            self.calls = 0
+
+        def is_compatible(self, model, dataset):
+            return "prompt" in dataset.spec()
+
+        def generate(self, example, model, dataset, config=None):
+            self.calls += 1
+            return [{**example, "prompt": example["prompt"].upper()}] * (config or {}).get(
+                "times", 1)
+
+    wb.generators["shout"] = gen = Shout()
+    out = wb.generate("shout", "lm", "prompts", PROMPTS[:2], {"times": 2})
+    assert out == [[{**PROMPTS[i], "prompt": PROMPTS[i]["prompt"].upper()}] * 2 for i in (0, 1)]
+    assert wb.generate("shout", "lm", "prompts", PROMPTS[:2], {"times": 2}) == out
+    assert gen.calls == 2  # the second request came from the cache
+    assert len(wb.datasets["prompts"]) == 5  # nothing added
+    with pytest.raises(TypeError, match="not a generator"):
+        wb.generate("length", "lm", "prompts", PROMPTS[:1])
+    with pytest.raises(KeyError, match="unknown generator"):
+        wb.generate("nope", "lm", "prompts", PROMPTS[:1])
+    with pytest.raises(ValueError, match="cannot run on model 'num'"):
+        wb.generate("shout", "num", "numbers", [{"x": 1.0}])

@@ -74,6 +74,8 @@ class SessionState:
       table_query: the data table's search / filter / sort / page settings.
       errors: problems met while redrawing modules in the current callback (shown in the
         footer, then cleared).
+      views: module name -> that module's own per-session settings and results (e.g. the
+        counterfactuals it generated, the projection it shows).
     """
 
     dataset: str = ""
@@ -98,6 +100,9 @@ class SessionState:
     explained: bool = False
     table_query: dict[str, Any] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)
+    thresholds: dict[str, float] = dataclasses.field(default_factory=dict)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    views: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     # -- selection ---------------------------------------------------------------------------
     def select_example(self, example_id: str, *, add: bool = False) -> None:
