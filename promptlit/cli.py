@@ -1,6 +1,7 @@
 """The `promptlit` command: serve the workbench, validate data and models, print salience.
 
     promptlit serve --models tiny:presets/tiny_lm --datasets sample_prompts --port 5432
+    promptlit serve --demo classification     # breast cancer + sentiment classifiers, offline
     promptlit validate --datasets mine:data.jsonl --validate all      # exit 1 on problems
     promptlit salience --example 0 --method grad_l2 --granularity words
     python -m promptlit ...                                          # the same
@@ -119,7 +120,10 @@ def resolve_handle(handle: str) -> str:
 
 def _default_components() -> dict[str, dict[str, Any]]:
     """Interpreters and metrics that exist in this install (each import is optional)."""
-    found: dict[str, dict[str, Any]] = {"interpreters": {}, "metrics": {}}
+    from promptlit.components.defaults import default_components
+
+    # Gradient maps, LIME, projections, PDP and the counterfactual generators (spec-matched).
+    found: dict[str, dict[str, Any]] = {**default_components(), "metrics": {}}
     candidates = [
         ("interpreters", "sequence_salience", "promptlit.components.sequence_salience",
          "SequenceSalienceInterpreter"),
@@ -169,7 +173,8 @@ def build_workbench(args: argparse.Namespace, *, validate: str | None = None) ->
     models = load_models(args.models)
     components = _default_components()
     return Workbench(models, datasets, interpreters=components["interpreters"],
-                     metrics=components["metrics"], layouts=layout.all_layouts(),
+                     generators=components["generators"], metrics=components["metrics"],
+                     layouts=layout.all_layouts(),
                      default_layout=getattr(args, "layout", None), cache_dir=args.cache_dir,
                      validate=validate, max_examples=args.max_examples)
 
@@ -320,6 +325,10 @@ def make_parser() -> argparse.ArgumentParser:
                        help="check datasets and models at start-up; problems are printed")
     serve.add_argument("--demo-mode", action="store_true",
                        help="read-only demo: hide loading models/datasets and saving")
+    serve.add_argument("--demo", choices=("classification", "regression"), default=None,
+                       help="serve a shipped demo instead of --models/--datasets: "
+                            "classification (breast cancer, sentiment) or regression "
+                            "(diabetes, sentiment confidence)")
     serve.add_argument("--page-title", default="promptlit", metavar="T", help="browser tab title")
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
 
@@ -346,6 +355,18 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _apply_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """`--demo NAME`: the demo's models, datasets and (unless --layout is given) layout."""
+    from promptlit.demos import DEMOS
+
+    if args.models != DEFAULT_MODELS or args.datasets != DEFAULT_DATASETS:
+        parser.error(f"--demo {args.demo} picks its own models and datasets; drop --models and "
+                     "--datasets (or drop --demo)")
+    demo = DEMOS[args.demo]
+    args.models, args.datasets = demo["models"], demo["datasets"]
+    args.layout = args.layout or demo["layout"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the `promptlit` command; returns the exit status (0 ok, 1 problems, 2 usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -356,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub: argparse.ArgumentParser = args.subparser
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "demo", None):
+        _apply_demo(args, sub)
     if getattr(args, "layout", None):
         from promptlit.api import layout
 

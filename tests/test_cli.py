@@ -165,3 +165,29 @@ def test_python_dash_m_help():
     result = subprocess.run([sys.executable, "-m", "promptlit", "--help"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and "{serve,validate,salience}" in result.stdout
+
+
+@pytest.mark.parametrize("demo, models, datasets, layout", [
+    ("classification", ["breast_cancer", "sentiment"], ["breast_cancer", "sentiment"],
+     "classification"),
+    ("regression", ["diabetes", "sentiment_confidence"], ["diabetes", "sentiment"], "default"),
+])
+def test_serve_demo_loads_the_shipped_models_datasets_and_layout(demo, models, datasets, layout,
+                                                                 monkeypatch):
+    calls = {}
+    monkeypatch.setattr(server_module, "serve", lambda wb, **kw: calls.update(wb=wb, kw=kw))
+    assert cli.main(["serve", "--demo", demo, "--no-browser", "--max-examples", "50"]) == 0
+    wb = calls["wb"]
+    assert list(wb.models) == models and list(wb.datasets) == datasets
+    assert calls["kw"]["default_layout"] == layout == wb.default_layout
+    for model, dataset in zip(models, datasets, strict=True):  # each model reads its dataset
+        assert dataset in wb.compatible_datasets(model)
+        assert not wb.models[model].incompatibility_reasons(wb.datasets[dataset])
+
+
+def test_serve_demo_refuses_explicit_models(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--demo", "classification", "--models", "m:fake://ok"])
+    assert "--demo classification picks its own models" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--demo", "nope"])

@@ -1,6 +1,6 @@
-"""Model adapters: keras-hub causal LMs (JAX), and preset/handle resolution.
+"""Model adapters: keras-hub causal LMs (JAX), text/tabular classifiers and regressors, presets.
 
-`KerasCausalLM` is imported lazily so that listing presets does not import Keras.
+Adapters are imported lazily so that listing presets does not import Keras.
 """
 
 import importlib
@@ -8,6 +8,9 @@ from typing import Any
 
 _NAMES = {
     "KerasCausalLM": ("promptlit.models.keras_lm", "KerasCausalLM"),
+    "KerasTextClassifier": ("promptlit.models.text_classifier", "KerasTextClassifier"),
+    "SklearnClassifier": ("promptlit.models.sklearn_models", "SklearnClassifier"),
+    "SklearnRegressor": ("promptlit.models.sklearn_models", "SklearnRegressor"),
     "load_model": ("promptlit.models.presets", "load_model"),
     "DEFAULT_PRESET": ("promptlit.models.presets", "DEFAULT_PRESET"),
 }

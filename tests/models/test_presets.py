@@ -208,3 +208,36 @@ def test_broken_local_hf_checkpoint_says_what_is_missing(tmp_path):
     (ckpt / "merges.txt").unlink()
     with pytest.raises(ModelLoadError, match=r"Hugging Face checkpoint at .*broken"):
         load_causal_lm(str(ckpt))
+
+
+# ----------------------------------------------------------------------------- promptlit presets
+
+
+def test_promptlit_preset_directories_resolve_and_load_by_marker(tmp_path, monkeypatch):
+    from promptlit.models.sklearn_models import SklearnClassifier
+    from promptlit.models.text_classifier import KerasTextClassifier
+
+    monkeypatch.chdir(tmp_path)  # relative handles fall back to the repository root
+    for handle, cls in [("presets/breast_cancer_clf", SklearnClassifier),
+                        ("presets/sentiment_clf", KerasTextClassifier)]:
+        r = resolve_handle(handle)
+        assert (r.kind, r.is_remote, r.path) == ("local_promptlit", False,
+                                                 (REPO_ROOT / handle).resolve())
+        model = presets.load_model(handle, name="demo")
+        assert isinstance(model, cls) and model.name == "demo"
+    # keras-hub presets keep their kind and loader.
+    assert resolve_handle(DEFAULT_PRESET).kind == "local_keras"
+    with pytest.raises(ModelLoadError, match="promptlit classifier/regressor preset, not a causal"):
+        load_causal_lm("presets/breast_cancer_clf")
+
+
+def test_broken_promptlit_preset_is_a_model_load_error(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "promptlit_model.json").write_text('{"class": "Nope", "config": {}}')
+    assert resolve_handle(str(tmp_path / "p")).kind == "local_promptlit"
+    with pytest.raises(ModelLoadError, match=r"unknown model class 'Nope'.*\n.*build_demo_models"):
+        presets.load_model(str(tmp_path / "p"))
+    (tmp_path / "p" / "promptlit_model.json").write_text(
+        '{"class": "SklearnClassifier", "config": {"feature_names": ["x"], "label_field": "y"}}')
+    with pytest.raises(ModelLoadError, match=r"estimator.joblib is missing"):
+        presets.load_model(str(tmp_path / "p"))
