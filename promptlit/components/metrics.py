@@ -64,6 +64,7 @@ __all__ = [
     "classify",
     "compute_metrics_table",
     "default_metrics",
+    "indexed_examples",
     "label_indices",
     "margin_to_threshold",
     "metrics_pivot",
@@ -679,7 +680,7 @@ def default_metrics() -> dict[str, Metrics]:
     }
 
 
-def _indexed_examples(dataset: Any) -> list[JsonDict]:
+def indexed_examples(dataset: Any) -> list[JsonDict]:
     """`[{"id", "data", "meta"}]` of a dataset (its own ids if indexed, else `_id` / content hash)."""
     indexed = getattr(dataset, "indexed_examples", None)
     if indexed is not None:
@@ -747,7 +748,7 @@ def compute_metrics_table(
         metric, value``; see `metrics_pivot` for a models × slices view.
     """
     metrics = default_metrics() if metrics is None else dict(metrics)
-    indexed = _indexed_examples(dataset)
+    indexed = indexed_examples(dataset)
     all_slices: dict[str, list[int]] = {}
     if all_slice is not None:
         all_slices[all_slice] = list(range(len(indexed)))
