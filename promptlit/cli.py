@@ -83,26 +83,17 @@ def parse_dataset_specs(specs: str) -> dict[str, str]:
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
-    """`user:pass` or a file of `user:pass` lines -> [(user, pass), ...]; None when not given."""
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    if path.is_file():
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-        entries = [(i, ln) for i, ln in enumerate(lines, 1) if ln and not ln.startswith("#")]
-        where = lambda i: f"{value}:{i}"  # noqa: E731
-    else:
-        entries = [(0, value)]
-        where = lambda i: "--auth"  # noqa: E731
-    pairs = []
-    for i, entry in entries:
-        user, sep, password = entry.partition(":")
-        if not sep or not user or not password:
-            raise SpecError(f"{where(i)}: expected USER:PASSWORD (or a file of such lines)")
-        pairs.append((user, password))
-    if not pairs:
-        raise SpecError(f"{value}: the auth file has no USER:PASSWORD lines")
-    return pairs
+    """`user:pass` or a file of `user:pass` lines -> [(user, pass), ...]; None when not given.
+
+    The same rules as `promptlit.server.parse_auth`; a malformed entry is a `SpecError` naming
+    the file and line (or ``--auth``).
+    """
+    from promptlit.server import parse_auth as parse
+
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise SpecError(str(e).replace("auth:", "--auth:", 1)) from None
 
 
 def resolve_handle(handle: str) -> str:

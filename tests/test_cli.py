@@ -66,9 +66,9 @@ def test_parse_auth(tmp_path):
     f.write_text("# users\nann:1\n\nbob:2\n", encoding="utf-8")
     assert cli.parse_auth(str(f)) == [("ann", "1"), ("bob", "2")]
     f.write_text("ann:1\nbroken\n", encoding="utf-8")
-    with pytest.raises(cli.SpecError, match=r"users.txt:2: expected USER:PASSWORD"):
+    with pytest.raises(cli.SpecError, match=r"users.txt:2: expected user:password"):
         cli.parse_auth(str(f))
-    with pytest.raises(cli.SpecError, match="--auth: expected USER:PASSWORD"):
+    with pytest.raises(cli.SpecError, match="--auth: expected user:password"):
         cli.parse_auth("nopassword")
 
 
