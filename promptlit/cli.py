@@ -120,6 +120,17 @@ def _default_components() -> dict[str, dict[str, Any]]:
          "SequenceSalienceInterpreter"),
         ("metrics", "generation_metrics", "promptlit.components.text_metrics",
          "GenerationMetrics"),
+        ("interpreters", "classification", "promptlit.components.classification_results",
+         "ClassificationInterpreter"),
+        ("interpreters", "regression", "promptlit.components.regression_results",
+         "RegressionInterpreter"),
+        ("interpreters", "confusion_matrix", "promptlit.components.confusion_matrix",
+         "ConfusionMatrixInterpreter"),
+        ("interpreters", "thresholder", "promptlit.components.thresholder", "Thresholder"),
+        ("interpreters", "curves", "promptlit.components.curves", "CurvesInterpreter"),
+        ("metrics", "multiclass", "promptlit.components.metrics", "MulticlassMetrics"),
+        ("metrics", "paired", "promptlit.components.metrics", "MulticlassPairedMetrics"),
+        ("metrics", "regression", "promptlit.components.metrics", "RegressionMetrics"),
     ]
     for kind, name, module, cls in candidates:
         try:

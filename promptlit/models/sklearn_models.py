@@ -152,15 +152,20 @@ class SklearnClassifier(_SklearnModel):
       feature_ranges: optional `{feature: (min, max)}` for the UI's sliders.
       name: shown in errors and descriptions.
       metadata: free-form facts saved with the preset (training data, held-out accuracy).
+      null_idx: the index of the "negative" class (LIT's `MulticlassPreds.null_idx`): with it,
+        metrics report precision / recall / F1 of the other classes, and a binary classifier
+        gets a decision threshold on its positive class (e.g. `null_idx=1` for
+        `["malignant", "benign"]` makes "malignant" the positive class).
 
-    Output spec: `{"probas": MulticlassPreds(vocab=labels, parent=label_field)}`, values
-    `<float32>[num_labels]` summing to 1.
+    Output spec: `{"probas": MulticlassPreds(vocab=labels, parent=label_field,
+    null_idx=null_idx)}`, values `<float32>[num_labels]` summing to 1.
     """
 
     def __init__(self, estimator: Any, feature_names: Sequence[str], label_field: str,
                  labels: Sequence[str] | None = None, *,
                  feature_ranges: Mapping[str, Sequence[float]] | None = None,
-                 name: str = "sklearn_classifier", metadata: JsonDict | None = None) -> None:
+                 name: str = "sklearn_classifier", metadata: JsonDict | None = None,
+                 null_idx: int | None = None) -> None:
         if not hasattr(estimator, "predict_proba"):
             raise TypeError(f"{type(estimator).__name__} has no predict_proba; use a probabilistic "
                             "classifier (e.g. LogisticRegression) or wrap it in "
@@ -180,6 +185,11 @@ class SklearnClassifier(_SklearnModel):
                              "in the order of estimator.classes_.")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be unique, got {self.labels}.")
+        if null_idx is not None and (isinstance(null_idx, bool) or not isinstance(null_idx, int)
+                                     or not 0 <= null_idx < len(self.labels)):
+            raise ValueError(f"null_idx must be a class index 0..{len(self.labels) - 1} "
+                             f"(of {self.labels}) or None; got {null_idx!r}.")
+        self.null_idx = null_idx
         self.feature_ranges = _ranges(feature_ranges, self.feature_names)
         self.name = name
         self.metadata = dict(metadata or {})
@@ -196,8 +206,9 @@ class SklearnClassifier(_SklearnModel):
         return spec
 
     def output_spec(self) -> types.Spec:
-        """`{"probas": MulticlassPreds(vocab=labels, parent=label_field)}`."""
-        return {"probas": types.MulticlassPreds(vocab=list(self.labels), parent=self.label_field)}
+        """`{"probas": MulticlassPreds(vocab=labels, parent=label_field, null_idx=null_idx)}`."""
+        return {"probas": types.MulticlassPreds(vocab=list(self.labels), parent=self.label_field,
+                                                null_idx=self.null_idx)}
 
     def predict_minibatch(self, inputs: list[JsonDict], **kw: Any) -> list[JsonDict]:
         """`{"probas": <float32>[num_labels]}` per example (the estimator's predict_proba)."""
@@ -220,6 +231,7 @@ class SklearnClassifier(_SklearnModel):
             "feature_names": self.feature_names, "label_field": self.label_field,
             "labels": self.labels, "name": self.name,
             "feature_ranges": {k: list(v) for k, v in self.feature_ranges.items()},
+            **({"null_idx": self.null_idx} if self.null_idx is not None else {}),
             "estimator_file": ESTIMATOR_FILE}, self.metadata)
         joblib.dump(self.estimator, path / ESTIMATOR_FILE)
         return path

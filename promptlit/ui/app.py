@@ -39,12 +39,20 @@ import gradio as gr
 from promptlit.ui import render
 from promptlit.ui.modules import (
     base,
+    classification_results,
+    confusion_matrix,
+    curves,
     data_table,
     datapoint_editor,
     footer,
     generated_text,
     lm_salience,
+    metrics,
+    predictions,
+    regression_results,
+    scalars,
     slice_editor,
+    threshold,
     toolbar,
 )
 from promptlit.ui.state import METHODS, SessionState, from_query
@@ -57,6 +65,13 @@ BUILDERS = {
     "slice_editor": slice_editor.build,
     "lm_salience": lm_salience.build,
     "generated_text": generated_text.build,
+    "metrics": metrics.build,
+    "confusion_matrix": confusion_matrix.build,
+    "classification_results": classification_results.build,
+    "regression_results": regression_results.build,
+    "scalars": scalars.build,
+    "curves": curves.build,
+    "threshold": threshold.build,
 }
 """Layout module name -> builder, for the modules this UI implements."""
 
@@ -89,6 +104,28 @@ def compatible_modules(workbench: Any, dataset: str) -> set[str]:
         ok.add("generated_text")
         if set(base.lm_models(workbench)) & set(models):
             ok.add("lm_salience")
+    ok |= prediction_modules(workbench, dataset)
+    return ok
+
+
+def prediction_modules(workbench: Any, dataset: str) -> set[str]:
+    """The classification / regression modules some model can feed on ``dataset``, by spec:
+    classification_results and scalars need a MulticlassPreds (or, for scalars and
+    regression_results, a RegressionScore) output; metrics a prediction whose parent is a
+    dataset field; confusion_matrix and curves a MulticlassPreds with such a parent;
+    threshold a binary one with a null class."""
+    ok: set[str] = set()
+    if predictions.capable_models(workbench, dataset, predictions.CLASSIFICATION):
+        ok |= {"classification_results", "scalars"}
+    if predictions.capable_models(workbench, dataset, predictions.REGRESSION):
+        ok |= {"regression_results", "scalars"}
+    if predictions.capable_models(workbench, dataset, "any"):
+        ok.add("metrics")
+    if predictions.capable_models(workbench, dataset, predictions.CLASSIFICATION,
+                                  labelled=True):
+        ok |= {"confusion_matrix", "curves"}
+    if predictions.capable_models(workbench, dataset, "binary"):
+        ok.add("threshold")
     return ok
 
 

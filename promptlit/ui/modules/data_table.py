@@ -129,7 +129,12 @@ def build(ctx: base.Context) -> base.Module:
         all_rows = base.dataset_rows(wb, state)
         numbers = {r[0]: n for n, r in enumerate(all_rows)}
         slice_name = q.get("slice", _NO_SLICE)
-        slice_ids = state.slices.get(slice_name) if slice_name != _NO_SLICE else None
+        # "pinned": ids another module asked the table to list (e.g. a confusion-matrix cell).
+        pinned = q.get("pinned") or {}
+        if slice_name == pinned.get("label"):
+            slice_ids = pinned.get("ids", [])
+        else:
+            slice_ids = state.slices.get(slice_name) if slice_name != _NO_SLICE else None
         rows = filter_rows(all_rows, search=q.get("search", ""), field=q.get("field", ""),
                            value=q.get("value", ""), slice_ids=slice_ids,
                            sort=q.get("sort", ""), descending=q.get("descending", False))
@@ -149,8 +154,10 @@ def build(ctx: base.Context) -> base.Module:
             text,
             gr.update(choices=[_ANY, *fields], value=q.get("field") or _ANY),
             gr.update(choices=["", *fields], value=q.get("sort", "")),
-            gr.update(choices=[_NO_SLICE, *state.slices],
-                      value=slice_name if slice_name in state.slices else _NO_SLICE),
+            gr.update(choices=[_NO_SLICE, *([pinned["label"]] if pinned else []),
+                               *state.slices],
+                      value=slice_name if slice_name in state.slices
+                      or slice_name == pinned.get("label") else _NO_SLICE),
         ]
 
     view_outputs = [table, page, info, field, sort, slice_dd]
