@@ -159,6 +159,7 @@ DEFAULT_LAYOUT = LayoutSpec(
         "Predictions": ["generated_text", "classification_results", "regression_results"],
         "Metrics": ["metrics", "confusion_matrix"],
         "Counterfactuals": ["counterfactuals"],
+        "Partial Dependence": ["pdp"],
     },
     description="All modules that apply to the loaded models and datasets.",
 )
@@ -179,6 +180,7 @@ CLASSIFICATION_LAYOUT = LayoutSpec(
         "Metrics": ["metrics", "confusion_matrix"],
         "Thresholds": ["threshold", "curves"],
         "Counterfactuals": ["counterfactuals"],
+        "Partial Dependence": ["pdp"],
     },
     description="Classifiers: predictions, metrics, salience and thresholds.",
 )

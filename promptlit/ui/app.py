@@ -41,15 +41,20 @@ from promptlit.ui.modules import (
     base,
     classification_results,
     confusion_matrix,
+    counterfactuals,
     curves,
     data_table,
     datapoint_editor,
+    embeddings,
     footer,
     generated_text,
+    interp_common,
     lm_salience,
     metrics,
+    pdp,
     predictions,
     regression_results,
+    salience_maps,
     scalars,
     slice_editor,
     threshold,
@@ -65,6 +70,10 @@ BUILDERS = {
     "slice_editor": slice_editor.build,
     "lm_salience": lm_salience.build,
     "generated_text": generated_text.build,
+    "salience_maps": salience_maps.build,
+    "embeddings": embeddings.build,
+    "counterfactuals": counterfactuals.build,
+    "pdp": pdp.build,
     "metrics": metrics.build,
     "confusion_matrix": confusion_matrix.build,
     "classification_results": classification_results.build,
@@ -104,6 +113,8 @@ def compatible_modules(workbench: Any, dataset: str) -> set[str]:
         ok.add("generated_text")
         if set(base.lm_models(workbench)) & set(models):
             ok.add("lm_salience")
+    # Salience maps, embeddings, counterfactuals, PDP: some registered component fits by spec.
+    ok |= interp_common.available_modules(workbench, dataset)
     ok |= prediction_modules(workbench, dataset)
     return ok
 
