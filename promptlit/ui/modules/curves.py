@@ -85,11 +85,13 @@ def draw(wb: Any, state: SessionState) -> tuple[str, list[str], str, str]:
                                               f"recall {recall:.3f}"})
     if chosen not in classes:
         chosen = ALL_CLASSES
+    cell = '<div style="flex:1 1 340px;max-width:460px">'
     html = ('<div style="display:flex;flex-wrap:wrap;gap:8px">'
-            + plots.curves_svg(roc, x_label="false positive rate", y_label="true positive rate",
-                               title="ROC", marks=marks_roc, diagonal=True)
-            + plots.curves_svg(pr, x_label="recall", y_label="precision",
-                               title="Precision-recall", marks=marks_pr)
+            + cell + plots.curves_svg(roc, x_label="false positive rate",
+                                      y_label="true positive rate", title="ROC",
+                                      marks=marks_roc, diagonal=True) + "</div>"
+            + cell + plots.curves_svg(pr, x_label="recall", y_label="precision",
+                                      title="Precision-recall", marks=marks_pr) + "</div>"
             + "</div>" + plots.legend_html(legend))
     return html, classes, chosen, why
 

@@ -58,7 +58,8 @@ def plot_model(wb: Any, state: SessionState, model: str, colour_field: str,
         target = class_name if class_name in field.vocab else (
             P.positive_class(field) if binary else field.vocab[0])
         j = list(field.vocab).index(target)
-        cats = list(field.vocab) + ["(no label)"]
+        unlabelled = any(ex.get(field.parent) not in field.vocab for _, ex in pairs)
+        cats = list(field.vocab) + (["(no label)"] if unlabelled else [])
         for n, ((i, ex), out) in enumerate(zip(pairs, outs, strict=True)):
             label = ex.get(field.parent) if field.parent else None
             row = cats.index(label) if label in field.vocab else len(cats) - 1
