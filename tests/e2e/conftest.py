@@ -115,6 +115,24 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def classification_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a running `promptlit serve --demo classification` (breast cancer and sentiment
+    classifiers; ``PROMPTLIT_E2E_CLASSIFICATION_URL`` to use one already running)."""
+    given = os.environ.get("PROMPTLIT_E2E_CLASSIFICATION_URL")
+    if given:
+        yield given.rstrip("/") + "/"
+        return
+    need((REPO / "presets" / "sentiment_clf").exists(),
+         "the sentiment demo model presets/sentiment_clf is not built "
+         "(python presets/build_demo_models.py)")
+    url, proc, _ = start_server(tmp_path_factory.mktemp("serve-clf"), "--demo", "classification")
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """Headless Chromium (the system one; never `playwright install`)."""
     need(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
