@@ -83,8 +83,11 @@ def build_breast_cancer() -> None:
     spec = demos.tabular_spec(names, x, types.CategoryLabel(vocab=demos.BREAST_CANCER_LABELS),
                               "label")
     _save(Dataset(rows, spec=spec), "breast_cancer")
+    # null_idx: "benign" is the negative class, so "malignant" gets a decision threshold (the
+    # threshold module, binary metrics at a threshold).
     model = SklearnClassifier(est, names, "label", demos.BREAST_CANCER_LABELS,
-                              feature_ranges=demos.feature_ranges(names, x), name="breast_cancer")
+                              feature_ranges=demos.feature_ranges(names, x), name="breast_cancer",
+                              null_idx=demos.BREAST_CANCER_LABELS.index("benign"))
     test_rows = [r for r in rows if r["split"] == "test"]
     probas = np.stack([o["probas"] for o in model.predict(test_rows)])
     pred = [demos.BREAST_CANCER_LABELS[i] for i in probas.argmax(1)]

@@ -137,6 +137,8 @@ def test_shipped_breast_cancer_demo_reaches_its_recorded_accuracy():
     data = pl.data.load("breast_cancer")
     assert isinstance(model, SklearnClassifier) and model.is_compatible_with_dataset(data)
     assert data.spec()["label"].vocab == model.labels == ["malignant", "benign"]
+    # benign is the null class: malignant gets a threshold (presets/build_demo_models.py).
+    assert model.output_spec()["probas"].null_idx == 1
     rows = _test_rows(data)
     assert len(rows) == model.metadata["n_test"] == 143
     pred = [model.labels[int(np.argmax(o["probas"]))] for o in model.predict(rows)]
