@@ -110,34 +110,10 @@ def resolve_handle(handle: str) -> str:
 
 
 def _default_components() -> dict[str, dict[str, Any]]:
-    """Interpreters and metrics that exist in this install (each import is optional)."""
+    """Every built-in interpreter, generator and metric that imports in this install."""
     from promptlit.components.defaults import default_components
 
-    # Gradient maps, LIME, projections, PDP and the counterfactual generators (spec-matched).
-    found: dict[str, dict[str, Any]] = {**default_components(), "metrics": {}}
-    candidates = [
-        ("interpreters", "sequence_salience", "promptlit.components.sequence_salience",
-         "SequenceSalienceInterpreter"),
-        ("metrics", "generation_metrics", "promptlit.components.text_metrics",
-         "GenerationMetrics"),
-        ("interpreters", "classification", "promptlit.components.classification_results",
-         "ClassificationInterpreter"),
-        ("interpreters", "regression", "promptlit.components.regression_results",
-         "RegressionInterpreter"),
-        ("interpreters", "confusion_matrix", "promptlit.components.confusion_matrix",
-         "ConfusionMatrixInterpreter"),
-        ("interpreters", "thresholder", "promptlit.components.thresholder", "Thresholder"),
-        ("interpreters", "curves", "promptlit.components.curves", "CurvesInterpreter"),
-        ("metrics", "multiclass", "promptlit.components.metrics", "MulticlassMetrics"),
-        ("metrics", "paired", "promptlit.components.metrics", "MulticlassPairedMetrics"),
-        ("metrics", "regression", "promptlit.components.metrics", "RegressionMetrics"),
-    ]
-    for kind, name, module, cls in candidates:
-        try:
-            found[kind][name] = getattr(__import__(module, fromlist=[cls]), cls)()
-        except Exception as e:  # noqa: BLE001 - optional component
-            logger.debug("component %s unavailable: %s", name, e)
-    return found
+    return default_components()
 
 
 def load_models(specs: str) -> dict[str, Any]:

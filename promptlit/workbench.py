@@ -65,15 +65,6 @@ DEFAULT_SALIENCE_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
 
 #: Built-in components `Workbench.interpret` can run by name when none of that name is
 #: registered: name -> "module:Class" (imported and built on first use).
-BUILTIN_COMPONENTS: dict[str, str] = {
-    "classification": "promptlit.components.classification_results:ClassificationInterpreter",
-    "regression": "promptlit.components.regression_results:RegressionInterpreter",
-    "confusion_matrix": "promptlit.components.confusion_matrix:ConfusionMatrixInterpreter",
-    "thresholder": "promptlit.components.thresholder:Thresholder",
-    "curves": "promptlit.components.curves:CurvesInterpreter",
-}
-
-
 class LoadError(ValueError):
     """A model or dataset could not be loaded; the message says why and how to fix it."""
 
@@ -185,13 +176,15 @@ class Workbench:
         for registry in (self.interpreters, self.generators, self.metrics):
             if name in registry:
                 return registry[name]
-        if name in BUILTIN_COMPONENTS:
+        # Not registered: a built-in of that name (`promptlit.components.defaults`), made once.
+        from promptlit.components import defaults
+
+        if name in defaults.names():
             with self._lock:
                 if name not in self._builtins:
-                    module, _, cls = BUILTIN_COMPONENTS[name].partition(":")
-                    self._builtins[name] = getattr(importlib.import_module(module), cls)()
+                    self._builtins[name] = defaults.builtin(name)
                 return self._builtins[name]
-        known = sorted({*self.interpreters, *self.generators, *self.metrics, *BUILTIN_COMPONENTS})
+        known = sorted({*self.interpreters, *self.generators, *self.metrics, *defaults.names()})
         raise KeyError(f"unknown component {name!r}; known components: {known}")
 
     # -- validation ----------------------------------------------------------------------------
