@@ -55,29 +55,37 @@ def ranked(text: str) -> list[tuple[float, str]]:
     return [(float(m[1]), m[2]) for line in text.splitlines() if (m := NUMBER_LINE.match(line))]
 
 
-def test_prompt_debugging_notebook(kernel_env):
+def run_notebook(name: str, kernel: str, frame_query: str) -> list:
+    """Executes examples/<name> cell by cell; returns its code cells (with outputs).
+
+    Before the last cell (which stops the widget) the widget cell's iframe must point at a live
+    local server answering HTTP 200 with ``frame_query`` in its URL.
+    """
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient
 
-    nb = nbformat.read(EXAMPLES / "prompt_debugging.ipynb", as_version=4)
-    client = NotebookClient(nb, kernel_name=kernel_env, timeout=600,
+    nb = nbformat.read(EXAMPLES / name, as_version=4)
+    client = NotebookClient(nb, kernel_name=kernel, timeout=600,
                             resources={"metadata": {"path": str(REPO)}})
     code = [c for c in nb.cells if c.cell_type == "code"]
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell is code[-1]:
-                # Before the last cell stops the widget: its frame must be a live server.
                 frame = re.search(r'<iframe class="promptlit-frame" src="([^"]+)"',
                                   outputs_html(code[-2]))
                 assert frame, f"no promptlit iframe in the widget cell: {code[-2].outputs}"
                 url = frame[1].replace("&amp;", "&")
-                assert url.startswith("http://127.0.0.1:") and "dataset=notebook_data" in url
+                assert url.startswith("http://127.0.0.1:") and frame_query in url
                 with urllib.request.urlopen(url, timeout=60) as r:
                     assert r.status == 200 and b"gradio" in r.read().lower()
             client.execute_cell(cell, index)
     errors = [o for c in code for o in c.outputs if o.get("output_type") == "error"]
     assert not errors, errors
+    return code
 
+
+def test_prompt_debugging_notebook(kernel_env):
+    code = run_notebook("prompt_debugging.ipynb", kernel_env, "dataset=notebook_data")
     assert "Recommendation: You have to try it." in outputs_text(code[1])
     grad = ranked(outputs_text(code[2]))
     assert len(grad) == 5 and all(score > 0 for score, _ in grad)
@@ -86,3 +94,22 @@ def test_prompt_debugging_notebook(kernel_env):
     ig = ranked(outputs_text(code[3]))
     assert len(ig) == 3 and ig[0][1] == "Recommendation: You have to try it." and ig[0][0] > 0
     assert "Recommendation" in outputs_text(code[4])
+
+
+def test_classification_notebook(kernel_env):
+    code = run_notebook("classification.ipynb", kernel_env, "dataset=breast_cancer")
+    text = [outputs_text(c) for c in code]
+    assert "['cancer'] ['sentiment']" in text[0]
+    acc = re.search(r"accuracy \[\{'train': ([\d.]+), 'test': ([\d.]+)\}\]", text[1])
+    assert acc and 0.9 < float(acc[2]) <= float(acc[1]) <= 1.0
+    counts = [int(n) for n in re.findall(r"^(?:malignant|benign)\s+(\d+)\s+(\d+)$", text[2],
+                                          flags=re.M) for n in n]
+    assert len(counts) == 4 and sum(counts) == 143  # the shipped test split
+    thresholds = [float(t) for t in re.findall(r"threshold ([\d.]+)", text[2])]
+    assert len(thresholds) == 3 and thresholds == sorted(thresholds)  # costlier FPs: higher
+    tops = dict(re.findall(r"^(IG|LIME) (\[.*\])$", text[3], flags=re.M))
+    assert set(tops) == {"IG", "LIME"}
+    assert any("good" in tok for tok in re.findall(r"\('([^']+)'", tops["IG"]))
+    rows = re.findall(r"^\s*(negative|neutral|positive) (\d\.\d{3})  '(.*)'$", text[4], flags=re.M)
+    assert len(rows) == 2 and "good" in rows[0][2] and "bad" in rows[1][2]
+    assert rows[0][1] != rows[1][1]  # the model was re-run on the counterfactual
