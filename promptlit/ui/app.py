@@ -181,6 +181,22 @@ def _api_example(workbench: Any, dataset: str, model: str, example: int, prompt:
     return dataset, model, dict(examples[int(example)])
 
 
+LM_INTRO = ("Pick an example, press **Generate & explain**, then click response tokens to see "
+            "which parts of the prompt made the model write them.")
+MODEL_INTRO = ("Pick examples in the data table (or a confusion-matrix cell, or points in the "
+               "projector): predictions, metrics, salience maps and counterfactuals follow the "
+               "selection.")
+
+
+def default_intro(workbench: Any) -> str:
+    """The line under the title when no ``inline_doc`` is given: how to start, for what is loaded
+    (language models: explain a response; other models: select examples)."""
+    if not base.lm_models(workbench):
+        return MODEL_INTRO
+    return LM_INTRO if len(base.lm_models(workbench)) == len(workbench.models) else (
+        f"{LM_INTRO} {MODEL_INTRO}")
+
+
 def build_app(workbench: Any, *, layout: str | None = None,
               layouts: Mapping[str, Any] | None = None, page_title: str = "promptlit",
               demo_mode: bool = False, inline_doc: str | None = None,
@@ -213,9 +229,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
     with gr.Blocks(title=page_title, fill_width=True, analytics_enabled=False) as demo:
         state = gr.State(start)
         with gr.Column(elem_id="pl-header"):
-            gr.Markdown(f"# {page_title}\n" + (inline_doc or "Pick an example, press "
-                        "**Generate & explain**, then click response tokens to see which parts "
-                        "of the prompt made the model write them."))
+            gr.Markdown(f"# {page_title}\n" + (inline_doc or default_intro(workbench)))
             if onboarding:
                 with gr.Accordion("How to use", open=False):
                     gr.Markdown(onboarding)

@@ -300,3 +300,12 @@ def test_workbench_facade_metrics_table_paired_and_builtin_components(wb):
     assert int(cm["probas"].counts.sum()) == N
     with pytest.raises(KeyError, match="known components"):
         wb.interpret("nope", "clf", "cancer", [])
+
+
+def test_intro_line_fits_what_is_loaded(wb):
+    assert app.default_intro(wb) == app.MODEL_INTRO  # classifiers only: no "Generate & explain"
+    lm_only = make_workbench()
+    assert app.default_intro(lm_only) == app.LM_INTRO
+    both = Workbench(models={**lm_only.models, "clf": wb.models["clf"]},
+                     datasets=dict(lm_only.datasets))
+    assert app.default_intro(both) == f"{app.LM_INTRO} {app.MODEL_INTRO}"
