@@ -35,7 +35,7 @@ def widget():
     w.stop()
 
 
-def test_render_serves_the_app_in_an_iframe(widget, capsys):
+def test_render_serves_the_app_in_an_iframe(widget):
     assert widget.url is None
     frame = widget.render(layout="simple", dataset="menu", example=1)
     parts = urllib.parse.urlsplit(frame.url)
