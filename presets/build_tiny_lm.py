@@ -18,12 +18,36 @@ non-determinism on CPU, the same weights):
    ``<pad>``=0, ``<bos>``=1, ``<eos>``=2, ``<unk>``=3.
 3. Trains ``GemmaBackbone`` (4 layers, hidden 160, 4 heads x 40, MHA, GeGLU 640; 1.97M params)
    with ``GemmaCausalLM.fit`` on JAX: documents are ``<bos> text <eos>``, first-fit packed into
-   windows of 320 tokens, AdamW with warm-up + cosine decay. Stage 1: 1200 steps on the main
-   mixture. Optional stage 2 ("focus", ``--focus_steps N``): a lower learning rate on a copy-heavy
-   mixture, meant to teach induction (copying arbitrary earlier tokens). KNOWN LIMITATION: the
-   shipped preset is stage 1 only; it follows the formats but has NOT learned induction on random
-   words (copy accuracy 0.0), and 400 focus steps did not change that (and hurt the menu prompts),
-   so focus is off by default. Induction needs far more tokens than ~5M on 2 CPU cores.
+   windows, AdamW (weight decay 0.01, clip-norm 1, beta_2 0.98).
+   Stage 1: 1200 steps of batch 16 x 320 tokens on the main mixture, lr 3e-3 with warm-up + cosine
+   decay. It learns the formats but NOT induction: held-out copy accuracy 0.00.
+   Optional stage 2 ("focus", ``--focus_steps N``, off by default): a lower learning rate (1e-3)
+   on a copy-heavy mixture. 400 focus steps did not teach induction either (copy accuracy 0.0)
+   and hurt the menu prompts.
+   Optional stage 3 ("induction", ``--induction_steps N``, off by default): SHORT windows (batch
+   24 x 128 tokens) where by document 55% are ``x1 … xk x1 … xk`` repeats of token ids drawn
+   uniformly from the whole vocabulary (k 5..30; some with three repeats or random filler between;
+   loss on everything; ``gen_repeat_ids``), 20% are random word lists and their partial repetition
+   as text (``gen_word_list_copy``; words: the copy words plus every whole-word piece of the
+   vocabulary) and 25% are main-mixture documents cut to their last 128 tokens (rehearsal). By
+   tokens: ~38% id repeats, ~19% word lists, ~44% rehearsal. lr 3e-3 (100-step linear warm-up,
+   then constant); every 50 steps the held-out copy accuracy is measured on 100 problems in the
+   format of ``tests/models/test_tiny_lm.py::test_copy_pattern_accuracy`` (other seed) and on 100
+   bare random-id repeats; once both reach ``--induction_target`` (0.95) a ``--cooldown_steps``
+   (200) cool-down decays the lr linearly to 5%.
+   Optional stage 4 ("consolidate", ``--consolidate_steps N``, off by default): back to 16 x 320
+   windows (30% id repeats, 10% word lists, 60% main mixture by document), lr 1e-3, linear decay.
+   MEASURED (from the shipped stage-1 preset, ``--init_from presets/tiny_lm``, shared 2-core box):
+   induction is a sudden phase change. Copy accuracy (words / random ids) was 0.00 / 0.00 at every
+   eval up to step 800 (loss ~3.6), 0.00 / 0.06 at 850, 0.86 / 0.76 at 900, 0.94 / 0.91 at 950,
+   0.96 / 0.97 at 1050 (cool-down starts), 0.96 / 0.97 after 1250 steps (28 min; an earlier run,
+   stopped at step 900, gave the identical curve). But stage 3 alone BROKE the long prompts
+   ("It containssis: It contains onions", garbled headlines); they are longer than its windows.
+   200 consolidate steps (8 min) restored the formats and kept induction (0.97 / 1.00;
+   ``test_copy_pattern_accuracy`` and the "Lakeport" headline test then pass), yet two checks regressed: the first
+   ``fewshot-mistake`` prompt writes "which you like. / Order it." instead of reproducing the
+   mistake, and one arithmetic answer is wrong (11 - 3 = 9). So the shipped preset is still stage 1
+   only and stages 3-4 are off by default; a longer or lower-lr stage 4 is the next thing to try.
 4. Saves with ``causal_lm.save_to_preset("presets/tiny_lm")`` and prints greedy completions of a few
    sample prompts.
 
@@ -36,10 +60,14 @@ which you dislike. / Recommendation: You have to try it." (the mistake reproduce
 ``fewshot-fixed`` it writes "which you like. / Order it." instead of "Avoid." (not achieved).
 
 Run time (batch 16 x 320 tokens): stage 1 ~1.1 s/step on 2 idle CPU cores (~22 min), observed
-31 min on the shared 2-core dev box (optional stage 2: 400 steps took 11 min). ``--init_from PRESET`` skips stage 1
+31 min on the shared 2-core dev box (optional stage 2: 400 steps took 11 min; stage 3: 0.7-3.6
+s/step depending on the other jobs; stage 4: 1.3-3.4 s/step). ``--init_from PRESET`` skips stage 1
 and continues from a preset built by this script (same tokenizer, checked). Usage::
 
     KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py [--steps 1200] [--focus_steps 0] [--out presets/tiny_lm]
+    # the induction experiment above (stages 3 + 4 on top of the shipped preset):
+    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py --init_from presets/tiny_lm \\
+        --induction_steps 2500 --consolidate_steps 200 --out /tmp/tiny_lm_induction
 """
 
 from __future__ import annotations
@@ -68,6 +96,8 @@ SEED = 1234
 VOCAB_SIZE = 2048
 SEQ_LEN = 320
 BATCH_SIZE = 16
+INDUCTION_SEQ_LEN = 128  # stage 3 uses short windows
+INDUCTION_BATCH_SIZE = 24
 MODEL_CONFIG = dict(
     vocabulary_size=VOCAB_SIZE,
     num_layers=4,
@@ -582,6 +612,166 @@ def train_stage(causal_lm, sp, stream: Iterator[str], steps: int, lr: float, nam
     print(f"[{name}] training took {time.time() - t_train:.0f}s", flush=True)
 
 
+# --------------------------------------------------------------------------------------------
+# Stage 3 ("induction"): short repeated sequences of arbitrary tokens, mixed with format data
+# --------------------------------------------------------------------------------------------
+
+
+def single_token_words(sp) -> list[str]:
+    """Whole lower-case words (>= 4 letters) that are ONE vocabulary piece after a space."""
+    out = []
+    for i in range(4, sp.get_piece_size()):
+        piece = sp.id_to_piece(i)
+        word = piece[1:]
+        if piece.startswith("\u2581") and word.isalpha() and word.islower() and len(word) >= 4:
+            out.append(word)
+    return out
+
+
+def gen_repeat_ids(rng: random.Random) -> list[int]:
+    """``x1 … xk x1 … xk`` over token ids drawn uniformly from the whole vocabulary (no text):
+    the second half is predictable ONLY by looking the previous token up earlier in the window
+    and copying its successor, i.e. by an induction head."""
+    k = rng.randint(5, 30)
+    seq = [rng.randrange(4, VOCAB_SIZE) for _ in range(k)]
+    r = rng.random()
+    if r < 0.6:
+        return seq + seq
+    if r < 0.8:  # three repeats
+        return seq + seq + seq
+    # random filler between the two occurrences
+    return seq + [rng.randrange(4, VOCAB_SIZE) for _ in range(rng.randint(1, 20))] + seq
+
+
+def gen_word_list_copy(rng: random.Random, words: list[str]) -> str:
+    """A random word list and its (partial) repetition, as text (the copy-test format and bare)."""
+    seq = rng.sample(words, rng.randint(4, 16))
+    again = seq[: rng.randint(max(2, len(seq) // 2), len(seq))]
+    if rng.random() < 0.6:
+        return f"Repeat the list.\nList: {' '.join(seq)}\nAgain: {' '.join(again)}"
+    return " ".join(seq) + "\n" + " ".join(again)
+
+
+def induction_token_stream(seed: int, sp, words: list[str], generic: list[str],
+                           p_ids: float, p_words: float, max_len: int) -> Iterator[list[int]]:
+    """Endless seeded stream of ``<bos> … <eos>`` token lists: with probability ``p_ids`` a random
+    token repeat, ``p_words`` a random word-list copy (words: whole-vocabulary single-token words
+    plus the copy words), otherwise a document of the main ``MIXTURE`` so the formats are
+    rehearsed; one longer than ``max_len`` is cut to its last ``max_len`` tokens (no ``<bos>``),
+    which keeps the few-shot examples nearest the query and the completion itself."""
+    rng = random.Random(seed)
+    docs = document_stream(seed + 1, words, generic)
+    while True:
+        r = rng.random()
+        if r < p_ids:
+            body = gen_repeat_ids(rng)
+        elif r < p_ids + p_words:
+            body = sp.encode(gen_word_list_copy(rng, words))
+        else:
+            body = sp.encode(next(docs))
+        doc = [sp.bos_id(), *body, sp.eos_id()]
+        yield doc if len(doc) <= max_len else doc[-max_len:]
+
+
+def copy_eval_set(sp, n: int, seed: int):
+    """Held-out copy problems in the format of tests/models/test_tiny_lm.py::test_copy_pattern_
+    accuracy ("Repeat the list.\nList: w1 … w8\nAgain: w1 … wk" -> w(k+1)), with a different seed,
+    plus bare random-token repeats (x1 … x10 x1 … xj -> x(j+1)). Returns two (ids, mask, answers)."""
+    import numpy as np
+
+    rng = random.Random(seed)
+    words = single_token_words(sp)
+    rows, answers = [], []
+    for _ in range(n):
+        seq = rng.sample(words, 8)
+        k = rng.randint(2, 6)
+        text = "Repeat the list.\nList: " + " ".join(seq) + "\nAgain: " + " ".join(seq[:k])
+        rows.append([sp.bos_id(), *sp.encode(text)])
+        answers.append(sp.piece_to_id("\u2581" + seq[k]))
+    rows2, answers2 = [], []
+    for _ in range(n):
+        seq = [rng.randrange(4, VOCAB_SIZE) for _ in range(10)]
+        j = rng.randint(2, 8)
+        rows2.append([sp.bos_id(), *seq, *seq[:j]])
+        answers2.append(seq[j])
+
+    def batch(rows, answers):
+        width = max(map(len, rows))
+        ids = np.zeros((len(rows), width), "int32")
+        mask = np.zeros((len(rows), width), bool)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)] = row
+            mask[r, : len(row)] = True
+        return ids, mask, np.asarray(answers)
+
+    return batch(rows, answers), batch(rows2, answers2)
+
+
+def copy_accuracy(causal_lm, eval_set) -> float:
+    """Next-token argmax accuracy at the last real position of each row."""
+    import numpy as np
+
+    ids, mask, answers = eval_set
+    logits = np.asarray(causal_lm({"token_ids": ids, "padding_mask": mask}))
+    last = mask.sum(1) - 1
+    return float((logits[np.arange(len(ids)), last].argmax(-1) == answers).mean())
+
+
+def train_induction(causal_lm, sp, stream: Iterator[list[int]], max_steps: int, lr: float,
+                    target: float, cooldown_steps: int, eval_every: int, seq_len: int,
+                    batch_size: int, t0: float, name: str = "induction") -> int:
+    """Induction stage: AdamW at a constant ``lr`` after a 100-step linear warm-up, in chunks of
+    ``eval_every`` steps; after each chunk the held-out copy accuracy (word lists and random
+    tokens) is measured. Once BOTH reach ``target`` (or at ``max_steps``), ``cooldown_steps`` more
+    steps are taken with the learning rate decaying linearly to 5% of ``lr``. Returns the steps."""
+    import keras
+
+    word_eval, id_eval = copy_eval_set(sp, 100, SEED + 7)
+    chunk = 25
+    total = max_steps + cooldown_steps
+    ids, mask = pack_documents(stream, total * batch_size, seq_len + 1)
+    print(f"[{name}] up to {total * batch_size} windows x {seq_len} tokens, fill "
+          f"{mask.mean():.2f} ({time.time() - t0:.0f}s)", flush=True)
+    causal_lm.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=lr * 0.01, weight_decay=0.01,
+                                         global_clipnorm=1.0, beta_2=0.98),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+    )
+    preprocessor, causal_lm.preprocessor = causal_lm.preprocessor, None
+    wa, ia = copy_accuracy(causal_lm, word_eval), copy_accuracy(causal_lm, id_eval)
+    print(f"[{name}] step 0 copy acc words {wa:.2f} tokens {ia:.2f}", flush=True)
+    step, cool_from = 0, None
+    t_train = time.time()
+    while step < total:
+        if cool_from is None:
+            cur = lr * min(1.0, (step + chunk) / 100)
+        else:
+            cur = lr * max(0.05, 1 - (step - cool_from) / cooldown_steps)
+        causal_lm.optimizer._learning_rate.assign(cur)
+        t_chunk = time.time()
+        sl = slice(step * batch_size, (step + chunk) * batch_size)
+        hist = causal_lm.fit({"token_ids": ids[sl, :-1], "padding_mask": mask[sl, :-1]},
+                             ids[sl, 1:], sample_weight=(mask[sl, 1:] & mask[sl, :-1]).astype("float32"),
+                             batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        step += chunk
+        logs = {k: v[-1] for k, v in hist.history.items()}
+        line = (f"[{name}] step {step} lr {cur:.2e} loss {logs['loss']:.3f} acc {logs['acc']:.3f}")
+        if step % eval_every == 0 or cool_from is not None and step - cool_from >= cooldown_steps:
+            wa, ia = copy_accuracy(causal_lm, word_eval), copy_accuracy(causal_lm, id_eval)
+            line += f" | copy acc words {wa:.2f} tokens {ia:.2f}"
+            if cool_from is None and (min(wa, ia) >= target or step >= max_steps):
+                cool_from = step
+                line += " -> cool-down"
+        print(line + f" ({time.time() - t0:.0f}s, {(time.time() - t_chunk) / chunk:.2f} s/step)",
+              flush=True)
+        if cool_from is not None and step - cool_from >= cooldown_steps:
+            break
+    causal_lm.preprocessor = preprocessor
+    print(f"[{name}] {step} steps took {time.time() - t_train:.0f}s", flush=True)
+    return step
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(REPO / "presets" / "tiny_lm"))
@@ -591,6 +781,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--focus_lr", type=float, default=1e-3)
     parser.add_argument("--init_from", default=None,
                         help="skip stage 1 and start from this preset's weights (same tokenizer)")
+    parser.add_argument("--induction_steps", type=int, default=0,
+                        help="max steps of the induction stage before its cool-down (0: skip it)")
+    parser.add_argument("--induction_lr", type=float, default=3e-3)
+    parser.add_argument("--induction_target", type=float, default=0.95,
+                        help="held-out copy accuracy that ends the constant-lr phase")
+    parser.add_argument("--cooldown_steps", type=int, default=200)
+    parser.add_argument("--consolidate_steps", type=int, default=0,
+                        help="stage 4: full-length windows after the induction stage (0: skip)")
+    parser.add_argument("--consolidate_lr", type=float, default=1e-3)
     parser.add_argument("--log_every", type=int, default=25)
     args = parser.parse_args(argv)
 
@@ -633,6 +832,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.focus_steps:
         train_stage(causal_lm, sp, document_stream(SEED + 2, words, generic, FOCUS_MIXTURE),
                     args.focus_steps, args.focus_lr, "focus", args.log_every, t0)
+    if args.induction_steps:
+        copy_words = sorted(set(words) | set(single_token_words(sp)))
+        stream = induction_token_stream(SEED + 3, sp, copy_words, generic, p_ids=0.55,
+                                        p_words=0.2, max_len=INDUCTION_SEQ_LEN + 1)
+        train_induction(causal_lm, sp, stream, args.induction_steps, args.induction_lr,
+                        args.induction_target, args.cooldown_steps, eval_every=50,
+                        seq_len=INDUCTION_SEQ_LEN, batch_size=INDUCTION_BATCH_SIZE, t0=t0)
+    if args.consolidate_steps:  # stage 4: back to 320-token windows, mostly format documents
+        copy_words = sorted(set(words) | set(single_token_words(sp)))
+        stream = induction_token_stream(SEED + 5, sp, copy_words, generic, p_ids=0.3,
+                                        p_words=0.1, max_len=SEQ_LEN + 1)
+        train_induction(causal_lm, sp, stream, 50, args.consolidate_lr, 0.0,
+                        args.consolidate_steps - 50, eval_every=50, seq_len=SEQ_LEN,
+                        batch_size=BATCH_SIZE, t0=t0, name="consolidate")
 
     # 4) save preset (float32 weights) and show a few greedy completions
     out = Path(args.out)
