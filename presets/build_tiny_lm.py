@@ -44,8 +44,8 @@ non-determinism on CPU, the same weights):
    stopped at step 900, gave the identical curve). But stage 3 alone BROKE the long prompts
    ("It containssis: It contains onions", garbled headlines); they are longer than its windows.
    200 consolidate steps (8 min) restored the formats and kept induction (0.97 / 1.00;
-   ``test_copy_pattern_accuracy`` and the "Lakeport" headline test then pass), yet two checks regressed: the first
-   ``fewshot-mistake`` prompt writes "which you like. / Order it." instead of reproducing the
+   ``test_copy_pattern_accuracy`` and the "Lakeport" headline test then pass), yet two checks
+   regressed: the first ``fewshot-mistake`` prompt writes "which you like. / Order it." instead of reproducing the
    mistake, and one arithmetic answer is wrong (11 - 3 = 9). So the shipped preset is still stage 1
    only and stages 3-4 are off by default; a longer or lower-lr stage 4 is the next thing to try.
 4. Saves with ``causal_lm.save_to_preset("presets/tiny_lm")`` and prints greedy completions of a few
