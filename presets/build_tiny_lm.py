@@ -46,8 +46,13 @@ non-determinism on CPU, the same weights):
    200 consolidate steps (8 min) restored the formats and kept induction (0.97 / 1.00;
    ``test_copy_pattern_accuracy`` and the "Lakeport" headline test then pass), yet two checks
    regressed: the first ``fewshot-mistake`` prompt writes "which you like. / Order it." instead of reproducing the
-   mistake, and one arithmetic answer is wrong (11 - 3 = 9). So the shipped preset is still stage 1
-   only and stages 3-4 are off by default; a longer or lower-lr stage 4 is the next thing to try.
+   mistake, and one arithmetic answer is wrong (11 - 3 = 9). A longer, lower-lr stage 4 (500 steps
+   at 5e-4 from the same stage-3 weights, 12 min) fixed the arithmetic ("11 - 3 = 8") and the
+   headline ("Lakeport opens new bike path") and kept induction (0.98 / 0.99), but the mistake
+   prompt still reads "which you like. / Order it.": the induction-capable model judges the dish
+   from the query's own lines instead of copying the wrong few-shot example, so the few-shot
+   mistake story the UI demonstrates is lost. So the shipped preset is still stage 1 only and
+   stages 3-4 are off by default. Next to try: more mistake-copy menu documents in stages 3-4.
 4. Saves with ``causal_lm.save_to_preset("presets/tiny_lm")`` and prints greedy completions of a few
    sample prompts.
 
