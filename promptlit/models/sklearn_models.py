@@ -126,6 +126,31 @@ class _SklearnModel(BatchedModel):
         return {"estimator": repr(self.estimator), "features": self.feature_names,
                 "metadata": self.metadata}
 
+    def _preset_config(self) -> JsonDict:
+        """The subclass's own constructor arguments (label / target fields) for its preset."""
+        raise NotImplementedError
+
+    def save_to_preset(self, path: str | os.PathLike[str]) -> Path:
+        """Writes the estimator (joblib) and `promptlit_model.json` to directory `path`."""
+        import joblib
+
+        path = Path(path)
+        local_presets.write_marker(path, type(self).__name__, {
+            "feature_names": self.feature_names, **self._preset_config(), "name": self.name,
+            "feature_ranges": {k: list(v) for k, v in self.feature_ranges.items()},
+            "estimator_file": ESTIMATOR_FILE}, self.metadata)
+        joblib.dump(self.estimator, path / ESTIMATOR_FILE)
+        return path
+
+    @classmethod
+    def from_preset(cls, path: str | os.PathLike[str], **kwargs: Any) -> Any:
+        """Loads a directory written by `save_to_preset` (a trusted, own artefact: joblib)."""
+        doc = local_presets.read_marker(path)
+        config = dict(doc["config"])
+        estimator = _load_estimator(path, config.pop("estimator_file", ESTIMATOR_FILE))
+        config.update(kwargs)
+        return cls(estimator, metadata=doc["metadata"], **config)
+
 
 def _ranges(feature_ranges: Mapping[str, Sequence[float]] | None, names: list[str]
             ) -> dict[str, tuple[float, float]]:
@@ -222,28 +247,9 @@ class SklearnClassifier(_SklearnModel):
         probas = np.asarray(self.estimator.predict_proba(self._matrix(inputs)), dtype=np.float32)
         return [{"probas": p} for p in probas]
 
-    def save_to_preset(self, path: str | os.PathLike[str]) -> Path:
-        """Writes the estimator (joblib) and `promptlit_model.json` to directory `path`."""
-        import joblib
-
-        path = Path(path)
-        local_presets.write_marker(path, "SklearnClassifier", {
-            "feature_names": self.feature_names, "label_field": self.label_field,
-            "labels": self.labels, "name": self.name,
-            "feature_ranges": {k: list(v) for k, v in self.feature_ranges.items()},
-            **({"null_idx": self.null_idx} if self.null_idx is not None else {}),
-            "estimator_file": ESTIMATOR_FILE}, self.metadata)
-        joblib.dump(self.estimator, path / ESTIMATOR_FILE)
-        return path
-
-    @classmethod
-    def from_preset(cls, path: str | os.PathLike[str], **kwargs: Any) -> SklearnClassifier:
-        """Loads a directory written by `save_to_preset` (a trusted, own artefact: joblib)."""
-        doc = local_presets.read_marker(path)
-        config = dict(doc["config"])
-        estimator = _load_estimator(path, config.pop("estimator_file", ESTIMATOR_FILE))
-        config.update(kwargs)
-        return cls(estimator, metadata=doc["metadata"], **config)
+    def _preset_config(self) -> JsonDict:
+        return {"label_field": self.label_field, "labels": self.labels,
+                **({"null_idx": self.null_idx} if self.null_idx is not None else {})}
 
 
 class SklearnRegressor(_SklearnModel):
@@ -293,27 +299,8 @@ class SklearnRegressor(_SklearnModel):
         scores = np.asarray(self.estimator.predict(self._matrix(inputs)), dtype=np.float64)
         return [{"score": float(s)} for s in scores.reshape(len(inputs), -1)[:, 0]]
 
-    def save_to_preset(self, path: str | os.PathLike[str]) -> Path:
-        """Writes the estimator (joblib) and `promptlit_model.json` to directory `path`."""
-        import joblib
-
-        path = Path(path)
-        local_presets.write_marker(path, "SklearnRegressor", {
-            "feature_names": self.feature_names, "target_field": self.target_field,
-            "name": self.name,
-            "feature_ranges": {k: list(v) for k, v in self.feature_ranges.items()},
-            "estimator_file": ESTIMATOR_FILE}, self.metadata)
-        joblib.dump(self.estimator, path / ESTIMATOR_FILE)
-        return path
-
-    @classmethod
-    def from_preset(cls, path: str | os.PathLike[str], **kwargs: Any) -> SklearnRegressor:
-        """Loads a directory written by `save_to_preset` (a trusted, own artefact: joblib)."""
-        doc = local_presets.read_marker(path)
-        config = dict(doc["config"])
-        estimator = _load_estimator(path, config.pop("estimator_file", ESTIMATOR_FILE))
-        config.update(kwargs)
-        return cls(estimator, metadata=doc["metadata"], **config)
+    def _preset_config(self) -> JsonDict:
+        return {"target_field": self.target_field}
 
 
 def _load_estimator(path: str | os.PathLike[str], file: str) -> Any:
