@@ -1,26 +1,19 @@
 """The served app with a fake LM, through gradio_client: named endpoints, per-session state,
 demo mode, share-link failure and auth parsing (no JAX, no browser)."""
 
-import socket
 import threading
 
 import pytest
 from gradio_client import Client
 
-from promptlit.server import parse_auth, serve
+from promptlit.server import free_port, parse_auth, serve
 
 from .fakes import EXAMPLES, make_workbench
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    srv = serve(make_workbench(), port=free_port(), block=False)
+    srv = serve(make_workbench(), port=0, block=False)
     yield srv
     srv.stop()
 
