@@ -191,10 +191,10 @@ MODEL_INTRO = ("Pick examples in the data table (or a confusion-matrix cell, or 
 def default_intro(workbench: Any) -> str:
     """The line under the title when no ``inline_doc`` is given: how to start, for what is loaded
     (language models: explain a response; other models: select examples)."""
-    if not base.lm_models(workbench):
+    lms = base.lm_models(workbench)
+    if not lms:
         return MODEL_INTRO
-    return LM_INTRO if len(base.lm_models(workbench)) == len(workbench.models) else (
-        f"{LM_INTRO} {MODEL_INTRO}")
+    return LM_INTRO if len(lms) == len(workbench.models) else f"{LM_INTRO} {MODEL_INTRO}"
 
 
 def build_app(workbench: Any, *, layout: str | None = None,
