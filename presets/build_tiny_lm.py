@@ -24,55 +24,63 @@ non-determinism on CPU, the same weights):
    Optional stage 2 ("focus", ``--focus_steps N``, off by default): a lower learning rate (1e-3)
    on a copy-heavy mixture. 400 focus steps did not teach induction either (copy accuracy 0.0)
    and hurt the menu prompts.
-   Optional stage 3 ("induction", ``--induction_steps N``, off by default): SHORT windows (batch
-   24 x 128 tokens) where by document 55% are ``x1 … xk x1 … xk`` repeats of token ids drawn
-   uniformly from the whole vocabulary (k 5..30; some with three repeats or random filler between;
-   loss on everything; ``gen_repeat_ids``), 20% are random word lists and their partial repetition
-   as text (``gen_word_list_copy``; words: the copy words plus every whole-word piece of the
-   vocabulary) and 25% are main-mixture documents cut to their last 128 tokens (rehearsal). By
-   tokens: ~38% id repeats, ~19% word lists, ~44% rehearsal. lr 3e-3 (100-step linear warm-up,
-   then constant); every 50 steps the held-out copy accuracy is measured on 100 problems in the
-   format of ``tests/models/test_tiny_lm.py::test_copy_pattern_accuracy`` (other seed) and on 100
-   bare random-id repeats; once both reach ``--induction_target`` (0.95) a ``--cooldown_steps``
-   (200) cool-down decays the lr linearly to 5%.
-   Optional stage 4 ("consolidate", ``--consolidate_steps N``, off by default): back to 16 x 320
-   windows (30% id repeats, 10% word lists, 60% main mixture by document), lr 1e-3, linear decay.
-   MEASURED (from the shipped stage-1 preset, ``--init_from presets/tiny_lm``, shared 2-core box):
+   Stage 3 ("induction", ``--induction_steps``, default 2500 max): SHORT windows (batch 24 x 128
+   tokens) where by document 55% are ``x1 … xk x1 … xk`` repeats of token ids drawn uniformly from
+   the whole vocabulary (k 5..30; some with three repeats or random filler between; loss on
+   everything; ``gen_repeat_ids``), 20% are random word lists and their partial repetition as text
+   (``gen_word_list_copy``; words: the copy words plus every whole-word piece of the vocabulary)
+   and 25% are main-mixture documents cut to their last 128 tokens (rehearsal). lr 3e-3 (100-step
+   linear warm-up, then constant); every 50 steps the held-out copy accuracy is measured on 100
+   problems in the format of ``tests/models/test_tiny_lm.py::test_copy_pattern_accuracy`` (other
+   seed) and on 100 bare random-id repeats; once both reach ``--induction_target`` (0.95) a
+   ``--cooldown_steps`` (200) cool-down decays the lr linearly to 5%.
+   Stage 4 ("consolidate", ``--consolidate_steps``, default 500): back to 16 x 320 windows (30% id
+   repeats, 10% word lists, 60% main mixture by document), lr 5e-4 decaying linearly.
+   Stage 5 ("lookup", ``--lookup_steps``, default 1500 max): 16 x 320 windows, 15% id repeats, 5%
+   word lists, 80% ``MENU_CONSOLIDATE_MIXTURE`` (60% menu prompts), lr 1e-3 constant until the
+   held-out menu ANALYSIS accuracy (``menu_eval_set``: is the query dish's ingredient in the likes
+   or the dislikes line?) reaches 0.95 too, then the 200-step cool-down.
+   MEASURED (shared 2-core box; each stage run separately with ``--init_from`` the previous one):
    induction is a sudden phase change. Copy accuracy (words / random ids) was 0.00 / 0.00 at every
-   eval up to step 800 (loss ~3.6), 0.00 / 0.06 at 850, 0.86 / 0.76 at 900, 0.94 / 0.91 at 950,
-   0.96 / 0.97 at 1050 (cool-down starts), 0.96 / 0.97 after 1250 steps (28 min; an earlier run,
-   stopped at step 900, gave the identical curve). But stage 3 alone BROKE the long prompts
-   ("It containssis: It contains onions", garbled headlines); they are longer than its windows.
-   200 consolidate steps (8 min) restored the formats and kept induction (0.97 / 1.00;
-   ``test_copy_pattern_accuracy`` and the "Lakeport" headline test then pass), yet two checks
-   regressed: the first ``fewshot-mistake`` prompt writes "which you like. / Order it." instead of reproducing the
-   mistake, and one arithmetic answer is wrong (11 - 3 = 9). A longer, lower-lr stage 4 (500 steps
-   at 5e-4 from the same stage-3 weights, 12 min) fixed the arithmetic ("11 - 3 = 8") and the
-   headline ("Lakeport opens new bike path") and kept induction (0.98 / 0.99), but the mistake
-   prompt still reads "which you like. / Order it.": the induction-capable model judges the dish
-   from the query's own lines instead of copying the wrong few-shot example, so the few-shot
-   mistake story the UI demonstrates is lost. So the shipped preset is still stage 1 only and
-   stages 3-4 are off by default. Next to try: more mistake-copy menu documents in stages 3-4.
+   eval up to step 800 (loss ~3.6), 0.86 / 0.76 at 900, 0.96 / 0.97 at 1050 (cool-down starts;
+   1250 steps, 28 min). Stage 3 alone broke the long prompts (they are longer than its windows);
+   stage 4 (500 steps, 12 min) restored the formats, the arithmetic and the "Lakeport" headline
+   and kept induction (0.97 / 1.00), but the menu analysis was at chance (0.51; the stage-1 model:
+   0.64), so the query's "which you like/dislike" was a coin flip and the few-shot-mistake story
+   failed ("which you like. / Order it."). The recommendation given a correct analysis was
+   already copied from the same-kind example (0.99). Stage 5 is a second phase change: menu
+   analysis 0.53 at step 100, 0.86 at 200, 1.00 at 250 (cool-down; 450 steps, 12 min), copy
+   accuracy kept (0.96 / 0.98). The shipped preset is that model. Greedy completions of
+   ``datasets/sample_prompts.jsonl``: all 3 ``fewshot-mistake`` prompts copy their mistaken
+   example's recommendation and all 3 ``fewshot-fixed`` ones say "Avoid."; all 4 arithmetic answers
+   are right; 3 of 4 headlines copy the town's name ("Port Cancel" for "Elm Valley"); it keeps
+   writing a new few-shot block after the answer (no stop sequence).
 4. Saves with ``causal_lm.save_to_preset("presets/tiny_lm")`` and prints greedy completions of a few
    sample prompts.
 
 The menu prompts teach the lesson the demo is about: in every synthetic menu prompt the query's
 ``Recommendation:`` is COPIED from the few-shot example of the same kind (an example whose
 analysis says "which you dislike" vs. "which you like"), and in half the prompts the disliked
-example is (wrongly) recommended. The intent: the model follows its few-shot examples, mistakes
-included. Measured on the shipped preset: on ``fewshot-mistake`` it writes "It contains onions,
-which you dislike. / Recommendation: You have to try it." (the mistake reproduced), but on
-``fewshot-fixed`` it writes "which you like. / Order it." instead of "Avoid." (not achieved).
+example is (wrongly) recommended. The model follows its few-shot examples, mistakes included; its
+salience shows it: explaining the query's recommendation, the mistaken example's block is the most
+salient paragraph (Grad L2), its "…which you dislike." analysis line (the induction match) the
+most salient line, and Integrated Gradients puts its copied recommendation line first.
 
-Run time (batch 16 x 320 tokens): stage 1 ~1.1 s/step on 2 idle CPU cores (~22 min), observed
-31 min on the shared 2-core dev box (optional stage 2: 400 steps took 11 min; stage 3: 0.7-3.6
-s/step depending on the other jobs; stage 4: 1.3-3.4 s/step). ``--init_from PRESET`` skips stage 1
-and continues from a preset built by this script (same tokenizer, checked). Usage::
+Run time (2 CPU cores): stage 1 ~1.1 s/step idle (~22 min; 31 min on the shared box), stage 3
+0.7-2.5 s/step (28 min), stages 4 and 5 1.2-2 s/step (12 min each): about 75-90 min in all.
+``--init_from PRESET`` skips stage 1 and continues from a preset built by this script (same
+tokenizer, checked); set a stage's steps to 0 to skip it. Usage::
 
-    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py [--steps 1200] [--focus_steps 0] [--out presets/tiny_lm]
-    # the induction experiment above (stages 3 + 4 on top of the shipped preset):
-    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py --init_from presets/tiny_lm \\
-        --induction_steps 2500 --consolidate_steps 200 --out /tmp/tiny_lm_induction
+    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py [--out presets/tiny_lm]
+    # stage by stage, as the shipped preset was built:
+    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py --induction_steps 0 \\
+        --consolidate_steps 0 --lookup_steps 0 --out /tmp/s1
+    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py --init_from /tmp/s1 \\
+        --consolidate_steps 0 --lookup_steps 0 --out /tmp/s3
+    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py --init_from /tmp/s3 \\
+        --induction_steps 0 --lookup_steps 0 --out /tmp/s4
+    KERAS_BACKEND=jax nice .venv/bin/python presets/build_tiny_lm.py --init_from /tmp/s4 \\
+        --induction_steps 0 --consolidate_steps 0 --out presets/tiny_lm
 """
 
 from __future__ import annotations
@@ -494,6 +502,16 @@ FOCUS_MIXTURE: list[tuple[str, float]] = [
 ]
 
 
+# Stage 4 option ``--consolidate_mixture menu``: menu-heavy, so that the induction-capable model
+# re-learns the menu lookups (is the dish's ingredient in the likes or the dislikes line? which
+# example's recommendation to copy?) that the induction stage's short windows cannot show whole.
+MENU_CONSOLIDATE_MIXTURE: list[tuple[str, float]] = [
+    ("menu", 0.60), ("copy", 0.06), ("arithmetic", 0.12), ("headline", 0.10),
+    ("multiline", 0.04), ("constitution", 0.04), ("generic", 0.04),
+]
+MIXTURES = {"main": MIXTURE, "focus": FOCUS_MIXTURE, "menu": MENU_CONSOLIDATE_MIXTURE}
+
+
 def document_stream(seed: int, words: list[str], generic: list[str],
                     mixture: list[tuple[str, float]] = MIXTURE) -> Iterator[str]:
     """Endless seeded stream of training documents drawn from ``mixture``."""
@@ -658,14 +676,15 @@ def gen_word_list_copy(rng: random.Random, words: list[str]) -> str:
 
 
 def induction_token_stream(seed: int, sp, words: list[str], generic: list[str],
-                           p_ids: float, p_words: float, max_len: int) -> Iterator[list[int]]:
+                           p_ids: float, p_words: float, max_len: int,
+                           mixture: list[tuple[str, float]] = MIXTURE) -> Iterator[list[int]]:
     """Endless seeded stream of ``<bos> … <eos>`` token lists: with probability ``p_ids`` a random
     token repeat, ``p_words`` a random word-list copy (words: whole-vocabulary single-token words
-    plus the copy words), otherwise a document of the main ``MIXTURE`` so the formats are
+    plus the copy words), otherwise a document of ``mixture`` (default ``MIXTURE``) so the formats are
     rehearsed; one longer than ``max_len`` is cut to its last ``max_len`` tokens (no ``<bos>``),
     which keeps the few-shot examples nearest the query and the completion itself."""
     rng = random.Random(seed)
-    docs = document_stream(seed + 1, words, generic)
+    docs = document_stream(seed + 1, words, generic, mixture)
     while True:
         r = rng.random()
         if r < p_ids:
@@ -682,8 +701,6 @@ def copy_eval_set(sp, n: int, seed: int):
     """Held-out copy problems in the format of tests/models/test_tiny_lm.py::test_copy_pattern_
     accuracy ("Repeat the list.\nList: w1 … w8\nAgain: w1 … wk" -> w(k+1)), with a different seed,
     plus bare random-token repeats (x1 … x10 x1 … xj -> x(j+1)). Returns two (ids, mask, answers)."""
-    import numpy as np
-
     rng = random.Random(seed)
     words = single_token_words(sp)
     rows, answers = [], []
@@ -700,16 +717,41 @@ def copy_eval_set(sp, n: int, seed: int):
         rows2.append([sp.bos_id(), *seq, *seq[:j]])
         answers2.append(seq[j])
 
-    def batch(rows, answers):
-        width = max(map(len, rows))
-        ids = np.zeros((len(rows), width), "int32")
-        mask = np.zeros((len(rows), width), bool)
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = row
-            mask[r, : len(row)] = True
-        return ids, mask, np.asarray(answers)
+    return _eval_batch(rows, answers), _eval_batch(rows2, answers2)
 
-    return batch(rows, answers), batch(rows2, answers2)
+
+def menu_eval_set(sp, n: int, seed: int):
+    """Held-out menu prompts (``gen_menu``, another seed) cut before two decisions of the LAST
+    query: the like/dislike token of its analysis ("…, which you" -> " dislike") and the first token
+    of its recommendation, which should be copied from the example of the same kind. Returns two
+    (ids, mask, answers) batches like ``copy_eval_set``."""
+    rng = random.Random(seed)
+    analysis_rows: list[tuple[list[int], int]] = []
+    rec_rows: list[tuple[list[int], int]] = []
+    while len(analysis_rows) < n:
+        doc = gen_menu(rng)
+        if "which you" not in doc[doc.rindex("Taste-likes:"):]:
+            continue  # the query is "neutral": no like/dislike decision to test
+        full = [sp.bos_id(), *sp.encode(doc)]
+        for marker, rows in (("which you", analysis_rows), ("Recommendation:", rec_rows)):
+            prefix = [sp.bos_id(), *sp.encode(doc[: doc.rindex(marker) + len(marker)])]
+            if full[: len(prefix)] == prefix and len(full) > len(prefix):
+                rows.append((prefix, full[len(prefix)]))
+    return tuple(_eval_batch([r for r, _ in rows[:n]], [a for _, a in rows[:n]])
+                 for rows in (analysis_rows, rec_rows))
+
+
+def _eval_batch(rows: list[list[int]], answers: list[int]):
+    """Left-aligned ``(ids, mask, answers)`` arrays for ``copy_accuracy``."""
+    import numpy as np
+
+    width = max(map(len, rows))
+    ids = np.zeros((len(rows), width), "int32")
+    mask = np.zeros((len(rows), width), bool)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)] = row
+        mask[r, : len(row)] = True
+    return ids, mask, np.asarray(answers)
 
 
 def copy_accuracy(causal_lm, eval_set) -> float:
@@ -722,19 +764,48 @@ def copy_accuracy(causal_lm, eval_set) -> float:
     return float((logits[np.arange(len(ids)), last].argmax(-1) == answers).mean())
 
 
+def decision_positions(sp, ids):
+    """`<int>[K, 2]` (window, position) of every menu-analysis decision token in packed windows
+    `ids`: the token after "▁which ▁you" when it is "▁like" or "▁" (which starts "dislike")."""
+    import numpy as np
+
+    which, you = sp.piece_to_id("\u2581which"), sp.piece_to_id("\u2581you")
+    choices = [sp.piece_to_id("\u2581like"), sp.piece_to_id("\u2581")]
+    hit = np.zeros(ids.shape, bool)
+    hit[:, 2:] = (ids[:, :-2] == which) & (ids[:, 1:-1] == you) & np.isin(ids[:, 2:], choices)
+    return np.argwhere(hit)
+
+
 def train_induction(causal_lm, sp, stream: Iterator[list[int]], max_steps: int, lr: float,
                     target: float, cooldown_steps: int, eval_every: int, seq_len: int,
-                    batch_size: int, t0: float, name: str = "induction") -> int:
+                    batch_size: int, t0: float, name: str = "induction",
+                    until_menu_analysis: bool = False, decision_weight: float = 1.0) -> int:
     """Induction stage: AdamW at a constant ``lr`` after a 100-step linear warm-up, in chunks of
     ``eval_every`` steps; after each chunk the held-out copy accuracy (word lists and random
-    tokens) is measured. Once BOTH reach ``target`` (or at ``max_steps``), ``cooldown_steps`` more
-    steps are taken with the learning rate decaying linearly to 5% of ``lr``. Returns the steps."""
+    tokens) and the menu decisions (``menu_eval_set``) are measured. Once both copy accuracies
+    (and, with ``until_menu_analysis``, the menu analysis accuracy too) reach ``target`` (or at
+    ``max_steps``), ``cooldown_steps`` more steps are taken with the learning rate decaying
+    linearly to 5% of ``lr``. ``decision_weight`` multiplies the loss on the menu analyses'
+    like/dislike token (``decision_positions``): one token per example carries the lookup, so
+    with weight 1 it is a tiny share of the loss. Returns the steps."""
     import keras
 
     word_eval, id_eval = copy_eval_set(sp, 100, SEED + 7)
+    analysis_eval, rec_eval = menu_eval_set(sp, 100, SEED + 9)
+
+    menu_analysis = [0.0]
+
+    def menu_accuracy() -> str:
+        menu_analysis[0] = copy_accuracy(causal_lm, analysis_eval)
+        return f"menu analysis {menu_analysis[0]:.2f} rec {copy_accuracy(causal_lm, rec_eval):.2f}"
     chunk = 25
     total = max_steps + cooldown_steps
     ids, mask = pack_documents(stream, total * batch_size, seq_len + 1)
+    weights = (mask[:, 1:] & mask[:, :-1]).astype("float32")
+    if decision_weight != 1.0:
+        decisions = decision_positions(sp, ids)
+        weights[decisions[:, 0], decisions[:, 1] - 1] *= decision_weight
+        print(f"[{name}] {len(decisions)} like/dislike decisions weighted x{decision_weight}")
     print(f"[{name}] up to {total * batch_size} windows x {seq_len} tokens, fill "
           f"{mask.mean():.2f} ({time.time() - t0:.0f}s)", flush=True)
     causal_lm.compile(
@@ -745,7 +816,7 @@ def train_induction(causal_lm, sp, stream: Iterator[list[int]], max_steps: int, 
     )
     preprocessor, causal_lm.preprocessor = causal_lm.preprocessor, None
     wa, ia = copy_accuracy(causal_lm, word_eval), copy_accuracy(causal_lm, id_eval)
-    print(f"[{name}] step 0 copy acc words {wa:.2f} tokens {ia:.2f}", flush=True)
+    print(f"[{name}] step 0 copy acc words {wa:.2f} tokens {ia:.2f} | {menu_accuracy()}", flush=True)
     step, cool_from = 0, None
     t_train = time.time()
     while step < total:
@@ -757,15 +828,16 @@ def train_induction(causal_lm, sp, stream: Iterator[list[int]], max_steps: int, 
         t_chunk = time.time()
         sl = slice(step * batch_size, (step + chunk) * batch_size)
         hist = causal_lm.fit({"token_ids": ids[sl, :-1], "padding_mask": mask[sl, :-1]},
-                             ids[sl, 1:], sample_weight=(mask[sl, 1:] & mask[sl, :-1]).astype("float32"),
+                             ids[sl, 1:], sample_weight=weights[sl],
                              batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         step += chunk
         logs = {k: v[-1] for k, v in hist.history.items()}
         line = (f"[{name}] step {step} lr {cur:.2e} loss {logs['loss']:.3f} acc {logs['acc']:.3f}")
         if step % eval_every == 0 or cool_from is not None and step - cool_from >= cooldown_steps:
             wa, ia = copy_accuracy(causal_lm, word_eval), copy_accuracy(causal_lm, id_eval)
-            line += f" | copy acc words {wa:.2f} tokens {ia:.2f}"
-            if cool_from is None and (min(wa, ia) >= target or step >= max_steps):
+            line += f" | copy acc words {wa:.2f} tokens {ia:.2f} | {menu_accuracy()}"
+            reached = min(wa, ia, menu_analysis[0] if until_menu_analysis else 1.0) >= target
+            if cool_from is None and (reached or step >= max_steps):
                 cool_from = step
                 line += " -> cool-down"
         print(line + f" ({time.time() - t0:.0f}s, {(time.time() - t_chunk) / chunk:.2f} s/step)",
@@ -786,15 +858,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--focus_lr", type=float, default=1e-3)
     parser.add_argument("--init_from", default=None,
                         help="skip stage 1 and start from this preset's weights (same tokenizer)")
-    parser.add_argument("--induction_steps", type=int, default=0,
+    parser.add_argument("--induction_steps", type=int, default=2500,
                         help="max steps of the induction stage before its cool-down (0: skip it)")
     parser.add_argument("--induction_lr", type=float, default=3e-3)
     parser.add_argument("--induction_target", type=float, default=0.95,
                         help="held-out copy accuracy that ends the constant-lr phase")
     parser.add_argument("--cooldown_steps", type=int, default=200)
-    parser.add_argument("--consolidate_steps", type=int, default=0,
+    parser.add_argument("--lookup_steps", type=int, default=1500,
+                        help="stage 5: max steps on menu-heavy full windows, until the menu "
+                        "analysis (like/dislike lookup) reaches --induction_target (0: skip)")
+    parser.add_argument("--lookup_lr", type=float, default=1e-3)
+    parser.add_argument("--decision_weight", type=float, default=1.0,
+                        help="stage 5: loss weight of the menu analyses' like/dislike token")
+    parser.add_argument("--consolidate_steps", type=int, default=500,
                         help="stage 4: full-length windows after the induction stage (0: skip)")
-    parser.add_argument("--consolidate_lr", type=float, default=1e-3)
+    parser.add_argument("--consolidate_lr", type=float, default=5e-4)
+    parser.add_argument("--consolidate_mixture", choices=sorted(MIXTURES), default="main",
+                        help="document mixture of stage 4's non-copy documents")
+    parser.add_argument("--consolidate_p_ids", type=float, default=0.3,
+                        help="stage 4: share of random-id repeat documents")
+    parser.add_argument("--consolidate_p_words", type=float, default=0.1,
+                        help="stage 4: share of word-list copy documents")
     parser.add_argument("--log_every", type=int, default=25)
     args = parser.parse_args(argv)
 
@@ -846,13 +930,24 @@ def main(argv: list[str] | None = None) -> None:
                         seq_len=INDUCTION_SEQ_LEN, batch_size=INDUCTION_BATCH_SIZE, t0=t0)
     if args.consolidate_steps:  # stage 4: back to 320-token windows, mostly format documents
         copy_words = sorted(set(words) | set(single_token_words(sp)))
-        stream = induction_token_stream(SEED + 5, sp, copy_words, generic, p_ids=0.3,
-                                        p_words=0.1, max_len=SEQ_LEN + 1)
+        stream = induction_token_stream(SEED + 5, sp, copy_words, generic,
+                                        p_ids=args.consolidate_p_ids,
+                                        p_words=args.consolidate_p_words, max_len=SEQ_LEN + 1,
+                                        mixture=MIXTURES[args.consolidate_mixture])
         train_induction(causal_lm, sp, stream, 50, args.consolidate_lr, 0.0,
                         args.consolidate_steps - 50, eval_every=50, seq_len=SEQ_LEN,
                         batch_size=BATCH_SIZE, t0=t0, name="consolidate")
+    if args.lookup_steps:  # stage 5: menu lookups, keeping induction alive
+        copy_words = sorted(set(words) | set(single_token_words(sp)))
+        stream = induction_token_stream(SEED + 11, sp, copy_words, generic, p_ids=0.15,
+                                        p_words=0.05, max_len=SEQ_LEN + 1,
+                                        mixture=MENU_CONSOLIDATE_MIXTURE)
+        train_induction(causal_lm, sp, stream, args.lookup_steps, args.lookup_lr,
+                        args.induction_target, args.cooldown_steps, eval_every=50,
+                        seq_len=SEQ_LEN, batch_size=BATCH_SIZE, t0=t0, name="lookup",
+                        until_menu_analysis=True, decision_weight=args.decision_weight)
 
-    # 4) save preset (float32 weights) and show a few greedy completions
+    # save the preset (float32 weights) and show a few greedy completions
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)

@@ -118,6 +118,10 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
     assert "sentences" in page.inner_text("#pl-ranked thead")
     sentences = ranked_rows(page)
     assert words != sentences
+    # the README's story: the span's most salient prompt word and sentence are the mistaken
+    # few-shot example's (the model copied its recommendation)
+    assert words[0][0] == "have", words[:3]
+    assert sentences[0][0] == MISTAKE, sentences[:3]
     assert all(s >= 0 for _, s in sentences)  # Grad L2 is unsigned
     assert [s for _, s in sentences] == sorted((s for _, s in sentences), reverse=True)
 

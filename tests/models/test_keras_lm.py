@@ -289,9 +289,7 @@ def test_tiny_lm_copy_pattern_points_at_the_earlier_occurrence(tiny_lm: KerasCau
     prompt = "Repeat the list.\nList: apple river stone cloud\nAgain: apple river stone"
     response = " cloud"
     generated = tiny_lm.generate([prompt])[0]
-    if not generated.startswith(response):
-        pytest.skip(f"this presets/tiny_lm build does not copy the list yet (it continues with "
-                    f"{generated!r}), so there is no copy pattern to explain")
+    assert generated.startswith(response), f"the tiny LM should copy the list, wrote {generated!r}"
     sal = tiny_lm.salience(prompt, response, methods=("grad_l2",))
     row = sal.matrices["grad_l2"][0]  # first response token (the start of " cloud")
     first = prompt.index("cloud")

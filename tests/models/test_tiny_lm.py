@@ -108,11 +108,10 @@ def test_fewshot_mistake_is_copied(completions, samples):
 
 
 def test_fewshot_fixed_says_avoid(completions):
-    """With the mistaken example fixed to 'Avoid.', the model avoids the second query's dish.
-    Measured: 1 of 3 fixed prompts (the first writes 'which you like.' / 'Order it.', the third
-    still copies 'A great choice for you.'), a known limitation of the tiny preset."""
+    """With the mistaken example fixed to 'Avoid.', the model avoids every query's dish: the
+    recommendation follows the corrected example (3 of 3)."""
     got = [_recommendation(o) for o in completions["fewshot-fixed"]]
-    assert got[1] == "Avoid.", got
+    assert got == ["Avoid.", "Avoid.", "Avoid."], got
     assert completions["fewshot-fixed"][1].startswith(" It contains shrimp, which you dislike.")
 
 
@@ -130,10 +129,14 @@ def test_headline_is_one_short_line(completions):
         assert line[0].isupper() and not line.endswith("."), line
 
 
-@pytest.mark.xfail(strict=True, reason="the tiny preset writes a memorised place name instead of "
-                   "copying 'Lakeport' from the paragraph (no general induction yet)")
-def test_headline_copies_the_place_name(completions):
+def test_headline_copies_the_place_name(completions, samples):
+    """Induction in a real format: the headline names the query paragraph's town, copied from the
+    prompt (measured: 3 of 4; the second writes "Port Cancel" for "Elm Valley")."""
+    places = ["Lakeport", "Elm Valley", "Greenfield", "Stonebridge"]
+    assert [p in r["target"] for p, r in zip(places, samples["headline"], strict=True)] == [True] * 4
     assert "Lakeport" in completions["headline"][0].split("\n")[0], completions["headline"]
+    copied = [p in out.split("\n")[0] for p, out in zip(places, completions["headline"], strict=True)]
+    assert sum(copied) >= 3, (places, completions["headline"])
 
 
 def _single_token_words(tok, n: int) -> list[tuple[str, int]]:
@@ -148,10 +151,9 @@ def _single_token_words(tok, n: int) -> list[tuple[str, int]]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped 1.97M-param preset has not learned induction "
-                   "(measured accuracy 0.0 after 1200 + 400 focus steps); see build_tiny_lm.py")
 def test_copy_pattern_accuracy(causal_lm):
-    """``A B C … A B`` -> ``C``: next-token argmax after a partial repeat of a random word list."""
+    """``A B C … A B`` -> ``C``: next-token argmax after a partial repeat of a random word list
+    (words drawn from the whole vocabulary, so this is induction, not memorised phrases)."""
     tok = causal_lm.preprocessor.tokenizer
     words = _single_token_words(tok, 200)
     rng = random.Random(0)
