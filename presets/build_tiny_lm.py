@@ -53,10 +53,10 @@ non-determinism on CPU, the same weights):
    accuracy kept (0.96 / 0.98). The shipped preset is that model. Greedy completions of
    ``datasets/sample_prompts.jsonl``: all 3 ``fewshot-mistake`` prompts copy their mistaken
    example's recommendation and all 3 ``fewshot-fixed`` ones say "Avoid."; all 4 arithmetic answers
-   are right; 3 of 4 headlines copy the town's name ("Port Cancel" for "Elm Valley"); it keeps
-   writing a new few-shot block after the answer (no stop sequence).
-4. Saves with ``causal_lm.save_to_preset("presets/tiny_lm")`` and prints greedy completions of a few
-   sample prompts.
+   are right; 3 of 4 headlines copy the town's name ("Port Cancel" for "Elm Valley"). Left alone,
+   it goes on to write a new few-shot block after the answer, hence the blank-line stop sequence.
+4. Saves with ``causal_lm.save_to_preset("presets/tiny_lm")``, adds ``promptlit_generation.json``
+   (responses stop at the first blank line) and prints greedy completions of a few sample prompts.
 
 The menu prompts teach the lesson the demo is about: in every synthetic menu prompt the query's
 ``Recommendation:`` is COPIED from the few-shot example of the same kind (an example whose
@@ -952,6 +952,11 @@ def main(argv: list[str] | None = None) -> None:
     if out.exists():
         shutil.rmtree(out)
     causal_lm.save_to_preset(str(out))
+    # promptlit's generation defaults for this preset (KerasCausalLM.from_preset reads them): a
+    # response ends at the first blank line, where every few-shot block of the formats ends.
+    (out / "promptlit_generation.json").write_text(
+        json.dumps({"max_new_tokens": 64, "stop_sequences": ["\n\n"]}, indent=2) + "\n",
+        encoding="utf-8")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"[build] saved {out} ({size / 1e6:.1f} MB) total {time.time() - t0:.0f}s", flush=True)
     rows = [json.loads(line) for line in SAMPLE_PROMPTS.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -116,15 +116,19 @@ def _default_components() -> dict[str, dict[str, Any]]:
     return default_components()
 
 
-def load_models(specs: str) -> dict[str, Any]:
-    """Loads every model of a --models value; raises `LoadError` on the first failure."""
+def load_models(specs: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Loads every model of a --models value; raises `LoadError` on the first failure.
+
+    `options`: generation settings for the causal LMs (`generation_options`), overriding a
+    preset's own ``promptlit_generation.json``.
+    """
     from promptlit.api.model import Model
     from promptlit.workbench import LoadError, resolve_model
 
     models: dict[str, Model] = {}
     for name, handle in parse_model_specs(specs).items():
         try:
-            models[name] = resolve_model(resolve_handle(handle), name)
+            models[name] = resolve_model(resolve_handle(handle), name, **(options or {}))
         except Exception as e:
             raise LoadError(f"could not load model {name!r} from {handle!r}: "
                             f"{type(e).__name__}: {e}") from e
@@ -148,7 +152,7 @@ def build_workbench(args: argparse.Namespace, *, validate: str | None = None) ->
 
     datasets = load_datasets(args.datasets, on_error=args.on_error,
                              max_examples=args.max_examples)
-    models = load_models(args.models)
+    models = load_models(args.models, generation_options(args))
     components = _default_components()
     return Workbench(models, datasets, interpreters=components["interpreters"],
                      generators=components["generators"], metrics=components["metrics"],
@@ -193,7 +197,7 @@ def _cmd_validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         except DataError as e:
             problems += e.problems
     try:
-        models = load_models(args.models)
+        models = load_models(args.models, generation_options(args))
     except LoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -264,6 +268,64 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=("raise", "skip"), default="skip",
                    help="bad dataset lines: skip them with a warning (default) or stop")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    _add_generation(p)
+
+
+def _add_generation(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("generation (causal LMs; overrides a preset's "
+                             "promptlit_generation.json)")
+    g.add_argument("--max-new-tokens", type=_positive_int, default=None, metavar="N",
+                   help="longest response in tokens (default 64)")
+    g.add_argument("--sampler", choices=("greedy", "top_k", "top_p"), default=None,
+                   help="decoding (default greedy)")
+    g.add_argument("--temperature", type=_positive_float, default=None, metavar="T",
+                   help="softmax temperature for top_k / top_p (default 1.0)")
+    g.add_argument("--top-k", type=_positive_int, default=None, metavar="K", help="k for top_k")
+    g.add_argument("--top-p", type=_probability, default=None, metavar="P", help="p for top_p")
+    g.add_argument("--seed", type=int, default=None, help="sampler seed (default: random)")
+    g.add_argument("--stop", action="append", default=None, metavar="SEQ", type=_unescape,
+                   help="end responses where SEQ begins; repeatable; escapes like \\n work "
+                        "(e.g. --stop '\\n\\n' stops at the first blank line)")
+
+
+def generation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The generation flags that were given, as `KerasCausalLM` arguments."""
+    names = {"max_new_tokens": "max_new_tokens", "sampler": "sampler",
+             "temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "seed": "seed"}
+    options = {key: getattr(args, attr) for key, attr in names.items()
+               if getattr(args, attr, None) is not None}
+    if getattr(args, "stop", None):
+        options["stop_sequences"] = list(args.stop)
+    return options
+
+
+def _unescape(text: str) -> str:
+    """`\\n`, `\\t` and other backslash escapes typed on a command line -> the characters."""
+    try:
+        value = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise argparse.ArgumentTypeError(f"bad escape in {text!r} ({e.reason}); write e.g. "
+                                         "'\\n\\n' for a blank line") from None
+    if not value:
+        raise argparse.ArgumentTypeError("a stop sequence cannot be empty")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -74,13 +74,17 @@ def register_model_loader(scheme: str, loader: ModelLoader) -> None:
     MODEL_LOADERS[scheme] = loader
 
 
-def resolve_model(handle: str, name: str) -> Model:
-    """Builds the model behind `handle` (registered scheme, else `models.presets.load_model`)."""
+def resolve_model(handle: str, name: str, **options: Any) -> Model:
+    """Builds the model behind `handle` (registered scheme, else `models.presets.load_model`).
+
+    `options` (e.g. generation settings: max_new_tokens, stop_sequences) go to
+    `models.presets.load_model`; a registered scheme's loader takes only (handle, name).
+    """
     scheme, sep, _ = handle.partition("://")
     if sep and scheme in MODEL_LOADERS:
         return MODEL_LOADERS[scheme](handle, name)
     presets = importlib.import_module("promptlit.models.presets")
-    return presets.load_model(handle, name=name)
+    return presets.load_model(handle, name=name, **options)
 
 
 class Workbench:

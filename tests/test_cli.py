@@ -121,6 +121,37 @@ def test_malformed_specs_are_usage_errors(capsys):
     assert "is not a layout" in capsys.readouterr().err
 
 
+def test_generation_flags_become_model_options():
+    parser = cli.make_parser()
+    args = parser.parse_args(["serve", "--max-new-tokens", "12", "--sampler", "top_p",
+                              "--top-p", "0.8", "--temperature", "0.7", "--seed", "3",
+                              "--stop", r"\n\n", "--stop", "Q:"])
+    assert cli.generation_options(args) == {
+        "max_new_tokens": 12, "sampler": "top_p", "top_p": 0.8, "temperature": 0.7, "seed": 3,
+        "stop_sequences": ["\n\n", "Q:"]}
+    assert cli.generation_options(parser.parse_args(["serve"])) == {}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--top-p", "1.5"], "must be in (0, 1]"),
+    (["--temperature", "0"], "must be > 0"),
+    (["--stop", ""], "a stop sequence cannot be empty"),
+    (["--stop", r"\x4"], "bad escape"),
+    (["--sampler", "beam"], "invalid choice"),
+])
+def test_bad_generation_flags_are_usage_errors(flags, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["validate", *flags])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_generation_flags_skip_non_lm_presets():
+    """A promptlit classifier preset ignores generation settings instead of failing."""
+    models = cli.load_models("clf:presets/breast_cancer_clf", {"max_new_tokens": 4,
+                                                               "stop_sequences": ["x"]})
+    assert type(models["clf"]).__name__ == "SklearnClassifier"
+
+
 def test_serve_builds_workbench_and_calls_server(good_jsonl, tmp_path, monkeypatch):
     calls = {}
 

@@ -25,9 +25,11 @@ for salience, load in float32 when the model fits (the default).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,9 @@ from promptlit.api.types import JsonDict, Spec
 MATRIX_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
 ALL_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input", "integrated_gradients")
 SAMPLERS: tuple[str, ...] = ("greedy", "top_k", "top_p")
+GENERATION_CONFIG_FILE = "promptlit_generation.json"
+GENERATION_OPTIONS: tuple[str, ...] = ("max_length", "max_new_tokens", "sampler", "temperature",
+                                       "top_k", "top_p", "seed", "batch_size", "stop_sequences")
 _WS = frozenset(b" \t\n\r\x0b\x0c")
 _SPM_SPACE = "\u2581"
 
@@ -167,6 +172,49 @@ def _to_str(x: Any) -> str:
     return x.decode("utf-8", errors="replace") if isinstance(x, bytes) else str(x)
 
 
+# ----------------------------------------------------------------------------- generation settings
+
+
+def read_generation_config(directory: str | Path) -> JsonDict:
+    """The generation defaults a local preset directory ships in ``promptlit_generation.json``.
+
+    Like Hugging Face's ``generation_config.json``: a JSON object whose keys are
+    `GENERATION_OPTIONS` (e.g. ``{"max_new_tokens": 64, "stop_sequences": ["\\n\\n"]}``). Explicit
+    arguments to `KerasCausalLM.from_preset` override it. Returns {} when the file is absent.
+
+    Raises:
+        ValueError: naming the file (and line) when it is not a JSON object of known settings.
+    """
+    path = Path(directory) / GENERATION_CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f"{path}:{e.lineno}" if isinstance(e, json.JSONDecodeError) else str(path)
+        raise ValueError(f"{where}: not valid JSON ({e}). Fix the file, or delete it to use the "
+                         "default generation settings.") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}:1: must be a JSON object of generation settings, e.g. "
+                         '{"max_new_tokens": 64, "stop_sequences": ["\\n\\n"]}.')
+    unknown = sorted(set(config) - set(GENERATION_OPTIONS))
+    if unknown:
+        raise ValueError(f"{path}: unknown generation setting(s) {unknown}; allowed: "
+                         f"{list(GENERATION_OPTIONS)}.")
+    return config
+
+
+def _check_stop_sequences(stop_sequences: Any) -> tuple[str, ...]:
+    if isinstance(stop_sequences, str):
+        stop_sequences = (stop_sequences,)
+    stops = tuple(stop_sequences or ())
+    bad = [s for s in stops if not isinstance(s, str) or not s]
+    if bad:
+        raise ValueError(f"KerasCausalLM: stop_sequences must be non-empty strings, got {bad!r} "
+                         '(e.g. stop_sequences=["\\n\\n"] ends a response at its first blank line).')
+    return stops
+
+
 # ----------------------------------------------------------------------------- the model
 
 
@@ -185,12 +233,16 @@ class KerasCausalLM(BatchedModel):
         top_p: p for "top_p".
         seed: sampler seed (None: random).
         batch_size: prompts generated per call.
+        stop_sequences: strings that end a response: it is cut before the token where the first
+            of them begins (e.g. ``["\\n\\n"]`` for few-shot prompts whose examples are separated
+            by blank lines). The end-of-sequence token always stops generation.
     """
 
     def __init__(self, causal_lm: Any, *, handle: str | None = None, name: str | None = None,
                  max_length: int = 1024, max_new_tokens: int = 64, sampler: str = "greedy",
                  temperature: float = 1.0, top_k: int = 5, top_p: float = 0.9,
-                 seed: int | None = None, batch_size: int = 4) -> None:
+                 seed: int | None = None, batch_size: int = 4,
+                 stop_sequences: Sequence[str] = ()) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"KerasCausalLM: sampler must be one of {list(SAMPLERS)}, got "
                              f"{sampler!r}.")
@@ -209,6 +261,7 @@ class KerasCausalLM(BatchedModel):
         self.top_p = float(top_p)
         self.seed = seed
         self.batch_size = int(batch_size)
+        self.stop_sequences = _check_stop_sequences(stop_sequences)
         self.preprocessor = causal_lm.preprocessor
         self.tokenizer = causal_lm.preprocessor.tokenizer
         self._lock = threading.RLock()
@@ -231,15 +284,24 @@ class KerasCausalLM(BatchedModel):
             dtype: "float32" (recommended for salience) or "bfloat16"; None keeps the preset's.
             timeout_s: network probe bound (see `presets.load_causal_lm`).
             **kwargs: constructor arguments (max_length, max_new_tokens, sampler, temperature,
-                top_k, top_p, seed, batch_size).
+                top_k, top_p, seed, batch_size, stop_sequences). A local preset directory's
+                ``promptlit_generation.json`` (`read_generation_config`) supplies defaults.
 
         Raises:
-            promptlit.models.presets.ModelLoadError: offline, missing credentials/licence, bad path.
+            promptlit.models.presets.ModelLoadError: offline, missing credentials/licence, bad
+                path, or a bad ``promptlit_generation.json``.
         """
-        from promptlit.models.presets import load_causal_lm
+        from promptlit.models.presets import ModelLoadError, load_causal_lm, resolve_handle
 
+        resolved = resolve_handle(handle) if "://" not in handle else None
+        defaults: JsonDict = {}
+        if resolved is not None and resolved.path is not None and resolved.path.is_dir():
+            try:
+                defaults = read_generation_config(resolved.path)
+            except ValueError as e:
+                raise ModelLoadError(handle, str(e), "Fix or delete that file.") from None
         causal_lm = load_causal_lm(handle, dtype=dtype, timeout_s=timeout_s)
-        return cls(causal_lm, handle=handle, name=name, **kwargs)
+        return cls(causal_lm, handle=handle, name=name, **{**defaults, **kwargs})
 
     def _find_special_ids(self) -> frozenset[int]:
         ids = set()
@@ -282,14 +344,15 @@ class KerasCausalLM(BatchedModel):
     # -- Model API ----------------------------------------------------------------------------
     def description(self) -> str:
         """Class, handle and sampler, for the UI and the cache key."""
+        stops = f", stops at {list(self.stop_sequences)!r}" if self.stop_sequences else ""
         return (f"{type(self.causal_lm).__name__} from {self.handle or '(in memory)'}, "
-                f"{self.sampler} sampling")
+                f"{self.sampler} sampling, at most {self.max_new_tokens} new tokens{stops}")
 
     def cache_config(self) -> JsonDict:
         """Settings that change outputs (part of the prediction cache key)."""
         return {"max_length": self.max_length, "max_new_tokens": self.max_new_tokens,
                 "sampler": self.sampler, "temperature": self.temperature, "top_k": self.top_k,
-                "top_p": self.top_p, "seed": self.seed,
+                "top_p": self.top_p, "seed": self.seed, "stop_sequences": list(self.stop_sequences),
                 "dtype": str(getattr(getattr(self.causal_lm, "dtype_policy", None), "name", ""))}
 
     def max_minibatch_size(self) -> int:
@@ -420,11 +483,31 @@ class KerasCausalLM(BatchedModel):
             stop = np.flatnonzero(np.isin(gen, self._stop_ids))
             if stop.size:
                 gen = gen[: stop[0]]
-            results.append((ids, gen[: self.max_new_tokens].astype(np.int64)))
+            gen = self._cut_at_stop_sequence(gen[: self.max_new_tokens])
+            results.append((ids, gen.astype(np.int64)))
         return results
 
+    def _cut_at_stop_sequence(self, gen: np.ndarray) -> np.ndarray:
+        """`<int>[R]` -> its longest token prefix whose text ends before the first stop sequence
+        (a token that straddles the stop sequence's start is dropped with it)."""
+        if not self.stop_sequences or gen.size == 0:
+            return gen
+        text = self.decode(gen)
+        hits = [i for s in self.stop_sequences if (i := text.find(s)) >= 0]
+        if not hits:
+            return gen
+        cut = min(hits)
+        lo, hi = 0, int(gen.size)  # binary search: prefix text length grows with the prefix
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if len(self.decode(gen[:mid])) <= cut:
+                lo = mid
+            else:
+                hi = mid - 1
+        return gen[:lo]
+
     def generate(self, prompts: Sequence[str]) -> list[str]:
-        """Responses only (the prompt stripped, generation stopped at the end token)."""
+        """Responses only (the prompt stripped, stopped at the end token or a stop sequence)."""
         if isinstance(prompts, str):
             raise TypeError("generate() takes a list of prompts; wrap a single prompt in [...].")
         return [self.decode(r) for _, r in self.generate_ids(list(prompts))]

@@ -414,14 +414,18 @@ def load_model(handle: str, name: str | None = None, **kwargs: Any) -> KerasCaus
     Args:
         handle: see `load_causal_lm`.
         name: display name (defaults to the handle's last path component).
-        **kwargs: passed to `KerasCausalLM.from_preset` (max_length, sampler, dtype, ...) or to
-            the promptlit preset class's `from_preset`.
+        **kwargs: passed to `KerasCausalLM.from_preset` (max_length, sampler, dtype,
+            stop_sequences, ...) or to the promptlit preset class's `from_preset` (which gets no
+            generation settings).
     """
-    from promptlit.models.keras_lm import KerasCausalLM
+    from promptlit.models.keras_lm import GENERATION_OPTIONS, KerasCausalLM
 
     resolved = resolve_handle(handle) if "://" not in handle else None
     if resolved is not None and resolved.kind == "local_promptlit":
         from promptlit.models.local_presets import load_preset
+
+        # generation settings (e.g. the CLI's --max-new-tokens) concern causal LMs only
+        kwargs = {k: v for k, v in kwargs.items() if k not in GENERATION_OPTIONS}
 
         try:
             return load_preset(resolved.path, **({"name": name} if name else {}), **kwargs)

@@ -303,6 +303,68 @@ def test_tiny_lm_copy_pattern_points_at_the_earlier_occurrence(tiny_lm: KerasCau
         f"{first}")
 
 
+FEWSHOT_PROMPT = ("Taste-likes: cheese\nTaste-dislikes: onions\nSuggestion: Soup with onions\n"
+                  "Analysis: It contains onions, which you dislike.\nRecommendation: Avoid.\n\n"
+                  "Taste-likes: lemon\nTaste-dislikes: pork\nSuggestion: Salad with pork\n"
+                  "Analysis:")
+
+
+def test_tiny_preset_ships_generation_defaults_and_stops_at_a_blank_line(tiny_lm) -> None:
+    """`presets/tiny_lm/promptlit_generation.json` makes responses end at the first blank line,
+    as a few-shot block does; without the stop sequence the model writes the next block too."""
+    assert tiny_lm.stop_sequences == ("\n\n",)
+    assert tiny_lm.cache_config()["stop_sequences"] == ["\n\n"]
+    assert "stops at ['\\n\\n']" in tiny_lm.description()
+    unstopped = KerasCausalLM(tiny_lm.causal_lm, max_new_tokens=48)
+    long_response = unstopped.generate([FEWSHOT_PROMPT])[0]
+    cut = long_response.index("\n\n")
+    stopped = KerasCausalLM(tiny_lm.causal_lm, max_new_tokens=48, stop_sequences=["\n\n"])
+    response = stopped.generate([FEWSHOT_PROMPT])[0]
+    assert response == long_response[:cut] == " It contains pork, which you dislike.\nRecommendation: Avoid."
+    # A stop sequence starting inside a token drops that whole token (responses stay token
+    # prefixes, so their salience rows line up with the text).
+    mid = KerasCausalLM(tiny_lm.causal_lm, max_new_tokens=48, stop_sequences=["ork,", "never"])
+    assert mid.generate([FEWSHOT_PROMPT])[0] == " It contains"
+
+
+def test_generation_config_file_errors_name_the_file(tmp_path) -> None:
+    from promptlit.models.keras_lm import read_generation_config
+
+    assert read_generation_config(tmp_path) == {}
+    cfg = tmp_path / "promptlit_generation.json"
+    cfg.write_text('{\n  "max_new_tokens": 8,\n  "stop_sequences": ["\\n"],,\n}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"promptlit_generation.json:3: not valid JSON"):
+        read_generation_config(tmp_path)
+    cfg.write_text('{"max_new_tokens": 8, "stop": ["x"]}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unknown generation setting\(s\) \['stop'\]; allowed"):
+        read_generation_config(tmp_path)
+    cfg.write_text('["x"]', encoding="utf-8")
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        read_generation_config(tmp_path)
+    cfg.write_text('{"max_new_tokens": 8, "stop_sequences": ["\\n\\n"]}', encoding="utf-8")
+    assert read_generation_config(tmp_path) == {"max_new_tokens": 8, "stop_sequences": ["\n\n"]}
+
+
+def test_from_preset_reads_generation_defaults_and_arguments_override(tmp_path) -> None:
+    import shutil
+
+    from promptlit.models.presets import ModelLoadError
+
+    if not os.path.isfile(os.path.join(DEFAULT_PRESET, "config.json")):
+        pytest.skip(f"{DEFAULT_PRESET} is not built yet")
+    preset = tmp_path / "tiny"
+    shutil.copytree(DEFAULT_PRESET, preset)
+    (preset / "promptlit_generation.json").write_text(
+        '{"max_new_tokens": 5, "sampler": "top_k", "stop_sequences": ["."]}', encoding="utf-8")
+    lm = KerasCausalLM.from_preset(str(preset), sampler="greedy")
+    assert (lm.max_new_tokens, lm.sampler, lm.stop_sequences) == (5, "greedy", (".",))
+    (preset / "promptlit_generation.json").write_text('{"max_new_tokens": }', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=r"promptlit_generation.json:1: not valid JSON"):
+        KerasCausalLM.from_preset(str(preset))
+    with pytest.raises(ValueError, match="stop_sequences must be non-empty strings"):
+        KerasCausalLM.from_preset(DEFAULT_PRESET, stop_sequences=[""])
+
+
 def test_workbench_predict_and_salience_with_cache(lm: KerasCausalLM, tmp_path) -> None:
     """The adapter behind the Workbench façade: cached predictions (SQLite) and salience."""
     from promptlit.api.dataset import Dataset
