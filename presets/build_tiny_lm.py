@@ -62,9 +62,9 @@ The menu prompts teach the lesson the demo is about: in every synthetic menu pro
 ``Recommendation:`` is COPIED from the few-shot example of the same kind (an example whose
 analysis says "which you dislike" vs. "which you like"), and in half the prompts the disliked
 example is (wrongly) recommended. The model follows its few-shot examples, mistakes included; its
-salience shows it: explaining the query's recommendation, the mistaken example's block is the most
-salient paragraph (Grad L2), its "…which you dislike." analysis line (the induction match) the
-most salient line, and Integrated Gradients puts its copied recommendation line first.
+salience shows it: explaining the query's recommendation line, the mistaken example's block is
+the most salient paragraph and its recommendation line the most salient line (Grad L2), and
+Integrated Gradients puts that line first too.
 
 Run time (2 CPU cores): stage 1 ~1.1 s/step idle (~22 min; 31 min on the shared box), stage 3
 0.7-2.5 s/step (28 min), stages 4 and 5 1.2-2 s/step (12 min each): about 75-90 min in all.

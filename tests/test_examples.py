@@ -90,9 +90,9 @@ def test_prompt_debugging_notebook(kernel_env):
     grad = ranked(outputs_text(code[2]))
     assert len(grad) == 3 and all(score > 0 for score, _ in grad)
     assert [s for s, _ in grad] == sorted((s for s, _ in grad), reverse=True)
-    # the mistaken few-shot block (shown by its last line) first, by a wide margin
-    assert grad[0][1] == "Recommendation: You have to try it." and grad[0][0] > 1.5 * grad[1][0]
-    assert "top line: 'Analysis: It contains mushrooms, which you dislike.'" in outputs_text(code[2])
+    # the mistaken few-shot block (shown by its last line) first, by a wide margin (measured 4.7x)
+    assert grad[0][1] == "Recommendation: You have to try it." and grad[0][0] > 2 * grad[1][0]
+    assert "top line: 'Recommendation: You have to try it.'" in outputs_text(code[2])
     ig = ranked(outputs_text(code[3]))
     assert len(ig) == 3 and ig[0][1] == "Recommendation: You have to try it." and ig[0][0] > 0
     assert "Recommendation" in outputs_text(code[4])

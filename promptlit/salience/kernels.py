@@ -223,6 +223,7 @@ def _span_fn(
 ) -> Callable[..., Any]:
     hidden_fn, head_fn = _split(fwd)
     use_ig = "integrated_gradients" in methods
+    grad_methods = tuple(m for m in methods if m != "integrated_gradients")
     alphas_np, weights_np = _alpha_chunks(ig_steps, ig_batch_size) if use_ig else (None, None)
 
     @jax.jit
@@ -235,24 +236,31 @@ def _span_fn(
         def body(x: Any) -> Any:  # [B, N, D] -> [B, N, H]
             return hidden_fn(params, x, jnp.broadcast_to(mask, x.shape[:2]))
 
+        def head_lp(hs: Any) -> Any:  # [S, H] -> [S]
+            logits = head_fn(params, hs[None])[0]
+            logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+            lsm = jax.nn.log_softmax(logits, axis=-1)
+            return jnp.take_along_axis(lsm, targets[:, None], axis=-1)[:, 0]
+
+        def span_log_prob(hrow: Any) -> Any:
+            lps = head_lp(hrow[pred])
+            return jnp.sum(lps * wpos.astype(lps.dtype))
+
         def span_grads(hrow: Any) -> tuple[Any, Any]:
             """`<float>[N, H]` -> (span log-prob, d/d hidden `<float>[N, H]`); head on S rows."""
-
-            def head_lp(hs: Any) -> Any:  # [S, H] -> [S]
-                logits = head_fn(params, hs[None])[0]
-                logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
-                lsm = jax.nn.log_softmax(logits, axis=-1)
-                return jnp.take_along_axis(lsm, targets[:, None], axis=-1)[:, 0]
-
             lps, vjp = jax.vjp(head_lp, hrow[pred])
             (dhs,) = vjp(wpos.astype(lps.dtype))
             dh = jnp.zeros_like(hrow).at[pred].add(dhs.astype(hrow.dtype))
             return jnp.sum(lps * wpos.astype(lps.dtype)), dh
 
-        h, body_vjp = jax.vjp(body, e[None])
-        log_prob, dh = span_grads(h[0])
-        (g,) = body_vjp(dh[None])
-        out = _features(g[0], e, methods)
+        out: dict[str, Any] = {}
+        if grad_methods:
+            h, body_vjp = jax.vjp(body, e[None])
+            log_prob, dh = span_grads(h[0])
+            (g,) = body_vjp(dh[None])
+            out.update(_features(g[0], e, grad_methods))
+        else:  # IG only: the span's log-prob needs a forward pass, not a backward one
+            log_prob = span_log_prob(body(e[None])[0])
         out["log_prob"] = log_prob
 
         if use_ig:
