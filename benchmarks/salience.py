@@ -196,7 +196,7 @@ def _bench_model(
             _, t_loop = _timed(loop, 1)
             ig_first, t_ig = _timed(
                 lambda ids=ids, tm=tmask: K.span_salience(
-                    fwd, ids, tm, methods=("integrated_gradients",), ig_steps=16, ig_batch_size=8
+                    fwd, ids, tm, methods=("integrated_gradients",), ig_steps=16, ig_batch_size=4
                 ),
                 max(1, repeats // 2),
             )
@@ -285,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per measure")
     parser.add_argument("--no-tf", action="store_true", help="skip the TensorFlow baseline")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--only", choices=("tiny_lm", "gemma"), default=None,
+                        help="benchmark one model only (e.g. long prompts on the tiny one)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -304,13 +306,20 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
 
     tiny = ROOT / "presets" / "tiny_lm"
-    if tiny.exists():
+    if args.only == "gemma":
+        pass
+    elif tiny.exists():
         lm = keras_hub.models.CausalLM.from_preset(str(tiny))
         small = [min(s, 128) for s in sizes] if args.quick else sizes
         rows += _bench_model("tiny_lm", lm, sorted(set(small)), targets, repeats, None)
     else:
         notes.append("presets/tiny_lm not built yet (H4): its row is skipped.")
 
+    if args.only == "tiny_lm":
+        _print_table(rows, notes)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return 0
     keras.utils.set_random_seed(0)
     bb = keras_hub.models.GemmaBackbone(**gemma_cfg)
     lm = keras_hub.models.GemmaCausalLM(backbone=bb, preprocessor=None)

@@ -276,6 +276,11 @@ def _add_generation(p: argparse.ArgumentParser) -> None:
                              "promptlit_generation.json)")
     g.add_argument("--max-new-tokens", type=_positive_int, default=None, metavar="N",
                    help="longest response in tokens (default 64)")
+    g.add_argument("--max-length", type=_positive_int, default=None, metavar="N",
+                   help="longest prompt + response in tokens (default 1024, capped by the model)")
+    g.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                   help="weights and compute dtype (default float32: precise gradients; "
+                        "bfloat16 halves memory)")
     g.add_argument("--sampler", choices=("greedy", "top_k", "top_p"), default=None,
                    help="decoding (default greedy)")
     g.add_argument("--temperature", type=_positive_float, default=None, metavar="T",
@@ -290,7 +295,8 @@ def _add_generation(p: argparse.ArgumentParser) -> None:
 
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     """The generation flags that were given, as `KerasCausalLM` arguments."""
-    names = {"max_new_tokens": "max_new_tokens", "sampler": "sampler",
+    names = {"max_new_tokens": "max_new_tokens", "max_length": "max_length", "dtype": "dtype",
+             "sampler": "sampler",
              "temperature": "temperature", "top_k": "top_k", "top_p": "top_p", "seed": "seed"}
     options = {key: getattr(args, attr) for key, attr in names.items()
                if getattr(args, attr, None) is not None}

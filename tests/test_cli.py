@@ -125,10 +125,11 @@ def test_generation_flags_become_model_options():
     parser = cli.make_parser()
     args = parser.parse_args(["serve", "--max-new-tokens", "12", "--sampler", "top_p",
                               "--top-p", "0.8", "--temperature", "0.7", "--seed", "3",
-                              "--stop", r"\n\n", "--stop", "Q:"])
+                              "--stop", r"\n\n", "--stop", "Q:", "--max-length", "300",
+                              "--dtype", "bfloat16"])
     assert cli.generation_options(args) == {
         "max_new_tokens": 12, "sampler": "top_p", "top_p": 0.8, "temperature": 0.7, "seed": 3,
-        "stop_sequences": ["\n\n", "Q:"]}
+        "stop_sequences": ["\n\n", "Q:"], "max_length": 300, "dtype": "bfloat16"}
     assert cli.generation_options(parser.parse_args(["serve"])) == {}
 
 
@@ -138,6 +139,7 @@ def test_generation_flags_become_model_options():
     (["--stop", ""], "a stop sequence cannot be empty"),
     (["--stop", r"\x4"], "bad escape"),
     (["--sampler", "beam"], "invalid choice"),
+    (["--dtype", "float16"], "invalid choice"),
 ])
 def test_bad_generation_flags_are_usage_errors(flags, message, capsys):
     with pytest.raises(SystemExit) as info:
@@ -145,10 +147,19 @@ def test_bad_generation_flags_are_usage_errors(flags, message, capsys):
     assert info.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_generation_flags_reach_the_causal_lm_and_override_the_preset():
+    (lm,) = cli.load_models("tiny:presets/tiny_lm", {"max_new_tokens": 5, "stop_sequences": ["."],
+                                                     "sampler": "top_k", "seed": 1}).values()
+    assert (lm.max_new_tokens, lm.stop_sequences, lm.sampler, lm.seed) == (5, (".",), "top_k", 1)
+    (default,) = cli.load_models("tiny:presets/tiny_lm").values()
+    assert (default.max_new_tokens, default.stop_sequences) == (64, ("\n\n",))  # the preset's
+
+
 def test_generation_flags_skip_non_lm_presets():
     """A promptlit classifier preset ignores generation settings instead of failing."""
     models = cli.load_models("clf:presets/breast_cancer_clf", {"max_new_tokens": 4,
-                                                               "stop_sequences": ["x"]})
+                                                               "stop_sequences": ["x"],
+                                                               "dtype": "bfloat16"})
     assert type(models["clf"]).__name__ == "SklearnClassifier"
 
 

@@ -425,7 +425,7 @@ def load_model(handle: str, name: str | None = None, **kwargs: Any) -> KerasCaus
         from promptlit.models.local_presets import load_preset
 
         # generation settings (e.g. the CLI's --max-new-tokens) concern causal LMs only
-        kwargs = {k: v for k, v in kwargs.items() if k not in GENERATION_OPTIONS}
+        kwargs = {k: v for k, v in kwargs.items() if k not in (*GENERATION_OPTIONS, "dtype")}
 
         try:
             return load_preset(resolved.path, **({"name": name} if name else {}), **kwargs)

@@ -294,7 +294,7 @@ def span_salience(
     methods: Sequence[str] = METHODS,
     ig_steps: int = 32,
     ig_baseline: str | int = "zero",
-    ig_batch_size: int = 8,
+    ig_batch_size: int = 4,
 ) -> dict[str, np.ndarray]:
     """Salience of every token for the log-probability of a chosen target span.
 
