@@ -19,10 +19,8 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = "tiny:presets/tiny_lm"
 DEFAULT_DATASETS = "sample_prompts"
 SUBCOMMANDS = ("serve", "validate", "salience")
@@ -96,15 +94,6 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
         raise SpecError(str(e).replace("auth:", "--auth:", 1)) from None
 
 
-def resolve_handle(handle: str) -> str:
-    """A relative local handle that is not under the current directory but is under the repo
-    (e.g. the default `presets/tiny_lm`) resolves to the repo's copy."""
-    if "://" in handle or Path(handle).expanduser().exists():
-        return handle
-    candidate = REPO_ROOT / handle
-    return str(candidate) if candidate.exists() else handle
-
-
 ##
 # Building the workbench
 
@@ -128,7 +117,7 @@ def load_models(specs: str, options: dict[str, Any] | None = None) -> dict[str, 
     models: dict[str, Model] = {}
     for name, handle in parse_model_specs(specs).items():
         try:
-            models[name] = resolve_model(resolve_handle(handle), name, **(options or {}))
+            models[name] = resolve_model(handle, name, **(options or {}))
         except Exception as e:
             raise LoadError(f"could not load model {name!r} from {handle!r}: "
                             f"{type(e).__name__}: {e}") from e

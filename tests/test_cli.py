@@ -11,7 +11,7 @@ import pytest
 
 from promptlit import cli
 from promptlit import server as server_module
-from promptlit.workbench import register_model_loader
+from promptlit.workbench import LoadError, register_model_loader
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from test_workbench import FakeLM  # noqa: E402
@@ -72,11 +72,14 @@ def test_parse_auth(tmp_path):
         cli.parse_auth("nopassword")
 
 
-def test_resolve_handle_finds_repo_presets(tmp_path, monkeypatch):
+def test_repo_relative_presets_load_from_any_directory(tmp_path, monkeypatch):
+    """`presets/...` handles resolve against the repository when not under the current
+    directory (`promptlit.models.presets.resolve_handle`), so the README commands work anywhere."""
     monkeypatch.chdir(tmp_path)
-    assert cli.resolve_handle("hf://x/y") == "hf://x/y"
-    assert cli.resolve_handle("datasets") == str(cli.REPO_ROOT / "datasets")
-    assert cli.resolve_handle("no/such/dir") == "no/such/dir"
+    (clf,) = cli.load_models("clf:presets/breast_cancer_clf").values()
+    assert type(clf).__name__ == "SklearnClassifier"
+    with pytest.raises(LoadError, match="could not load model 'm' from 'no/such/dir'"):
+        cli.load_models("m:no/such/dir")
 
 
 def test_validate_exit_codes(good_jsonl, bad_jsonl, capsys):

@@ -55,6 +55,20 @@ def dataset_spec(dataset: Any, model: Any) -> Spec:
     return specs(model)[0]
 
 
+def prediction_key_config(verb: str) -> types.SingleFieldMatcher:
+    """The ``prediction_key`` config entry: which MulticlassPreds / RegressionScore output to
+    `verb` ("explain", "flip"); empty means the first one."""
+    return types.SingleFieldMatcher(spec="output", types=["MulticlassPreds", "RegressionScore"],
+                                    description=f"Prediction to {verb} (default: the first).")
+
+
+def regression_threshold_config() -> types.Scalar:
+    """The ``regression_threshold`` config entry: a regressor's decision is score > threshold
+    (what a counterfactual must flip)."""
+    return types.Scalar(min_val=-1e6, max_val=1e6, default=0.0,
+                        description="A regression decision is score > threshold.")
+
+
 def prediction_keys(output_spec: Mapping[str, types.LitType]) -> list[str]:
     """Output fields holding a classification (MulticlassPreds) or regression prediction."""
     return utils.find_spec_keys(output_spec, PRED_TYPES)

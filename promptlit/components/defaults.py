@@ -57,6 +57,7 @@ BUILTINS: tuple[tuple[str, str, str, str], ...] = (
     ("metrics", "multiclass", "promptlit.components.metrics", "MulticlassMetrics"),
     ("metrics", "paired", "promptlit.components.metrics", "MulticlassPairedMetrics"),
     ("metrics", "regression", "promptlit.components.metrics", "RegressionMetrics"),
+    ("metrics", "multilabel", "promptlit.components.metrics", "MultilabelMetrics"),
 )
 
 

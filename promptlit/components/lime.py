@@ -94,9 +94,7 @@ class LIME(Interpreter):
     def config_spec(self) -> Spec:
         """What to explain (field, class, text fields) and LIME's sampling settings."""
         return {
-            "prediction_key": types.SingleFieldMatcher(
-                spec="output", types=["MulticlassPreds", "RegressionScore"],
-                description="Prediction to explain (default: the first)."),
+            "prediction_key": common.prediction_key_config("explain"),
             "class_to_explain": types.TextSegment(
                 default="", description="Class (label or index); empty: the predicted class."),
             "text_fields": types.MultiFieldMatcher(

@@ -671,13 +671,11 @@ class MultilabelMetrics(SimpleMetrics):
 
 # ------------------------------------------------------------------------------ table
 def default_metrics() -> dict[str, Metrics]:
-    """The metric components `compute_metrics_table` runs by default, by name."""
-    return {
-        "multiclass": MulticlassMetrics(),
-        "paired": MulticlassPairedMetrics(),
-        "regression": RegressionMetrics(),
-        "multilabel": MultilabelMetrics(),
-    }
+    """The metric components `compute_metrics_table` runs by default, by name: every built-in
+    metric of `promptlit.components.defaults` (each applies only where its spec matches)."""
+    from promptlit.components.defaults import default_components
+
+    return default_components()["metrics"]
 
 
 def indexed_examples(dataset: Any) -> list[JsonDict]:

@@ -56,9 +56,7 @@ class AblationFlip(Generator):
     def config_spec(self) -> Spec:
         """prediction_key, text_fields, max_ablations, num_examples, regression_threshold."""
         return {
-            "prediction_key": types.SingleFieldMatcher(
-                spec="output", types=["MulticlassPreds", "RegressionScore"],
-                description="Prediction to flip (default: the first)."),
+            "prediction_key": common.prediction_key_config("flip"),
             "text_fields": types.MultiFieldMatcher(spec="input", types=["TextSegment"],
                                                    select_all=True,
                                                    description="Text fields to ablate."),
@@ -66,9 +64,7 @@ class AblationFlip(Generator):
                                            description="Most words removed at once."),
             "num_examples": types.Integer(min_val=1, max_val=1000, default=10,
                                           description="Most flipped examples returned."),
-            "regression_threshold": types.Scalar(min_val=-1e6, max_val=1e6, default=0.0,
-                                                 description="A regression decision is "
-                                                             "score > threshold."),
+            "regression_threshold": common.regression_threshold_config(),
         }
 
     def generate(self, example: JsonDict, model: Any, dataset: Any,

@@ -83,18 +83,14 @@ class HotFlip(Generator):
     def config_spec(self) -> Spec:
         """prediction_key, num_examples, max_flips, tokens_to_ignore, regression_threshold."""
         return {
-            "prediction_key": types.SingleFieldMatcher(
-                spec="output", types=["MulticlassPreds", "RegressionScore"],
-                description="Prediction to flip (default: the first)."),
+            "prediction_key": common.prediction_key_config("flip"),
             "num_examples": types.Integer(min_val=1, max_val=100, default=5,
                                           description="Most flipped examples returned."),
             "max_flips": types.Integer(min_val=1, max_val=10, default=3,
                                        description="Most tokens substituted at once."),
             "tokens_to_ignore": types.Tokens(default=[],
                                              description="Tokens never substituted."),
-            "regression_threshold": types.Scalar(min_val=-1e6, max_val=1e6, default=0.0,
-                                                 description="A regression decision is "
-                                                             "score > threshold."),
+            "regression_threshold": common.regression_threshold_config(),
         }
 
     def generate(self, example: JsonDict, model: Any, dataset: Any,
