@@ -83,6 +83,8 @@ def test_pick_generate_click_switch_granularity_and_method(page, server_url):
     tokens = page.eval_on_selector_all("#pl-salience-view .pl-resp",
                                        "els => els.map(e => e.innerText)")
     assert len(tokens) >= 2, tokens
+    # the preset's stop sequence (a blank line) ends the response after the recommendation
+    assert "".join(tokens).rstrip().endswith("You have to try it."), tokens
     # default selection: the whole response
     assert selected_indices(page) == list(range(len(tokens)))
     shoot(page, "01_explained_whole_response", readme=True)
