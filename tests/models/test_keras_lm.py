@@ -303,6 +303,20 @@ def test_tiny_lm_copy_pattern_points_at_the_earlier_occurrence(tiny_lm: KerasCau
         f"{first}")
 
 
+def test_tiny_lm_analysis_is_explained_by_the_query_lines_it_looks_up(tiny_lm) -> None:
+    """The menu lookup: "…which you dislike." is explained by the query's own dislikes line and
+    dish line (not by the few-shot examples), the mechanism stage 5 of build_tiny_lm taught."""
+    import json
+
+    from promptlit.models.presets import REPO_ROOT
+
+    row = json.loads((REPO_ROOT / "datasets" / "sample_prompts.jsonl").read_text().splitlines()[0])
+    sal = tiny_lm.salience(row["prompt"], " It contains onions, which you dislike.",
+                           methods=("grad_l2",))
+    top = [seg.text for seg in sal.for_span(0, sal.matrix.shape[0], "grad_l2").top(2, "lines")]
+    assert sorted(top) == ["Suggestion: Soup with onions", "Taste-dislikes: onions"], top
+
+
 FEWSHOT_PROMPT = ("Taste-likes: cheese\nTaste-dislikes: onions\nSuggestion: Soup with onions\n"
                   "Analysis: It contains onions, which you dislike.\nRecommendation: Avoid.\n\n"
                   "Taste-likes: lemon\nTaste-dislikes: pork\nSuggestion: Salad with pork\n"
