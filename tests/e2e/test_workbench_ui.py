@@ -172,6 +172,10 @@ def test_fix_the_fewshot_mistake_in_the_editor_and_explain_it(page, server_url):
     explain(page)
     prompt_html = page.inner_text("#pl-salience-view .pl-prompt")
     assert FIXED in prompt_html and MISTAKE not in prompt_html
+    # the climax of the story: with its example fixed, the model now answers "Avoid."
+    response = "".join(page.eval_on_selector_all("#pl-salience-view .pl-resp",
+                                                 "els => els.map(e => e.innerText)"))
+    assert response.strip().endswith("Recommendation: Avoid."), response
     assert page.locator("#pl-salience-view .pl-prompt .pl-seg").count() > 5
     assert len(ranked_rows(page)) > 0
     shoot(page, "04_edited_fewshot_fixed", readme=True)
