@@ -68,6 +68,9 @@ Integrated Gradients puts that line first too.
 
 Run time (2 CPU cores): stage 1 ~1.1 s/step idle (~22 min; 31 min on the shared box), stage 3
 0.7-2.5 s/step (28 min), stages 4 and 5 1.2-2 s/step (12 min each): about 75-90 min in all.
+VERIFIED: one from-scratch run with the defaults (niced, on the shared 2-core box: 103 min)
+printed the same loss and accuracy curves as the stage-by-stage runs and saved weights identical
+to the shipped ones bit for bit (max |diff| 0.0 over all 38 arrays; JAX on CPU, same versions).
 ``--init_from PRESET`` skips stage 1 and continues from a preset built by this script (same
 tokenizer, checked); set a stage's steps to 0 to skip it. Usage::
 
