@@ -25,7 +25,7 @@ from promptlit.api import types
 from promptlit.api.components import Interpreter
 from promptlit.api.types import JsonDict, Spec
 from promptlit.components.metrics import applicable_config, as_class_scores, classify
-from promptlit.lib.utils import example_id, find_spec_keys
+from promptlit.lib.utils import find_spec_keys, indexed
 
 __all__ = ["MISSING", "ConfusionMatrix", "ConfusionMatrixInterpreter", "confusion_matrix"]
 
@@ -163,8 +163,7 @@ class ConfusionMatrixInterpreter(Interpreter):
             model_outputs: Sequence[JsonDict] | None = None,
             config: JsonDict | None = None) -> dict[str, ConfusionMatrix]:
         """`{pred_key: ConfusionMatrix}` (see the class docstring)."""
-        indexed = [{"id": ex.get("_id") or example_id(ex), "data": ex} for ex in inputs]
-        return self.run_with_metadata(indexed, model, dataset, model_outputs, config)
+        return self.run_with_metadata(indexed(inputs), model, dataset, model_outputs, config)
 
     def run_with_metadata(self, indexed_inputs: Sequence[JsonDict], model: Any, dataset: Any,
                           model_outputs: Sequence[JsonDict] | None = None,

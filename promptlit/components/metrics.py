@@ -52,7 +52,7 @@ from sklearn import metrics as sk_metrics
 from promptlit.api import types
 from promptlit.api.components import ClassificationMetrics, Metrics, SimpleMetrics
 from promptlit.api.types import JsonDict, Spec
-from promptlit.lib.utils import example_id
+from promptlit.lib.utils import indexed as utils_indexed
 
 __all__ = [
     "MulticlassMetrics",
@@ -684,8 +684,7 @@ def indexed_examples(dataset: Any) -> list[JsonDict]:
     if indexed is not None:
         return [{"id": ie["id"], "data": ie["data"], "meta": ie.get("meta") or {}}
                 for ie in indexed]
-    return [{"id": ex.get("_id") or example_id(ex), "data": ex, "meta": ex.get("_meta") or {}}
-            for ex in dataset.examples]
+    return utils_indexed(dataset.examples)
 
 
 def resolve_slices(

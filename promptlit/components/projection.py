@@ -31,7 +31,7 @@ from promptlit.api.components import Interpreter
 from promptlit.api.model import BatchedModel
 from promptlit.api.types import JsonDict, Spec
 from promptlit.components.metrics import indexed_examples
-from promptlit.lib.utils import example_id, find_spec_keys
+from promptlit.lib.utils import find_spec_keys, indexed
 
 __all__ = ["PCA", "UMAP", "PCAModel", "ProjectionManager", "ProjectorModel", "UmapModel",
            "fit_projection"]
@@ -243,8 +243,7 @@ class ProjectionManager(Interpreter):
             model_outputs: Sequence[JsonDict] | None = None,
             config: JsonDict | None = None) -> list[JsonDict]:
         """See the class docstring; inputs are identified by ``_id`` or their content hash."""
-        indexed = [{"id": ex.get("_id") or example_id(ex), "data": ex} for ex in inputs]
-        return self.run_with_metadata(indexed, model, dataset, model_outputs, config)
+        return self.run_with_metadata(indexed(inputs), model, dataset, model_outputs, config)
 
     def run_with_metadata(self, indexed_inputs: Sequence[JsonDict], model: Any, dataset: Any,
                           model_outputs: Sequence[JsonDict] | None = None,

@@ -44,7 +44,7 @@ from promptlit.components.metrics import (
     positive_index,
     resolve_slices,
 )
-from promptlit.lib.utils import example_id, find_spec_keys
+from promptlit.lib.utils import find_spec_keys, indexed
 
 __all__ = [
     "FAIRNESS_MEASURES",
@@ -213,8 +213,7 @@ class Thresholder(Interpreter):
             model_outputs: Sequence[JsonDict] | None = None,
             config: JsonDict | None = None) -> list[JsonDict]:
         """See the class docstring; slices may name ids (``_id`` or the content hash)."""
-        indexed = [{"id": ex.get("_id") or example_id(ex), "data": ex} for ex in inputs]
-        return self.run_with_metadata(indexed, model, dataset, model_outputs, config)
+        return self.run_with_metadata(indexed(inputs), model, dataset, model_outputs, config)
 
     def run_with_metadata(self, indexed_inputs: Sequence[JsonDict], model: Any, dataset: Any,
                           model_outputs: Sequence[JsonDict] | None = None,

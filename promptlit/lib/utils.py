@@ -89,6 +89,17 @@ def example_id(example: Mapping[str, Any]) -> str:
     return hashlib.sha1(canonical_json(example).encode("utf-8")).hexdigest()
 
 
+def indexed(examples: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """LIT's indexed form `[{"id", "data", "meta"}]` of plain examples: the id is the example's
+    own ``_id`` or its content hash (`example_id`), the meta its ``_meta`` (else {}).
+
+    >>> indexed([{"text": "a", "_id": "x1"}])
+    [{'id': 'x1', 'data': {'text': 'a', '_id': 'x1'}, 'meta': {}}]
+    """
+    return [{"id": ex.get("_id") or example_id(ex), "data": ex, "meta": ex.get("_meta") or {}}
+            for ex in examples]
+
+
 def batch_iterator[T](items: Iterable[T], max_batch: int) -> Iterator[list[T]]:
     """Yields consecutive lists of at most `max_batch` items (the last one may be shorter)."""
     if max_batch < 1:
