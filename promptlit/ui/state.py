@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from promptlit.salience.aggregation import GRANULARITIES
@@ -118,6 +118,16 @@ class SessionState:
         if self.primary_id != example_id:
             self.span, self.anchor, self.explained = None, None, False
         self.primary_id = example_id
+
+    def select_examples(self, ids: Sequence[str]) -> None:
+        """Selects exactly ``ids`` (in order, duplicates dropped). The primary example stays when
+        it is among them; otherwise the first becomes primary (and the token span resets)."""
+        chosen = list(dict.fromkeys(ids))
+        if not chosen:
+            raise ValueError("select_examples: no example ids to select")
+        if self.primary_id not in chosen:
+            self.select_example(chosen[0])
+        self.selected_ids = chosen
 
     def select_token(self, index: int, *, extend: bool = False) -> tuple[int, int]:
         """Selects response token ``index``; ``extend`` (shift-click) spans from the anchor.

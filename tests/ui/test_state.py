@@ -34,6 +34,19 @@ def test_select_example_single_and_multi():
     assert s.selected_ids == ["c"]
 
 
+def test_select_examples_keeps_the_primary_when_it_is_selected():
+    s = SessionState()
+    s.select_example("b")
+    s.span = (0, 2)
+    s.select_examples(["a", "b", "a", "c"])
+    assert s.selected_ids == ["a", "b", "c"] and s.primary_id == "b" and s.span == (0, 2)
+    s.select_examples(["c", "d"])  # the primary is not among them: the first takes its place
+    assert s.selected_ids == ["c", "d"] and s.primary_id == "c" and s.span is None
+    with pytest.raises(ValueError, match="no example ids"):
+        s.select_examples([])
+    assert s.selected_ids == ["c", "d"]
+
+
 def test_sessions_do_not_share_mutable_fields():
     a, b = SessionState(), SessionState()
     a.slices["x"] = ["1"]

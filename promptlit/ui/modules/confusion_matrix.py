@@ -62,10 +62,7 @@ def select_cell(wb: Any, state: SessionState, model: str, row: int, col: int,
     ids, label = cell_ids(cm, row, col)
     if not ids:
         raise ValueError(f"the cell {label} of {model} is empty: nothing to select")
-    state.selected_ids = list(ids)
-    if state.primary_id not in ids:
-        state.primary_id = ids[0]
-        state.span, state.anchor, state.explained = None, None, False
+    state.select_examples(ids)
     name = f"(cell: {model} {cm.row_name}={label})"
     state.table_query.update(pinned={"label": name, "ids": list(ids)}, slice=name, page=1,
                              search="", value="")

@@ -213,10 +213,7 @@ def build(ctx: base.Context) -> base.Module:
         def on_select_all(state: SessionState) -> Any:
             if not state.filtered_ids:
                 raise ValueError("no examples match the filter; nothing to select")
-            state.selected_ids = list(state.filtered_ids)
-            if state.primary_id not in state.selected_ids:
-                state.primary_id = state.selected_ids[0]
-                state.span, state.anchor, state.explained = None, None, False
+            state.select_examples(state.filtered_ids)
             return (state, *ctx.refresh(state),
                     base.ok(f"selected {len(state.selected_ids)} examples"))
 

@@ -278,12 +278,8 @@ def select_ids(state: SessionState, ids: Sequence[str], known: Sequence[str], *,
     if len(ids) == 1:
         state.select_example(ids[0], add=add)
         return list(state.selected_ids)
-    chosen = list(dict.fromkeys([*state.selected_ids, *ids])) if add else list(ids)
-    primary = state.primary_id if state.primary_id in chosen else chosen[0]
-    if primary != state.primary_id:
-        state.select_example(primary)
-    state.selected_ids = chosen
-    return chosen
+    state.select_examples([*state.selected_ids, *ids] if add else ids)
+    return list(state.selected_ids)
 
 
 def build(ctx: base.Context) -> base.Module:

@@ -95,10 +95,7 @@ def build(ctx: base.Context) -> base.Module:
             ids = state.slices.get(n, [])
             if not ids:
                 raise ValueError(f"slice {n!r} is empty or gone")
-            state.selected_ids = list(ids)
-            if state.primary_id not in ids:
-                state.primary_id = ids[0]
-                state.span, state.anchor, state.explained = None, None, False
+            state.select_examples(ids)
             return (state, *ctx.refresh(state), base.ok(f"selected slice {n!r}"))
 
         pick.input(on_pick, [ctx.state, pick], outs, api_name=False)
