@@ -116,10 +116,17 @@ def classification_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     if given:
         yield given.rstrip("/") + "/"
         return
-    need((REPO / "presets" / "sentiment_clf").exists(),
-         "the sentiment demo model presets/sentiment_clf is not built "
+    yield from demo_server(tmp_path_factory, "classification", "sentiment_clf")
+
+
+def demo_server(tmp_path_factory: pytest.TempPathFactory, demo: str, preset: str
+                ) -> Iterator[str]:
+    """Serves `promptlit serve --demo DEMO` for the duration of a fixture (skips, saying how to
+    build it, when its demo model `presets/PRESET` is missing); yields the URL."""
+    need((REPO / "presets" / preset).exists(),
+         f"the {demo} demo model presets/{preset} is not built "
          "(python presets/build_demo_models.py)")
-    url, proc, _ = start_server(tmp_path_factory.mktemp("serve-clf"), "--demo", "classification")
+    url, proc, _ = start_server(tmp_path_factory.mktemp(f"serve-{demo}"), "--demo", demo)
     try:
         yield url
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 import promptlit as pl
 
-from .conftest import REPO, need, shoot, start_server, stop_server
+from .conftest import demo_server, shoot
 
 pytestmark = [pytest.mark.e2e]
 
@@ -23,14 +23,7 @@ EXAMPLE = 3
 
 @pytest.fixture(scope="module")
 def regression_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    need((REPO / "presets" / "diabetes_reg").exists(),
-         "the diabetes demo model presets/diabetes_reg is not built "
-         "(python presets/build_demo_models.py)")
-    url, proc, _ = start_server(tmp_path_factory.mktemp("serve-reg"), "--demo", "regression")
-    try:
-        yield url
-    finally:
-        stop_server(proc)
+    yield from demo_server(tmp_path_factory, "regression", "diabetes_reg")
 
 
 def cell(page, table: str, row: int, col: int) -> str:
