@@ -29,14 +29,18 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from promptlit.salience.aggregation import GRANULARITIES
 from promptlit.ui import render
+from promptlit.ui.limits import LimitError, RequestLimits
 from promptlit.ui.modules import (
     base,
     classification_results,
@@ -165,20 +169,32 @@ def api_errors(fn: Any) -> Any:
     return inner
 
 
-def _api_example(workbench: Any, dataset: str, model: str, example: int, prompt: str
-                 ) -> tuple[str, str, dict]:
+def _api_example(workbench: Any, limits: RequestLimits, dataset: str, model: str,
+                 example: Any, prompt: str | None) -> tuple[str, str, dict]:
+    """The (dataset, model, example) an API call names, checked: a known dataset and model, and
+    either a non-empty ``prompt`` or a valid example index (never a silent default)."""
     dataset = dataset or next(iter(workbench.datasets), "")
     lms = base.lm_models(workbench)
     model = model or (lms[0] if lms else next(iter(workbench.models), ""))
+    if model not in workbench.models:
+        raise KeyError(f"unknown model {model!r}; loaded: {sorted(workbench.models)}")
     if prompt:
-        return dataset, model, {"prompt": prompt}
+        if not prompt.strip():
+            raise ValueError("prompt is blank; send the prompt text, or leave prompt out and "
+                             "pass example=N to use an example of the dataset")
+        return dataset, model, {"prompt": limits.check_prompt(prompt)}
     if dataset not in workbench.datasets:
         raise KeyError(f"unknown dataset {dataset!r}; loaded: {sorted(workbench.datasets)}")
     examples = workbench.datasets[dataset].examples
-    if not 0 <= int(example) < len(examples):
-        raise IndexError(f"example {example} is out of range: {dataset} has {len(examples)} "
-                         f"examples (0..{len(examples) - 1})")
-    return dataset, model, dict(examples[int(example)])
+    if example is None or example == "":
+        raise ValueError("say what to run on: pass example=N (an index into the dataset, "
+                         f"0..{len(examples) - 1}) or a non-empty prompt")
+    if not examples:
+        raise IndexError(f"dataset {dataset} has no examples; pass a prompt instead")
+    index = limits.check_int("example", example, low=0, high=len(examples) - 1)
+    ex = dict(examples[index])
+    limits.check_prompt(str(ex.get("prompt", "")), where=f"example {index}'s prompt")
+    return dataset, model, ex
 
 
 LM_INTRO = ("Pick an example, press **Generate & explain**, then click response tokens to see "
@@ -200,7 +216,9 @@ def default_intro(workbench: Any) -> str:
 def build_app(workbench: Any, *, layout: str | None = None,
               layouts: Mapping[str, Any] | None = None, page_title: str = "promptlit",
               demo_mode: bool = False, inline_doc: str | None = None,
-              onboarding: str | None = None, canonical_url: str | None = None) -> gr.Blocks:
+              onboarding: str | None = None, canonical_url: str | None = None,
+              save_dir: str | Path | None = None, limits: RequestLimits | None = None
+              ) -> gr.Blocks:
     """Builds the workbench page for ``workbench``.
 
     Args:
@@ -213,11 +231,21 @@ def build_app(workbench: Any, *, layout: str | None = None,
       inline_doc: Markdown shown under the title (what this demo is about).
       onboarding: Markdown for a collapsible "how to use" box.
       canonical_url: put in the page head as ``<link rel="canonical">``.
+      save_dir: the one directory the page may save session examples into (created when
+        first used; file names are sanitised, nothing outside it is written). None: the page
+        writes nothing on the server (it still offers a browser download). Ignored in demo
+        mode.
+      limits: what one request may ask for (`promptlit.ui.limits.RequestLimits`; defaults).
 
     Returns:
       The ``gr.Blocks``; launch options it needs (css, head) are in its
-      ``promptlit_launch_kwargs`` attribute (`promptlit.server.serve` passes them on).
+      ``promptlit_launch_kwargs`` attribute (`promptlit.server.serve` passes them on), and
+      ``promptlit_notices`` is a list of plain-text lines (e.g. "the share link could not be
+      made") that the page header shows on the next page load.
     """
+    limits = limits or RequestLimits()
+    save_dir = None if demo_mode or save_dir is None else Path(save_dir).expanduser().resolve()
+    notices: list[str] = []
     all_layouts = _layouts(workbench, layouts)
     layout = layout or getattr(workbench, "default_layout", None) or (
         "lm" if base.lm_models(workbench) and "lm" in all_layouts else "default")
@@ -233,10 +261,12 @@ def build_app(workbench: Any, *, layout: str | None = None,
             if onboarding:
                 with gr.Accordion("How to use", open=False):
                     gr.Markdown(onboarding)
+            notice = base.markdown("", elem_id="pl-notices", visible=False)
         bar = toolbar.build(workbench, start, list(all_layouts))
         status = footer.build(demo_mode=demo_mode)
         status.unrender()
-        ctx = base.Context(workbench=workbench, state=state, footer=status, demo_mode=demo_mode)
+        ctx = base.Context(workbench=workbench, state=state, footer=status, demo_mode=demo_mode,
+                           limits=limits, save_dir=save_dir)
         ctx.register(base.Module("toolbar", bar.container, [bar.info, bar.query],
                                  toolbar.refresh))
 
@@ -327,7 +357,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
 
         # -- URL query parameters on page load -----------------------------------------------
         load_outs = [state, bar.dataset, bar.models, bar.layout, *([gran] if gran else []),
-                     *vis_outputs, *refresh_outs, status]
+                     notice, *vis_outputs, *refresh_outs, status]
 
         @base.guard(len(load_outs))
         def on_load(st: SessionState, request: gr.Request) -> Any:
@@ -361,17 +391,19 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     gr.update(choices=list(workbench.models),
                               value=[m for m in (st.model, st.compare_model) if m]),
                     gr.update(value=st.layout), *([st.granularity] if gran else []),
+                    gr.update(value="⚠ " + " · ".join(notices) if notices else "",
+                              visible=bool(notices)),
                     *visibility(st.layout, st.dataset), *ctx.refresh(st), msg)
 
         demo.load(on_load, [state], load_outs, api_name=False)
 
         # -- API endpoints ---------------------------------------------------------------------
-        def generate(dataset: str = "", model: str = "", example: int = 0,
-                     prompt: str = "") -> dict:
+        def generate(dataset: str = "", model: str = "", example: int | None = None,
+                     prompt: str | None = None) -> dict:
             """The model's response for example #`example` of `dataset` (or a raw `prompt`):
             response, tokens, log-probs, and exact match / BLEU / ROUGE-L against the target."""
-            ds, m, ex = _api_example(workbench, dataset, model, example, prompt)
-            out = workbench.predict(m, ds, [ex])[0]
+            ds, m, ex = _api_example(workbench, limits, dataset, model, example, prompt)
+            out = workbench.predict(m, ds, [ex], progress=base.progress_adapter())[0]
             row = generated_text.metrics_row(None if prompt else int(example), ex, out)
             return {"dataset": ds, "model": m, "prompt": ex.get("prompt", ""),
                     "target": ex.get("target"), "response": str(out.get("response", "")),
@@ -381,25 +413,45 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     "metrics": {k: row[k] for k in ("exact_match", "bleu", "rouge_l",
                                                     "perplexity")}}
 
-        gr.api(api_errors(generate), api_name="generate", concurrency_id="model", concurrency_limit=1)
+        gr.api(api_errors(generate), api_name="generate", concurrency_id="model",
+               concurrency_limit=1)
 
-        def salience(dataset: str = "", model: str = "", example: int = 0,
+        def salience(dataset: str = "", model: str = "", example: int | None = None,
                      method: str = "grad_l2", granularity: str = "words", span_start: int = 0,
-                     span_stop: int = -1, target: str = "response", prompt: str = "",
+                     span_stop: int = -1, target: str = "response", prompt: str | None = None,
                      top_k: int = 10, ig_steps: int = 16) -> dict:
             """Salience of the prompt's segments (at `granularity`) for the response tokens
             [span_start, span_stop) (-1 = to the end) of example #`example` (or a raw
             `prompt`), by `method` (grad_l2, grad_dot_input, integrated_gradients). Scores are
-            sums over tokens; `top` lists the `top_k` most salient segments."""
+            sums over tokens; `top` lists the `top_k` most salient segments. Sizes are bounded
+            by the server's limits (`/info` lists them)."""
             if method not in METHODS:
                 raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-            ds, m, ex = _api_example(workbench, dataset, model, example, prompt)
+            if granularity not in GRANULARITIES:
+                raise ValueError(f"granularity must be one of {list(GRANULARITIES)}, got "
+                                 f"{granularity!r}")
+            if target not in ("response", "target"):
+                raise ValueError(f"target must be 'response' or 'target', got {target!r}")
+            top_k = limits.check_int("top_k", top_k, low=1, high=limits.max_top_k)
+            ig_steps = limits.check_int("ig_steps", ig_steps, low=1, high=limits.max_ig_steps)
+            span_start = limits.check_int("span_start", span_start, low=0, high=2**31)
+            span_stop = limits.check_int("span_stop", span_stop, low=-1, high=2**31)
+            ds, m, ex = _api_example(workbench, limits, dataset, model, example, prompt)
+            if m not in base.lm_models(workbench):
+                raise ValueError(f"model {m!r} cannot explain responses; salience models: "
+                                 f"{base.lm_models(workbench)}")
             st = SessionState(dataset=ds, model=m, method=method, granularity=granularity,
-                              ig_steps=int(ig_steps), explain_target=target)
-            sal = lm_salience._matrix_salience(workbench, st, ex)
+                              ig_steps=ig_steps, explain_target=target)
+            report = base.progress_adapter()
+            sal = lm_salience._matrix_salience(workbench, st, ex, progress=report)
             t = sal.num_response_tokens
-            stop = t if int(span_stop) < 0 else min(int(span_stop), t)
-            span = lm_salience.span_salience(workbench, st, ex, sal, (int(span_start), stop))
+            stop = t if span_stop < 0 else span_stop
+            if not 0 <= span_start < stop <= t:
+                raise IndexError(f"span [{span_start}, {span_stop}) is outside the response: "
+                                 f"it has {t} tokens, so use 0 <= span_start < span_stop <= {t} "
+                                 "(span_stop=-1 means to the end)")
+            span = lm_salience.span_salience(workbench, st, ex, sal, (span_start, stop),
+                                             progress=report)
             segs = span.aggregate(granularity, side="prompt")
 
             def seg(s: Any) -> dict:
@@ -408,35 +460,48 @@ def build_app(workbench: Any, *, layout: str | None = None,
 
             return {"dataset": ds, "model": m, "method": method, "granularity": granularity,
                     "signed": bool(span.signed), "prompt": sal.prompt_text,
-                    "response": sal.response_text, "span": [int(span_start), stop],
+                    "response": sal.response_text, "span": [span_start, stop],
+                    "ig_steps": ig_steps if method == "integrated_gradients" else None,
                     "target_text": span.target_text,
                     "response_tokens": list(sal.response_tokens),
                     "segments": [seg(s) for s in segs],
-                    "top": [seg(s) for s in render.rank_segments(segs, span.signed,
-                                                                 int(top_k))]}
+                    "top": [seg(s) for s in render.rank_segments(segs, span.signed, top_k)]}
 
-        gr.api(api_errors(salience), api_name="salience", concurrency_id="model", concurrency_limit=1)
+        gr.api(api_errors(salience), api_name="salience", concurrency_id="model",
+               concurrency_limit=1)
 
         def info() -> dict:
-            """The loaded datasets (with sizes), models, layouts, and whether demo mode is on."""
+            """The loaded datasets (with sizes), models, layouts, whether demo mode is on,
+            whether the page may save on the server, and the request limits."""
             return {"datasets": {n: len(d) for n, d in workbench.datasets.items()},
                     "models": list(workbench.models), "salience_models":
                         base.lm_models(workbench), "layouts": list(all_layouts),
-                    "demo_mode": demo_mode}
+                    "demo_mode": demo_mode, "saving": save_dir is not None,
+                    "limits": dataclasses.asdict(limits)}
 
-        gr.api(api_errors(info), api_name="info")
+        gr.api(api_errors(info), api_name="info", concurrency_limit=None)
 
         with gr.Row(visible=False):
             api_prompt = gr.Textbox()
             api_target = gr.Textbox()
+            api_fields = gr.Textbox(value="", label="fields")
             api_out = gr.JSON()
             api_add = gr.Button()
             api_session = gr.Button()
 
-        def add_example(st: SessionState, prompt: str, target: str) -> tuple:
+        def add_example(st: SessionState, prompt: str, target: str, fields: str = "") -> tuple:
             """Adds an example to this session's copy of the dataset (other sessions do not see
-            it) and selects it; returns what the session holds."""
-            ex = datapoint_editor.build_example(prompt, target, "", None)
+            it) and selects it; returns what the session holds. `fields`: the example's other
+            fields as a JSON object (e.g. ``{"source": "mine"}``)."""
+            limits.check_prompt(prompt or "")
+            if len(fields or "") > limits.max_prompt_chars:
+                raise LimitError(f"fields has {len(fields):,} characters; at most "
+                                 f"{limits.max_prompt_chars:,}")
+            if len(st.session_examples()) >= limits.max_session_examples:
+                raise LimitError(f"this session already added {limits.max_session_examples} "
+                                 "examples (the server's limit); save or download them and "
+                                 "start a new session")
+            ex = datapoint_editor.build_example(prompt, target, fields or "", None)
             datapoint_editor.add_to_session(workbench, st, ex)
             return st, session_summary(st)
 
@@ -447,13 +512,17 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     "selected": base.index_of(workbench, st, st.primary_id),
                     "slices": {k: len(v) for k, v in st.slices.items()}}
 
-        api_add.click(api_errors(add_example), [state, api_prompt, api_target], [state, api_out],
-                      api_name="add_example")
+        # Per-session and cheap (no model call): they run concurrently, never queue behind
+        # another session's request.
+        api_add.click(api_errors(add_example), [state, api_prompt, api_target, api_fields],
+                      [state, api_out], api_name="add_example", concurrency_limit=None)
         api_session.click(lambda st: session_summary(st), [state], [api_out],
-                          api_name="session")
+                          api_name="session", concurrency_limit=None)
 
-    head = f'<link rel="canonical" href="{render.escape_text(canonical_url)}">' \
-        if canonical_url else None
+    head = ('<meta name="referrer" content="no-referrer">'
+            + (f'<link rel="canonical" href="{render.escape_text(canonical_url)}">'
+               if canonical_url else ""))
     demo.promptlit_launch_kwargs = {"css": PAGE_CSS, "head": head}  # type: ignore[attr-defined]
     demo.promptlit_layout = layout  # type: ignore[attr-defined]
+    demo.promptlit_notices = notices  # type: ignore[attr-defined]
     return demo

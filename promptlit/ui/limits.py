@@ -36,7 +36,9 @@ class RequestLimits:
       max_ig_steps: Integrated Gradients steps per request (cost grows linearly with them).
       max_prompt_chars: characters of a prompt typed into the page or sent to the API.
       max_top_k: segments a ranked list may return.
-      max_examples_per_request: examples one request may add or select at once.
+      max_examples_per_request: examples one request may run a model on at once (e.g. the
+        selection a counterfactual generator or a prediction table works through).
+      max_session_examples: examples one browser or API session may add to its datasets.
       max_queue: requests that may wait for the model at once; more get "busy, retry".
       max_upload_mb: largest file the server accepts as an upload, in megabytes.
     """
@@ -45,6 +47,7 @@ class RequestLimits:
     max_prompt_chars: int = 20_000
     max_top_k: int = 200
     max_examples_per_request: int = 64
+    max_session_examples: int = 1000
     max_queue: int = 16
     max_upload_mb: float = 5.0
 

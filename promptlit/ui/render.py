@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import html as _html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,14 +34,18 @@ import numpy as np
 
 __all__ = [
     "CSS",
+    "Markdown",
     "NEGATIVE_RGB",
     "POSITIVE_RGB",
     "SEQUENTIAL_RGB",
     "colour_for",
+    "as_markdown",
+    "escape_markdown",
     "escape_text",
     "heatmap_html",
     "legend_html",
     "matrix_html",
+    "md",
     "normalize",
     "plain_text_html",
     "rank_segments",
@@ -92,6 +97,78 @@ def escape_text(text: str) -> str:
     out = _html.escape(text, quote=True)
     return (out.replace("$", "&#36;").replace("{", "&#123;").replace("}", "&#125;")
             .replace("`", "&#96;"))
+
+
+_MD_SPECIAL = frozenset("\\`*_[]()!|~$#@")
+_HTML_SPECIAL = frozenset("&<>")
+_AUTOLINK = re.compile(r"(?<=:)//|(?<=\bwww)\.", re.IGNORECASE)
+_LINE_START = re.compile(r"^(\s*)([-+>]|\d+(?=[.)]))")
+
+
+def escape_markdown(text: Any) -> str:
+    """``text`` as inert Markdown: it renders as exactly these characters, never as formatting,
+    links, images, autolinks, lists, maths or HTML.
+
+    ``& < >`` become HTML entities; the characters a Markdown parser acts on inside a line
+    (emphasis, code, links and images, tables, strike-through, ``$`` maths, headings) are
+    backslash-escaped (a CommonMark escape renders as the character itself); ``://`` and
+    ``www.`` get an escaped slash / dot so no bare URL is auto-linked; a leading list or quote
+    marker is escaped too. Newlines become spaces: interpolated values are one-liners in status
+    and info lines.
+
+        >>> print(escape_markdown("[x](https://e.vil) <b>"))
+        \\[x\\]\\(https:\\/\\/e.vil\\) &lt;b&gt;
+    """
+    flat = " ".join(str(text).split())
+    out = []
+    for ch in flat:
+        if ch in _HTML_SPECIAL:
+            out.append(_html.escape(ch, quote=False))
+        elif ch in _MD_SPECIAL:
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    escaped = "".join(out)
+    escaped = _AUTOLINK.sub(lambda m: "".join("\\" + c for c in m.group(0)), escaped)
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2) if not m.group(2).isdigit()
+                           else m.group(1) + m.group(2) + "\\", escaped, count=1)
+
+
+class Markdown(str):
+    """Markdown the app wrote itself (trusted), as opposed to a plain ``str``, which a
+    `promptlit.ui.modules.base.SafeMarkdown` component shows as inert text.
+
+    Build it with `md`, which escapes every interpolated value, so text from a URL, a dataset
+    or a user can never add a link, an image, a form or any HTML to the page.
+    """
+
+    __slots__ = ()
+
+    def __add__(self, other: str) -> Markdown:
+        return Markdown(str.__add__(self, other if isinstance(other, Markdown)
+                                    else escape_markdown(other)))
+
+
+def md(template: str, *args: Any, **kwargs: Any) -> Markdown:
+    """``template.format(*args, **kwargs)`` with every argument passed through
+    `escape_markdown` (arguments that are already `Markdown` are kept as they are).
+
+        >>> print(md("**{}** examples in {name}", 3, name="<img src=x>"))
+        **3** examples in &lt;img src=x&gt;
+    """
+
+    def safe(v: Any) -> Any:
+        return v if isinstance(v, Markdown) else escape_markdown(v)
+
+    return Markdown(template.format(*(safe(a) for a in args),
+                                    **{k: safe(v) for k, v in kwargs.items()}))
+
+
+def as_markdown(value: Any) -> Markdown:
+    """``value`` for a Markdown component: `Markdown` unchanged, anything else escaped."""
+    if isinstance(value, Markdown):
+        return value
+    return Markdown(escape_markdown("" if value is None else value))
 
 
 def normalize(scores: Sequence[float] | np.ndarray, signed: bool) -> np.ndarray:

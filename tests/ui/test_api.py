@@ -59,6 +59,48 @@ def test_salience_endpoint_spans_methods_granularities(client):
         client.predict(example=0, method="attention", api_name="/salience")
 
 
+def test_salience_endpoint_bounds_every_size_a_caller_controls(client):
+    info = client.predict(api_name="/info")
+    assert info["limits"]["max_ig_steps"] == 256 and info["saving"] is False
+    cases = [
+        (dict(method="integrated_gradients", ig_steps=1024), "ig_steps must be between 1 and 256"),
+        (dict(ig_steps=0), "ig_steps must be between 1 and 256"),
+        (dict(top_k=-1), "top_k must be between 1 and 200, got -1"),
+        (dict(top_k=10**9), "top_k must be between 1 and 200"),
+        (dict(example="abc"), "example must be a whole number, got 'abc'"),
+        (dict(example=99), "example must be between 0 and 2, got 99"),
+        (dict(span_start=1, span_stop=99), r"span \[1, 99\) is outside the response: it has 2"),
+        (dict(span_start=-3), "span_start must be between 0"),
+        (dict(granularity="chapters"), "granularity must be one of"),
+        (dict(prompt="x" * 20_001), "prompt has 20,001 characters; this server accepts at most"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(Exception, match=message):
+            client.predict(**{"example": 0, **kwargs}, api_name="/salience")
+
+
+def test_generate_needs_an_example_or_a_prompt(client):
+    # An empty prompt used to answer example 0 silently.
+    with pytest.raises(Exception, match="pass example=N"):
+        client.predict(prompt="", api_name="/generate")
+    with pytest.raises(Exception, match="prompt is blank"):
+        client.predict(prompt="   ", example=1, api_name="/generate")
+    with pytest.raises(Exception, match="unknown model 'nope'"):
+        client.predict(model="nope", example=0, api_name="/generate")
+
+
+def test_add_example_takes_the_other_fields_as_json():
+    srv = serve(make_workbench(), port=0, block=False)
+    try:
+        c = Client(srv.local_url, verbose=False)
+        c.predict("a new prompt", "", '{"source": "mine"}', api_name="/add_example")
+        with pytest.raises(Exception, match="other fields: not valid JSON"):
+            c.predict("p", "", "{nope", api_name="/add_example")
+        assert c.predict(api_name="/session")["added"] == ["a new prompt"]
+    finally:
+        srv.stop()
+
+
 def test_three_concurrent_sessions_keep_their_own_state(server):
     clients = [Client(server.local_url, verbose=False) for _ in range(3)]
     results: dict[int, dict] = {}

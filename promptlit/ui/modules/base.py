@@ -16,17 +16,42 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from promptlit.lib.cancel import Cancelled
 from promptlit.lib.utils import example_id
+from promptlit.ui import render
+from promptlit.ui.limits import RequestLimits
 from promptlit.ui.state import SessionState
 
 logger = logging.getLogger("promptlit.ui")
 
 JsonDict = dict[str, Any]
 RefreshFn = Callable[[Any, SessionState], list[Any]]
+
+
+def markdown(value: str = "", **kwargs: Any) -> gr.Markdown:
+    """A ``gr.Markdown`` that shows any value that is not `promptlit.ui.render.Markdown` as
+    inert text.
+
+    Status and info lines interpolate dataset names, example text, slice names and URL
+    parameters; a plain ``str`` reaching this component is escaped whole, so only Markdown the
+    app built with `promptlit.ui.render.md` (which escapes its arguments) is ever formatted.
+    Every Markdown line of the UI is made here. Its initial ``value`` is the app's own text.
+    (The escaping is set on the instance: a ``gr.Markdown`` subclass would make Gradio write a
+    ``.pyi`` stub beside this file at import time.)
+    """
+    component = gr.Markdown(render.Markdown(value), **kwargs)
+    plain = component.postprocess
+
+    def postprocess(v: Any) -> Any:
+        return plain(str(render.as_markdown(v)) if isinstance(v, str) else v)
+
+    component.postprocess = postprocess  # type: ignore[method-assign]
+    return component
 
 
 @dataclasses.dataclass
@@ -52,12 +77,16 @@ class Module:
 
 @dataclasses.dataclass
 class Context:
-    """Shared by the modules of one app: the workbench, session state and footer components."""
+    """Shared by the modules of one app: the workbench, session state and footer components,
+    and what the server allows: request ``limits`` and the ``save_dir`` the page may write
+    session examples into (None: the page writes nothing on the server)."""
 
     workbench: Any
     state: Any  # gr.State holding a SessionState
-    footer: Any  # gr.Markdown status line
+    footer: Any  # the status line (a `markdown` component: plain text unless `render.md`)
     demo_mode: bool = False
+    limits: RequestLimits = dataclasses.field(default_factory=RequestLimits)
+    save_dir: Path | None = None
     modules: dict[str, Module] = dataclasses.field(default_factory=dict)
 
     def register(self, module: Module) -> Module:
@@ -231,10 +260,47 @@ def short_middle(text: Any, limit: int = 100) -> str:
     return flat[:head] + " … " + flat[-(limit - head - 3):]
 
 
-def progress_adapter(progress: Any) -> Callable[[float, str], None]:
-    """Turns a ``gr.Progress`` into the Workbench's ``progress(fraction, message)`` callable."""
+def client_gone() -> bool:
+    """Whether the client of the Gradio event running in this thread cancelled it or went away.
+
+    Gradio runs a callback in a worker thread and, on a cancel or a disconnect, only forgets the
+    event (the thread would compute on, holding the model). The event's context (event id and
+    queue) reaches the thread, so long computations ask this between pieces of work. Outside a
+    queued event (a notebook, a direct call) it is always False.
+    """
+    try:
+        from gradio.context import LocalContext
+
+        blocks = LocalContext.blocks.get(None)
+        event_id = LocalContext.event_id.get(None)
+    except Exception:  # noqa: BLE001 - another gradio: never cancel by mistake
+        return False
+    queue = getattr(blocks, "_queue", None)
+    jobs = getattr(queue, "active_jobs", None)
+    if event_id is None or jobs is None:
+        return False
+    for job in jobs:
+        for event in job or ():
+            if getattr(event, "_id", None) == event_id:
+                return not getattr(event, "alive", True)
+    return True  # no longer an active job: cancelled
+
+
+def check_client() -> None:
+    """Raises `promptlit.lib.cancel.Cancelled` when `client_gone`."""
+    if client_gone():
+        raise Cancelled("the request was cancelled (the client cancelled it or went away)")
+
+
+def progress_adapter(progress: Any = None) -> Callable[[float, str], None]:
+    """Turns a ``gr.Progress`` (or nothing) into the Workbench's ``progress(fraction, message)``
+    callable, which also stops the work (`check_client`) once the client cancelled or left:
+    the Workbench and the model call it between pieces of work."""
 
     def report(fraction: float, msg: str) -> None:
+        check_client()
+        if progress is None:
+            return
         try:
             progress(float(fraction), desc=msg)
         except Exception:  # noqa: BLE001 - progress is best effort (e.g. called via the API)

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.modules import predictions as P
 from promptlit.ui.state import SessionState
@@ -47,17 +48,18 @@ def results(wb: Any, state: SessionState) -> tuple[pd.DataFrame, str]:
                     and key in P.fields(wb, m, state.dataset, "binary") else "highest score")
             verdict = ("no label" if res.correct is None else
                        "✓ correct" if res.correct else f"✗ wrong (label {label})")
-            verdicts.append(f"**{m}** · {key}: predicted **{res.predicted_class}** "
-                            f"({rule}) · {verdict}")
-    return pd.DataFrame(rows, columns=COLUMNS), "  \n".join(verdicts) + (
-        f"  \n{why}" if why else "")
+            verdicts.append(render.md("**{}** · {}: predicted **{}** ({}) · {}", m, key,
+                                      res.predicted_class, rule, verdict))
+    if why:
+        verdicts.append(render.as_markdown(why))
+    return pd.DataFrame(rows, columns=COLUMNS), render.Markdown("  \n".join(verdicts))
 
 
 def build(ctx: base.Context) -> base.Module:
     """Draws the per-class scores table and the verdict line."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-classification-results") as container:
-        verdict = gr.Markdown("", elem_id="pl-cls-verdict")
+        verdict = base.markdown("", elem_id="pl-cls-verdict")
         table = gr.Dataframe(interactive=False, elem_id="pl-cls-table",
                              label="Class scores of the selected example")
 

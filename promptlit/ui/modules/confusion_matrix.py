@@ -15,6 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from promptlit.components.confusion_matrix import ConfusionMatrix
+from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.modules import predictions as P
 from promptlit.ui.state import SessionState
@@ -76,14 +77,14 @@ def build(ctx: base.Context) -> base.Module:
         with gr.Row():
             rows_dd = gr.Dropdown(label="Rows", choices=[LABEL_ROWS], value=LABEL_ROWS,
                                   scale=1, elem_id="pl-cm-rows")
-            note = gr.Markdown("", elem_id="pl-cm-note")
+            note = base.markdown("", elem_id="pl-cm-note")
         with gr.Row(equal_height=False):
             with gr.Column(min_width=280):
-                title_a = gr.Markdown("", elem_id="pl-cm-title-a")
+                title_a = base.markdown("", elem_id="pl-cm-title-a")
                 table_a = gr.Dataframe(interactive=False, elem_id="pl-cm-a",
                                        label="Click a count to select those examples")
             with gr.Column(min_width=280, visible=False) as col_b:
-                title_b = gr.Markdown("", elem_id="pl-cm-title-b")
+                title_b = base.markdown("", elem_id="pl-cm-title-b")
                 table_b = gr.Dataframe(interactive=False, elem_id="pl-cm-b",
                                        label="Click a count to select those examples")
 
@@ -107,9 +108,10 @@ def build(ctx: base.Context) -> base.Module:
             total = int(cm.counts.sum())
             correct = sum(int(cm.counts[i, cm.col_labels.index(r)])
                           for i, r in enumerate(cm.row_labels) if r in cm.col_labels)
-            out.append(f"**{m}** · {total} examples"
-                       + (f" · {correct} on the diagonal" if row_field == LABEL_ROWS else "")
-                       + (f" · threshold {t:.2f}" if t is not None else ""))
+            out.append(render.md("**{}** · {}", m, f"{total} examples"
+                                 + (f" · {correct} on the diagonal" if row_field == LABEL_ROWS
+                                    else "")
+                                 + (f" · threshold {t:.2f}" if t is not None else "")))
             out.append(frame(cm))
         if len(names) < 2:
             out += ["", pd.DataFrame()]

@@ -22,6 +22,7 @@ import pandas as pd
 
 from promptlit.api import types
 from promptlit.components import _classifier_common as common
+from promptlit.ui import render
 from promptlit.ui.modules import base, datapoint_editor, interp_common
 from promptlit.ui.state import SessionState
 
@@ -195,7 +196,7 @@ def build(ctx: base.Context) -> base.Module:
     """Draws the counterfactuals module and wires generate / add."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-counterfactuals") as container:
-        info = gr.Markdown("", elem_id="pl-cf-info")
+        info = base.markdown("", elem_id="pl-cf-info")
         with gr.Row():
             generator = gr.Dropdown([], label="Generator", scale=1, elem_id="pl-cf-generator")
             subs = gr.Textbox(label="Substitutions (word replacer)", scale=2,
@@ -236,10 +237,10 @@ def build(ctx: base.Context) -> base.Module:
         rows = v["generated"]
         fields = text_fields(wb, state)
         n_sel = len(state.selected_ids)
-        text = (f"**{model}** · {n_sel} selected example(s) · "
-                f"{len(rows)} generated" if rows else
-                f"**{model}** · {n_sel} selected example(s) · pick a generator and press "
-                "**Generate**")
+        text = (render.md("**{}** · {} selected example(s) · {} generated", model, n_sel,
+                          len(rows)) if rows else
+                render.md("**{}** · {} selected example(s) · pick a generator and press "
+                          "**Generate**", model, n_sel))
         return [text, gr.update(choices=[(LABELS.get(g, g), g) for g in gens], value=gen),
                 gr.update(value=v["subs"] or "", visible="subs" in spec),
                 json.dumps(shown), table(wb, state, rows),

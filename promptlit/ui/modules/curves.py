@@ -102,7 +102,7 @@ def build(ctx: base.Context) -> base.Module:
     with gr.Column(elem_id="pl-curves") as container:
         cls = gr.Dropdown(label="Class", choices=[ALL_CLASSES], value=ALL_CLASSES,
                           elem_id="pl-curves-class")
-        note = gr.Markdown("", elem_id="pl-curves-note")
+        note = base.markdown("", elem_id="pl-curves-note")
         view = gr.HTML("", elem_id="pl-curves-plot", js_on_load=None)
 
     outputs = [cls, note, view]

@@ -119,7 +119,7 @@ def build(ctx: base.Context) -> base.Module:
             page_size = gr.Dropdown(label="Rows per page", choices=[10, 25, 50, 100],
                                     value=DEFAULT_PAGE_SIZE, scale=1)
             select_all = gr.Button("Select all shown by the filter", size="sm", scale=2)
-        info = gr.Markdown("", elem_id="pl-table-info")
+        info = base.markdown("", elem_id="pl-table-info")
 
     query_inputs = [search, field, value, slice_dd, sort, descending, page, page_size]
 

@@ -101,7 +101,7 @@ def build(ctx: base.Context) -> base.Module:
                               value="session_examples.jsonl", scale=3, elem_id="pl-save-path")
             save_btn = gr.Button("Save", scale=1, elem_id="pl-save")
         if ctx.demo_mode:
-            gr.Markdown("*Demo mode: saving is disabled.*")
+            base.markdown("*Demo mode: saving is disabled.*")
 
     outputs = [prompt, target, other]
 

@@ -243,8 +243,9 @@ def render_module(wb: Any, state: SessionState, *, run: bool = False, progress: 
     if run:
         v["shown"] = True
     if not v["shown"]:
-        out["info"] = (f"**{model}** · press **Project** to fit {LABELS.get(v['method'], '')} "
-                       f"on the {state.dataset} embeddings ({v['field']}).")
+        out["info"] = render.md("**{}** · press **Project** to fit {} on the {} embeddings "
+                                "({}).", model, LABELS.get(v["method"], ""), state.dataset,
+                                v["field"])
         out["plot"] = '<div class="pl-empty">No projection yet.</div>'
         return out
     ids, z = project(wb, state, model, v["method"], v["field"], progress=progress)
@@ -262,10 +263,11 @@ def render_module(wb: Any, state: SessionState, *, run: bool = False, progress: 
                                primary=state.primary_id, mode=v["mode"], legend=legend,
                                attrs={"method": v["method"], "field": v["field"],
                                       "color": v["color"] or "", "points": len(ids)})
-    out["info"] = (f"**{model}** · {LABELS.get(v['method'], v['method'])} of {v['field']} · "
-                   f"{len(ids)} points coloured by {colour_label or 'nothing'} · "
-                   f"{len(state.selected_ids)} selected (click a point, drag a "
-                   f"{'lasso' if v['mode'] == 'lasso' else 'box'}; shift adds)")
+    out["info"] = render.md("**{}** · {} of {} · {} points coloured by {} · {} selected "
+                            "(click a point, drag a {}; shift adds)", model,
+                            LABELS.get(v["method"], v["method"]), v["field"], len(ids),
+                            colour_label or "nothing", len(state.selected_ids),
+                            "lasso" if v["mode"] == "lasso" else "box")
     return out
 
 
@@ -286,7 +288,7 @@ def build(ctx: base.Context) -> base.Module:
     """Draws the projector and wires its pickers, "Project" and point selection."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-embeddings") as container:
-        info = gr.Markdown("", elem_id="pl-emb-info")
+        info = base.markdown("", elem_id="pl-emb-info")
         with gr.Row():
             method = gr.Radio([], label="Projection", scale=1, elem_id="pl-emb-method")
             field = gr.Dropdown([], label="Embedding field", scale=1, elem_id="pl-emb-field")

@@ -17,6 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from promptlit.components.metrics import metrics_pivot
+from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.modules import predictions as P
 from promptlit.ui.state import SessionState
@@ -95,19 +96,19 @@ def paired_markdown(wb: Any, state: SessionState, names: list[str]) -> str:
     result = wb.paired_metrics(a, b, state.dataset, [ex for _, ex in pairs],
                                config=cfg_a if cfg_a == cfg_b else None)
     if not result:
-        return f"*{a} and {b} share no prediction field to compare.*"
-    lines = [f"**Paired metrics: {a} vs {b}** (all {len(pairs)} examples)", "",
+        return render.md("*{} and {} share no prediction field to compare.*", a, b)
+    lines = [render.md("**Paired metrics: {} vs {}** (all {} examples)", a, b, len(pairs)), "",
              "| field | metric | value |", "|---|---|---|"]
     for key, values in result.items():
-        lines += [f"| {key} | {m} | {v:.4g} |" for m, v in values.items()]
-    return "\n".join(lines)
+        lines += [render.md("| {} | {} | {} |", key, m, f"{v:.4g}") for m, v in values.items()]
+    return render.Markdown("\n".join(lines))
 
 
 def build(ctx: base.Context) -> base.Module:
     """Draws the metrics module: metric picker, models × slices table, all-metrics table."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-metrics-module") as container:
-        note = gr.Markdown("", elem_id="pl-metrics-note")
+        note = base.markdown("", elem_id="pl-metrics-note")
         with gr.Row():
             metric = gr.Dropdown(label="Metric (models × slices)", choices=[], scale=2,
                                  elem_id="pl-metric-pick")
@@ -118,7 +119,7 @@ def build(ctx: base.Context) -> base.Module:
                             label="One metric: models × slices")
         detail = gr.Dataframe(interactive=False, elem_id="pl-metrics-table", max_height=360,
                               label="All metrics per model and slice")
-        paired = gr.Markdown("", elem_id="pl-metrics-paired")
+        paired = base.markdown("", elem_id="pl-metrics-paired")
 
     outputs = [note, metric, grid, sort, detail, paired]
 

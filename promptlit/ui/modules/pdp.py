@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from promptlit.api import types
+from promptlit.ui import render
 from promptlit.ui.modules import base, interp_common
 from promptlit.ui.state import SessionState
 
@@ -81,7 +82,7 @@ def render_module(wb: Any, state: SessionState, progress: Any = None) -> dict[st
     out = {"features": features, "categorical": categorical, "frame": empty}
     ex = base.primary_example(wb, state)
     if v["scope"] == "selected" and ex is None:
-        out["info"] = f"**{model}** · select an example (or pick “all examples”)."
+        out["info"] = render.md("**{}** · select an example (or pick “all examples”).", model)
         return out
     interp = interp_common.pdp_interpreters(wb, model, state.dataset)[0]
     result = pdp_result(wb, state, model, interp, feature, v["scope"], v["num_points"],
@@ -93,7 +94,8 @@ def render_module(wb: Any, state: SessionState, progress: Any = None) -> dict[st
     if ex is not None and feature in ex:
         n = base.index_of(wb, state, state.primary_id)
         own = f" · example #{n} has {feature} = {ex[feature]}"
-    out["info"] = f"**{model}** · mean prediction over {who} as **{feature}** varies{own}"
+    out["info"] = render.md("**{}** · mean prediction over {} as **{}** varies{}", model, who,
+                            feature, own)
     return out
 
 
@@ -101,7 +103,7 @@ def build(ctx: base.Context) -> base.Module:
     """Draws the partial-dependence module and wires its pickers."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-pdp") as container:
-        info = gr.Markdown("", elem_id="pl-pdp-info")
+        info = base.markdown("", elem_id="pl-pdp-info")
         with gr.Row():
             feature = gr.Dropdown([], label="Feature to vary", scale=2, elem_id="pl-pdp-feature")
             scope = gr.Radio([("Selected example(s)", "selected"), ("All examples", "all")],

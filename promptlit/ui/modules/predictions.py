@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from promptlit.api import types
+from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.state import SessionState
 
@@ -115,9 +116,9 @@ def models_for(wb: Any, state: SessionState, kind: str, *, labelled: bool = Fals
                 "any": "classifier or regression model with labels",
                 "plot": "classifier or regression model"}.get(kind, kind)
         return [], f"No loaded {what} runs on dataset {state.dataset or '—'}."
-    return capable[:1], (f"Showing model **{capable[0]}**: the picked model"
-                         f"{'s' if len(picked) > 1 else ''} ({', '.join(picked) or 'none'}) "
-                         f"cannot run on {state.dataset}.")
+    return capable[:1], render.md("Showing model **{}**: the picked model{} ({}) cannot run on "
+                                  "{}.", capable[0], "s" if len(picked) > 1 else "",
+                                  ", ".join(picked) or "none", state.dataset)
 
 
 def rows(wb: Any, state: SessionState) -> list[tuple[str, JsonDict]]:

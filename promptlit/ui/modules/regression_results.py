@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.modules import predictions as P
 from promptlit.ui.state import SessionState
@@ -50,19 +51,21 @@ def results(wb: Any, state: SessionState) -> tuple[pd.DataFrame, str]:
         first = outs[0]
         main = next(iter(first.values()), None)
         if main is not None:
-            lines.append(f"**{m}**: score **{main.score:.4g}**"
-                         + (f", error {main.error:+.4g}" if main.error is not None else "")
-                         + (f" · mean |error| over {len(errs)} selected: "
-                            f"{sum(errs) / len(errs):.4g}" if len(errs) > 1 else ""))
-    return pd.DataFrame(rows, columns=COLUMNS), "  \n".join(lines) + (f"  \n{why}" if why
-                                                                       else "")
+            lines.append(render.md("**{}**: score **{}**{}", m, f"{main.score:.4g}",
+                                   (f", error {main.error:+.4g}" if main.error is not None
+                                    else "")
+                                   + (f" · mean |error| over {len(errs)} selected: "
+                                      f"{sum(errs) / len(errs):.4g}" if len(errs) > 1 else "")))
+    if why:
+        lines.append(render.as_markdown(why))
+    return pd.DataFrame(rows, columns=COLUMNS), render.Markdown("  \n".join(lines))
 
 
 def build(ctx: base.Context) -> base.Module:
     """Draws the summary line and the per-example table."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-regression-results") as container:
-        summary = gr.Markdown("", elem_id="pl-reg-summary")
+        summary = base.markdown("", elem_id="pl-reg-summary")
         table = gr.Dataframe(interactive=False, elem_id="pl-reg-table", max_height=360,
                              label="Score, target and error of the selected examples")
 

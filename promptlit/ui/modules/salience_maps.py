@@ -188,7 +188,7 @@ def render_module(wb: Any, state: SessionState, *, run_all: bool = False,
     ticked = [m for m in (v["methods"] if v["methods"] is not None else choices) if m in choices]
     ex = base.primary_example(wb, state)
     if ex is None:
-        return (f"**{model}** · select an example in the data table.",
+        return (render.md("**{}** · select an example in the data table.", model),
                 '<div class="pl-empty">Select an example to see its salience maps.</div>',
                 choices, ticked)
     if run_all:
@@ -199,10 +199,10 @@ def render_module(wb: Any, state: SessionState, *, run_all: bool = False,
     rows = salience_rows(wb, model, state.dataset, ex, run, ig_steps=v["ig_steps"],
                          lime_samples=v["lime_samples"], progress=progress)
     n = base.index_of(wb, state, state.primary_id)
-    info = f"**{model}** · example #{n}"
+    info = render.md("**{}** · example #{}", model, n)
     if waiting:
         names = ", ".join(LABELS.get(m, m) for m in waiting)
-        info += f" · press **Explain** to run {names}"
+        info += render.md(" · press **Explain** to run {}", names)
     return info, rows_html(rows, ex, intensity=v["intensity"]), choices, ticked
 
 
@@ -210,7 +210,7 @@ def build(ctx: base.Context) -> base.Module:
     """Draws the salience-maps module and wires its controls."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-salience-maps") as container:
-        info = gr.Markdown("", elem_id="pl-salmaps-info")
+        info = base.markdown("", elem_id="pl-salmaps-info")
         with gr.Row():
             methods = gr.CheckboxGroup([], label="Methods", scale=3, elem_id="pl-salmaps-methods")
             explain = gr.Button("Explain", variant="primary", scale=1, elem_id="pl-salmaps-run")

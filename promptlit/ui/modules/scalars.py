@@ -126,7 +126,7 @@ def build(ctx: base.Context) -> base.Module:
                                  scale=1, elem_id="pl-scalars-colour")
             cls = gr.Dropdown(label="Score of class (classifiers)", choices=[], scale=1,
                               elem_id="pl-scalars-class")
-        note = gr.Markdown("Click a point to select its example; shift-click adds it.",
+        note = base.markdown("Click a point to select its example; shift-click adds it.",
                            elem_id="pl-scalars-note")
         view = gr.HTML("", elem_id="pl-scalars-plot", js_on_load=CLICK_JS)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.state import SessionState
 
@@ -35,8 +36,9 @@ def slices_by_field(rows: list[tuple[str, dict, bool]], field: str) -> dict[str,
 def slices_markdown(state: SessionState) -> str:
     """The session's slices as a list: name and size."""
     if not state.slices:
-        return "*No slices yet.*"
-    return "\n".join(f"- **{name}** ({len(ids)} examples)" for name, ids in state.slices.items())
+        return render.Markdown("*No slices yet.*")
+    return render.Markdown("\n".join(render.md("- **{}** ({} examples)", name, len(ids))
+                                      for name, ids in state.slices.items()))
 
 
 def build(ctx: base.Context) -> base.Module:
@@ -52,7 +54,7 @@ def build(ctx: base.Context) -> base.Module:
         with gr.Row():
             pick = gr.Dropdown(label="Select the examples of slice", choices=[], scale=3)
             delete_btn = gr.Button("Delete slice", scale=1)
-        listing = gr.Markdown("*No slices yet.*", elem_id="pl-slice-list")
+        listing = base.markdown("*No slices yet.*", elem_id="pl-slice-list")
 
     outputs = [listing, field, pick]
 

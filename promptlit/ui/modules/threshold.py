@@ -24,6 +24,7 @@ import pandas as pd
 
 from promptlit.components.metrics import metrics_pivot
 from promptlit.components.thresholder import FAIRNESS_MEASURES
+from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.modules import predictions as P
 from promptlit.ui.state import SessionState
@@ -128,20 +129,20 @@ def counts_line(wb: Any, state: SessionState, model: str) -> str:
         truth = label == pos
         tp, fp = tp + (said and truth), fp + (said and not truth)
         tn, fn = tn + (not said and not truth), fn + (not said and truth)
-    return (f"**{model}** · positive class **{pos}** · threshold {t:.2f}: "
-            f"TP {tp} · FP {fp} · TN {tn} · FN {fn}")
+    return render.md("**{}** · positive class **{}** · threshold {}: TP {} · FP {} · TN {} · FN {}",
+                     model, pos, f"{t:.2f}", tp, fp, tn, fn)
 
 
 def build(ctx: base.Context) -> base.Module:
     """Draws the threshold sliders, the cost-ratio optimiser and the per-group table."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-threshold") as container:
-        note = gr.Markdown("", elem_id="pl-threshold-note")
+        note = base.markdown("", elem_id="pl-threshold-note")
         slider_a = gr.Slider(0, 1, value=P.DEFAULT_THRESHOLD, step=0.01, label="Threshold",
                              elem_id="pl-threshold-a")
         slider_b = gr.Slider(0, 1, value=P.DEFAULT_THRESHOLD, step=0.01, label="Threshold",
                              visible=False, elem_id="pl-threshold-b")
-        counts = gr.Markdown("", elem_id="pl-threshold-counts")
+        counts = base.markdown("", elem_id="pl-threshold-counts")
         with gr.Row():
             cost = gr.Number(label="Cost ratio (false positive / false negative)", value=1.0,
                              minimum=0, scale=2, elem_id="pl-cost-ratio")

@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.state import SessionState, to_query
 
@@ -50,8 +51,8 @@ def loaded_info(wb: Any, state: SessionState) -> str:
     lm = base.lm_models(wb)
     models = ", ".join(f"{m}{' (salience)' if m in lm else ''}" for m in wb.models)
     extra = f" (+{added} added this session)" if added else ""
-    return (f"**{state.dataset or '—'}**: {n} examples{extra} · models: {models or '—'} · "
-            f"layout **{state.layout}**")
+    return render.md("**{}**: {} examples{} · models: {} · layout **{}**",
+                     state.dataset or "—", n, extra, models or "—", state.layout)
 
 
 def query_string(wb: Any, state: SessionState) -> str:
@@ -73,7 +74,7 @@ def build(wb: Any, state: SessionState, layouts: list[str], *, hide: bool = Fals
         layout = gr.Dropdown(layouts, value=state.layout, label="Layout", scale=1,
                              elem_id="pl-layout")
         with gr.Column(scale=3):
-            info = gr.Markdown(loaded_info(wb, state), elem_id="pl-info")
+            info = base.markdown(loaded_info(wb, state), elem_id="pl-info")
             with gr.Row():
                 query = gr.Textbox(visible=False, value=query_string(wb, state))
                 link = gr.Textbox(show_label=False, placeholder="link to this view", scale=4,
