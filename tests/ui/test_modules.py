@@ -72,14 +72,56 @@ def test_add_to_session_validates_selects_and_stays_in_session(wb, state):
         datapoint_editor.build_example("p", "", "{oops", None)
 
 
-def test_save_session_refused_in_demo_mode_and_writes_jsonl(wb, state, tmp_path):
+def test_save_session_writes_only_inside_the_save_folder(wb, state, tmp_path):
     datapoint_editor.add_to_session(wb, state, {"prompt": "P1", "target": "T1"})
+    saves = tmp_path / "saves"
     with pytest.raises(PermissionError, match="demo mode"):
-        datapoint_editor.save_session(wb, state, str(tmp_path / "x.jsonl"), demo_mode=True)
-    written = datapoint_editor.save_session(wb, state, str(tmp_path / "x.jsonl"),
-                                            demo_mode=False)
-    lines = (tmp_path / "x.jsonl").read_text().splitlines()
-    assert written.endswith("x.jsonl") and [json.loads(ln)["prompt"] for ln in lines] == ["P1"]
+        datapoint_editor.save_session(wb, state, "x", save_dir=saves, demo_mode=True)
+    with pytest.raises(PermissionError, match="--save-dir DIR"):
+        datapoint_editor.save_session(wb, state, "x", save_dir=None, demo_mode=False)
+    for name in ("../escape", str(tmp_path / "abs.jsonl"), "/tmp/anything/x.conf",
+                 "sub/dir.jsonl"):
+        with pytest.raises(ValueError, match="not a plain file name"):
+            datapoint_editor.save_session(wb, state, name, save_dir=saves, demo_mode=False)
+    written = datapoint_editor.save_session(wb, state, "x", save_dir=saves, demo_mode=False)
+    assert written == saves.resolve() / "x.jsonl"
+    assert [json.loads(ln)["prompt"] for ln in written.read_text().splitlines()] == ["P1"]
+    assert (saves / "x.jsonl.spec").is_file()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["x.jsonl",
+                                                                        "x.jsonl.spec"]
+
+
+def test_save_session_overwrites_only_when_asked(wb, state, tmp_path):
+    datapoint_editor.add_to_session(wb, state, {"prompt": "P1"})
+    (tmp_path / "taken.jsonl").write_text('{"prompt": "keep"}\n')
+    with pytest.raises(FileExistsError, match="press Save again to overwrite"):
+        datapoint_editor.save_session(wb, state, "taken", save_dir=tmp_path, demo_mode=False)
+    assert "keep" in (tmp_path / "taken.jsonl").read_text()
+    datapoint_editor.save_session(wb, state, "taken", save_dir=tmp_path, demo_mode=False,
+                                  overwrite=True)
+    assert "P1" in (tmp_path / "taken.jsonl").read_text()
+
+
+def test_download_file_holds_the_session_examples(wb, state):
+    assert datapoint_editor.download_file(wb, state) is None
+    datapoint_editor.add_to_session(wb, state, {"prompt": "P1", "target": "T1"})
+    path = datapoint_editor.download_file(wb, state)
+    lines = open(path, encoding="utf-8").read().splitlines()
+    assert [json.loads(ln) for ln in lines] == [{"prompt": "P1", "target": "T1"}]
+    assert datapoint_editor.download_file(wb, state) == path  # same content: same file
+
+
+def test_editor_offers_every_field_of_the_spec(wb, state):
+    from promptlit.api import types
+    from promptlit.api.dataset import Dataset
+
+    spec = {"prompt": types.TextSegment(), "target": types.TextSegment(required=False),
+            "source": types.CategoryLabel(vocab=["a", "b"]),
+            "score": types.Scalar(required=False, default=0.5)}
+    wb.add_dataset("rich", Dataset([{"prompt": "p", "source": "a"}], spec=spec))
+    assert datapoint_editor.other_fields(wb, "rich") == {"source": "", "score": 0.5}
+    label = datapoint_editor.fields_label(wb, "rich")
+    assert "source: CategoryLabel" in label and "score: Scalar, optional" in label
 
 
 def test_slices_by_field(wb, state):

@@ -1,18 +1,31 @@
 """Datapoint editor: edit the selected example (or write a new one), add it to this session's
-dataset, and save the session's examples to JSONL.
+dataset, and take the session's examples home.
 
 Added examples live in the session state only (other browser sessions never see them); they are
 checked against the dataset's spec first, so a bad edit is reported in the footer and nothing is
-added. Saving goes through `Workbench.save_examples` and is refused in demo mode.
+added. Every field of the spec is offered: prompt and target have their own boxes, the others
+are listed in the "other fields" box (filled with their defaults for a new example).
+
+Taking examples home: **Download** (a JSONL file in the browser) always works. Saving on the
+server writes only into the save folder the server's operator chose (`promptlit serve
+--save-dir`), under a plain file name (`promptlit.lib.paths.file_in`: no paths, no links), and
+overwrites an existing file only when the same session presses Save twice for it. It is off
+without a save folder and always in demo mode.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from promptlit.api import types
+from promptlit.api.dataset import Dataset
+from promptlit.lib import paths
 from promptlit.lib.utils import example_id
 from promptlit.lib.validation import validate_example
 from promptlit.ui.modules import base
@@ -71,18 +84,86 @@ def add_to_session(wb: Any, state: SessionState, ex: dict[str, Any]) -> str:
     return new_id
 
 
-def save_session(wb: Any, state: SessionState, path: str, *, demo_mode: bool) -> str:
-    """Writes this session's added examples to JSONL at ``path``; returns the path written."""
+def other_fields(wb: Any, dataset: str) -> dict[str, Any]:
+    """The spec's fields besides prompt and target, each with its default (what a new example
+    starts from, so the editor offers every field)."""
+    if dataset not in wb.datasets:
+        return {}
+    out: dict[str, Any] = {}
+    for name, lit_type in wb.datasets[dataset].spec().items():
+        if name in TEXT_FIELDS or name.startswith("_"):
+            continue
+        default = getattr(lit_type, "default", None)
+        if default is None and isinstance(lit_type, types.CategoryLabel):
+            default = ""
+        out[name] = default
+    return out
+
+
+def fields_label(wb: Any, dataset: str) -> str:
+    """The "other fields" box's label: the fields it holds, their types, which are required."""
+    if dataset not in wb.datasets:
+        return "other fields (JSON)"
+    spec = wb.datasets[dataset].spec()
+    parts = [f"{n}: {type(t).__name__}{'' if getattr(t, 'required', True) else ', optional'}"
+             for n, t in spec.items() if n not in TEXT_FIELDS and not n.startswith("_")]
+    return f"other fields (JSON) — {'; '.join(parts)}" if parts else "other fields (JSON)"
+
+
+def save_session(wb: Any, state: SessionState, name: str, *, save_dir: str | Path | None,
+                 demo_mode: bool, overwrite: bool = False) -> Path:
+    """Writes this session's added examples to JSONL (and its ``.spec``) as file ``name`` in
+    ``save_dir``; returns the path written.
+
+    Raises:
+      PermissionError: demo mode, or no save folder (saving on the server is off).
+      promptlit.lib.paths.UnsafePathError: ``name`` is not a plain file name, or a link.
+      FileExistsError: the file exists and ``overwrite`` is False.
+      ValueError: no examples added in this session.
+    """
     if demo_mode:
         raise PermissionError("saving is disabled in demo mode (the server was started with "
-                              "--demo-mode)")
+                              "--demo-mode); use “Download” to take the examples home")
+    if save_dir is None:
+        raise PermissionError("saving on the server is off (the server was started without a "
+                              "save folder: `promptlit serve --save-dir DIR` allows it); use "
+                              "“Download” to take the examples home")
     rows = state.session_examples()
     if not rows:
         raise ValueError("no examples added in this session yet: add one with "
                          "“Add as new example” first")
-    if not (path or "").strip():
-        raise ValueError("write a file path ending in .jsonl to save to")
-    return str(wb.save_examples(state.dataset, path.strip(), rows))
+    path = paths.file_in(save_dir, name)
+    if not overwrite and (path.exists() or Path(f"{path}.spec").exists()):
+        raise FileExistsError(f"{path.name} already exists in the save folder; press Save "
+                              "again to overwrite it, or pick another name")
+    return Path(wb.save_examples(state.dataset, path, rows))
+
+
+_DOWNLOADS: Path | None = None
+
+
+def download_file(wb: Any, state: SessionState) -> str | None:
+    """A JSONL file of this session's added examples for the browser to download (None when
+    there are none). Written to a private temporary folder under a name derived from the
+    content, so asking again for the same examples writes nothing new."""
+    global _DOWNLOADS
+    rows = state.session_examples()
+    if not rows or state.dataset not in wb.datasets:
+        return None
+    data = Dataset([dict(r) for r in rows], spec=wb.datasets[state.dataset].spec())
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+    try:
+        stem = paths.safe_file_name(f"{state.dataset}-session", suffix="")
+    except paths.UnsafePathError:
+        stem = "session"
+    if _DOWNLOADS is None:
+        _DOWNLOADS = Path(tempfile.mkdtemp(prefix="promptlit-downloads-"))
+    folder = _DOWNLOADS / digest[:16]
+    path = folder / f"{stem}-examples.jsonl"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        data.save(path)
+    return str(path)
 
 
 def build(ctx: base.Context) -> base.Module:
@@ -96,22 +177,39 @@ def build(ctx: base.Context) -> base.Module:
             add_btn = gr.Button("Add as new example", variant="primary", elem_id="pl-add")
             reset_btn = gr.Button("Reset to selected", elem_id="pl-reset")
             blank_btn = gr.Button("Blank (write a new one)", elem_id="pl-blank")
-        with gr.Row(visible=not ctx.demo_mode):
-            path = gr.Textbox(label="Save session examples to (JSONL)",
-                              value="session_examples.jsonl", scale=3, elem_id="pl-save-path")
+        with gr.Row():
+            download = gr.DownloadButton("Download session examples (JSONL)", value=None,
+                                         visible=False, elem_id="pl-download")
+        can_save = ctx.save_dir is not None and not ctx.demo_mode
+        with gr.Row(visible=can_save):
+            path = gr.Textbox(label="Save session examples on the server as (a file name in "
+                                    "its save folder)", value="session_examples.jsonl",
+                              scale=3, max_length=paths.MAX_NAME_LENGTH,
+                              elem_id="pl-save-path")
             save_btn = gr.Button("Save", scale=1, elem_id="pl-save")
         if ctx.demo_mode:
-            base.markdown("*Demo mode: saving is disabled.*")
+            base.markdown("*Demo mode: saving on the server is disabled; use Download.*")
+        elif not can_save:
+            base.markdown("*Saving on the server is off (start it with `--save-dir DIR` to "
+                          "allow it); use Download.*")
 
-    outputs = [prompt, target, other]
+    outputs = [prompt, target, other, download]
+
+    def download_update(state: SessionState) -> Any:
+        file = download_file(wb, state)
+        return gr.update(value=file, visible=file is not None)
 
     def refresh(_wb: Any, state: SessionState) -> list[Any]:
         ex = base.primary_example(wb, state)
+        label = fields_label(wb, state.dataset)
         if ex is None:
-            return ["", "", ""]
-        rest = {k: v for k, v in ex.items() if k not in TEXT_FIELDS and not str(k).startswith("_")}
+            return ["", "", gr.update(value="", label=label), download_update(state)]
+        rest = {**other_fields(wb, state.dataset),
+                **{k: v for k, v in ex.items() if k not in TEXT_FIELDS
+                   and not str(k).startswith("_")}}
         return [str(ex.get("prompt", "")), str(ex.get("target", "") or ""),
-                json.dumps(rest, ensure_ascii=False) if rest else ""]
+                gr.update(value=json.dumps(rest, ensure_ascii=False) if rest else "",
+                          label=label), download_update(state)]
 
     def wire(ctx: base.Context) -> None:
         refresh_outs = ctx.refresh_outputs()
@@ -132,15 +230,35 @@ def build(ctx: base.Context) -> base.Module:
         def on_reset(state: SessionState) -> Any:
             return (*refresh(wb, state), "")
 
-        reset_btn.click(on_reset, [ctx.state], [*outputs, ctx.footer], api_name=False)
-        blank_btn.click(lambda: ("", "", "", "Write a prompt, then “Add as new example”."),
-                        None, [*outputs, ctx.footer], api_name=False)
+        reset_btn.click(on_reset, [ctx.state], [*outputs, ctx.footer], api_name=False,
+                        concurrency_limit=None)
 
-        @base.guard(1)
-        def on_save(state: SessionState, p: str) -> str:
-            written = save_session(wb, state, p, demo_mode=ctx.demo_mode)
-            return base.ok(f"saved {len(state.session_examples())} example(s) to {written}")
+        @base.guard(len(outputs) - 1 + 1)
+        def on_blank(state: SessionState) -> Any:
+            rest = other_fields(wb, state.dataset)
+            return ("", "", json.dumps(rest, ensure_ascii=False) if rest else "",
+                    "Write a prompt (and the other fields), then “Add as new example”.")
 
-        save_btn.click(on_save, [ctx.state, path], [ctx.footer], api_name=False)
+        blank_btn.click(on_blank, [ctx.state], [prompt, target, other, ctx.footer],
+                        api_name=False, concurrency_limit=None)
+
+        @base.guard(2)
+        def on_save(state: SessionState, name: str) -> Any:
+            pending = state.views.setdefault(NAME, {})
+            target_name = paths.safe_file_name(name)
+            try:
+                written = save_session(wb, state, name, save_dir=ctx.save_dir,
+                                       demo_mode=ctx.demo_mode,
+                                       overwrite=pending.get("confirm") == target_name)
+            except FileExistsError:
+                pending["confirm"] = target_name  # the same session's next press overwrites
+                raise
+            pending.pop("confirm", None)
+            return state, base.ok(f"saved {len(state.session_examples())} example(s) as "
+                                  f"{written.name} in the server's save folder")
+
+        if can_save:
+            save_btn.click(on_save, [ctx.state, path], [ctx.state, ctx.footer],
+                           api_name=False)
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))
