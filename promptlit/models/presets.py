@@ -91,6 +91,9 @@ class ResolvedHandle:
         path: the local directory (local kinds and "missing").
         version: the Kaggle version when the handle pins one.
         suggestions: close preset names for an "unknown" handle.
+        config_problem: for "local_unknown", what is wrong with the directory's config.json
+            (unreadable, not valid JSON with its line and column, or no recognisable keys);
+            None when there is no config.json.
     """
 
     handle: str
@@ -100,6 +103,7 @@ class ResolvedHandle:
     path: Path | None = None
     version: int | None = None
     suggestions: tuple[str, ...] = ()
+    config_problem: str | None = None
 
     @property
     def is_remote(self) -> bool:
@@ -151,17 +155,27 @@ def _classify_dir(handle: str, path: Path) -> ResolvedHandle:
     if is_promptlit_preset(path):
         return ResolvedHandle(handle, "local_promptlit", str(path), path=path)
     config = path / "config.json"
-    kind: HandleKind = "local_unknown"
-    if config.is_file():
-        try:
-            data = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
+    if not config.is_file():
+        return ResolvedHandle(handle, "local_unknown", str(path), path=path)
+    problem = None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        problem = f"{config}: not valid UTF-8 (byte {e.start + 1})"
+    except json.JSONDecodeError as e:
+        problem = f"{config}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})"
+    except RecursionError:
+        problem = f"{config}: not valid JSON: nested too deeply"
+    except OSError as e:
+        problem = f"{config}: cannot be read: {e.strerror or e}"
+    if problem is None:
         if isinstance(data, dict) and "registered_name" in data:
-            kind = "local_keras"
-        elif isinstance(data, dict) and "model_type" in data:
-            kind = "local_hf"
-    return ResolvedHandle(handle, kind, str(path), path=path)
+            return ResolvedHandle(handle, "local_keras", str(path), path=path)
+        if isinstance(data, dict) and "model_type" in data:
+            return ResolvedHandle(handle, "local_hf", str(path), path=path)
+        problem = (f"{config} has neither 'registered_name' (a keras-hub preset) nor "
+                   "'model_type' (a Hugging Face checkpoint)")
+    return ResolvedHandle(handle, "local_unknown", str(path), path=path, config_problem=problem)
 
 
 def resolve_handle(handle: str) -> ResolvedHandle:
@@ -358,6 +372,12 @@ def load_causal_lm(handle: str, *, dtype: str | None = None, timeout_s: float = 
         raise ModelLoadError(handle, f"{resolved.path} is a promptlit classifier/regressor "
                                      "preset, not a causal LM.",
                              "Load it with promptlit.models.load_model (or --models NAME:PATH).")
+    if resolved.kind == "local_unknown" and resolved.config_problem:
+        raise ModelLoadError(handle, f"{resolved.config_problem}.",
+                             "Fix: repair config.json (a keras-hub preset's is written by "
+                             "save_to_preset and has 'registered_name'; a Hugging Face "
+                             "checkpoint's has 'model_type'), or re-save / re-download the "
+                             "model.")
     if resolved.kind == "local_unknown":
         raise ModelLoadError(handle, f"{resolved.path} is not a model directory: it needs a "
                                      "config.json (a keras-hub preset saved with save_to_preset, "

@@ -241,3 +241,20 @@ def test_broken_promptlit_preset_is_a_model_load_error(tmp_path):
         '{"class": "SklearnClassifier", "config": {"feature_names": ["x"], "label_field": "y"}}')
     with pytest.raises(ModelLoadError, match=r"estimator.joblib is missing"):
         presets.load_model(str(tmp_path / "p"))
+
+
+def test_garbage_config_json_reports_the_parse_error(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"registered_name": "x",\n  oops}', encoding="utf-8")
+    with pytest.raises(ModelLoadError) as info:
+        load_causal_lm(str(tmp_path))
+    text = str(info.value)
+    assert (f"{config}: not valid JSON: Expecting property name enclosed in double quotes "
+            "(line 2, column 3)") in text
+    assert "needs a config.json" not in text and "Fix" in text
+    config.write_text('{"name": "x"}', encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=r"config.json has neither 'registered_name'"):
+        load_causal_lm(str(tmp_path))
+    config.write_bytes(b'{"registered_name": "caf\xe9"}')
+    with pytest.raises(ModelLoadError, match=r"config.json: not valid UTF-8"):
+        load_causal_lm(str(tmp_path))
