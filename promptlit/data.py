@@ -6,9 +6,12 @@ A dataset is named either by a built-in name or as `name:path`:
   file in the repository's `datasets/` folder is a built-in, named by its stem);
 * `mine:/path/to/file.jsonl` (or `.csv` / `.tsv`) -> that file, shown as "mine".
 
-Files whose examples have a `prompt` field are *prompt datasets* for language models: `prompt`
-is a required `TextSegment`, `target` an optional `TextSegment` (the reference continuation),
-and other fields are inferred (e.g. `source` becomes a `CategoryLabel`).
+Files where any example has a `prompt` field (or a CSV/TSV header has a `prompt` column) are
+*prompt datasets* for language models: `prompt` is a required `TextSegment` in *every* row (a
+row without one, or with a null or non-string one, is a problem at its `file:line`), `target` an
+optional `TextSegment` (the reference continuation), and other fields are inferred (e.g.
+`source` becomes a `CategoryLabel`). A `<file>.spec` beside the file (written by
+`Dataset.save`) gives the fields' types; an explicit `spec=` overrides it field by field.
 
 Example:
     >>> import promptlit as pl
@@ -21,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -28,7 +32,14 @@ from typing import Any
 
 import promptlit
 from promptlit.api import types
-from promptlit.api.dataset import Dataset, IndexedDataset, OnError, load_file
+from promptlit.api.dataset import (
+    Dataset,
+    IndexedDataset,
+    OnError,
+    load_file,
+    read_spec_file,
+    spec_path,
+)
 from promptlit.lib.validation import DataError, Problem
 
 #: Folder of the datasets the project ships (`<repo>/datasets`).
@@ -104,25 +115,50 @@ def _unknown_name_error(name: str) -> DataError:
 
 
 def _is_prompt_file(path: Path) -> bool:
-    """Whether the file's first readable example (or CSV header) has a `prompt` field."""
+    """Whether any readable example (for CSV/TSV: the header) has a `prompt` field.
+
+    Any row counts, not just the first: a file is prompt data as a whole, so that every row is
+    then checked for its prompt. Unreadable lines are left to the loader to report.
+    """
     try:
         with open(path, encoding="utf-8-sig", errors="replace") as f:
-            if path.suffix.lower() in (".csv", ".tsv"):
-                header = f.readline()
-                sep = "\t" if path.suffix.lower() == ".tsv" else ","
-                return "prompt" in [c.strip().strip('"') for c in header.split(sep)]
+            if path.suffix.lower() in (".csv", ".tsv", ".tab"):
+                sep = "," if path.suffix.lower() == ".csv" else "\t"
+                for line in f:
+                    if line.strip():
+                        try:
+                            header = next(csv.reader([line], delimiter=sep))
+                        except (csv.Error, StopIteration):
+                            return False
+                        return "prompt" in [c.strip() for c in header]
+                return False
             for line in f:
-                if not line.strip():
+                # Only lines that can hold a "prompt" key (maybe \u-escaped) are parsed.
+                if "prompt" not in line and "\\" not in line:
                     continue
                 try:
                     obj = json.loads(line)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):
                     continue
-                if isinstance(obj, dict):
-                    return "prompt" in obj
+                if isinstance(obj, dict) and "prompt" in obj:
+                    return True
     except OSError:
         return False
     return False
+
+
+def _check_prompt_type(spec: types.Spec, sidecar: types.Spec | None, path: Path) -> None:
+    """A prompt dataset's `prompt` must be text; say where a spec declares otherwise."""
+    declared = spec["prompt"]
+    if isinstance(declared, types.String):
+        return
+    from_file = sidecar is not None and sidecar.get("prompt") is declared
+    raise DataError(Problem(
+        f"declared as {declared.type_name}, but a prompt dataset's prompt must be text "
+        "(a TextSegment)", field="prompt",
+        source=str(spec_path(path)) if from_file else str(path),
+        fix=('declare it {"__name__": "TextSegment"} in the spec file' if from_file
+             else "pass spec={'prompt': types.TextSegment()}") + ", or rename the field"))
 
 
 def load_path(path: str | os.PathLike[str], *, name: str | None = None,
@@ -137,13 +173,20 @@ def load_path(path: str | os.PathLike[str], *, name: str | None = None,
       max_examples: keep only the first N examples.
       indexed: return an `IndexedDataset`.
       **kwargs: more arguments for the loader (`spec=`, `required_fields=`, `sep=`).
+
+    Raises:
+      DataError: for a missing or empty file, a malformed `<path>.spec`, or bad lines with
+        `on_error="raise"` (see `promptlit.api.dataset.load_jsonl` for what is checked).
     """
     path = Path(path).expanduser()
+    sidecar = read_spec_file(path)  # DataError naming the .spec file if it is malformed
+    spec = {**(sidecar or {}), **(kwargs.pop("spec", None) or {})}
     if _is_prompt_file(path):
-        spec = dict(prompt_spec(), **(kwargs.pop("spec", None) or {}))
-        kwargs["spec"] = spec
+        spec = {**prompt_spec(), **spec}
+        _check_prompt_type(spec, sidecar, path)
         kwargs["required_fields"] = tuple(
             dict.fromkeys(("prompt", *kwargs.get("required_fields", ()))))
+    kwargs["spec"] = spec or None
     description = kwargs.pop("description", "") or (f"{name}: " if name else "") + path.name
     ds = load_file(path, on_error=on_error, description=description,
                    dataset_cls=IndexedDataset if indexed else Dataset, **kwargs)

@@ -78,3 +78,59 @@ def test_register_max_examples_and_load_many(tmp_path):
         data._REGISTERED.pop("mine_registered", None)
     with pytest.raises(ValueError):
         data.register("bad:name", path)
+
+
+# -- issue 10, item 7: every row of a prompt file is checked; sidecar specs; empty files ---------
+
+
+def test_every_row_of_a_prompt_file_needs_a_string_prompt(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"source": "s"}\n{"prompt": "a", "source": "s"}\n{"prompt": 3}\n'
+                    '{"prompt": null}\n', encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        data.load(f"p:{path}")
+    problems = info.value.problems
+    assert [(p.line, p.field) for p in problems] == [(1, "prompt"), (3, "prompt"), (4, "prompt")]
+    assert "required field is missing" in str(problems[0])
+    assert "expected TextSegment (a string), got int 3" in str(problems[1])
+    assert "required field is null" in str(problems[2])
+    ds = data.load(f"p:{path}", on_error="skip")
+    assert ds.examples == [{"prompt": "a", "source": "s"}]
+    assert ds.spec()["prompt"].required
+
+
+def test_deeply_nested_line_in_a_prompt_file(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + '\n{"prompt": "a"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"deep.jsonl:1: nested too deeply"):
+        data.load(f"d:{path}")
+    ds = data.load(f"d:{path}", on_error="skip")
+    assert ds.examples == [{"prompt": "a"}] and ds.spec()["prompt"].required
+    assert [p.line for p in ds.problems] == [1]
+
+
+def test_prompt_file_reads_its_spec_sidecar(tmp_path):
+    from promptlit.api.dataset import Dataset, spec_path
+
+    path = tmp_path / "saved.jsonl"
+    spec = {"prompt": types.TextSegment(description="Q"),
+            "label": types.CategoryLabel(vocab=["x", "y"])}
+    Dataset([{"prompt": "a", "label": "x"}], spec=spec).save(path)
+    ds = data.load(f"s:{path}")
+    assert ds.spec()["label"] == types.CategoryLabel(vocab=["x", "y"])  # not inferred
+    assert ds.spec()["prompt"] == types.TextSegment(description="Q")
+    assert ds.spec()["target"].required is False  # the prompt spec's other fields stay
+    spec_path(path).write_text('{"prompt": {"__name__": "Scalar"}}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"saved.jsonl.spec: field 'prompt': .*must be text"):
+        data.load(f"s:{path}")
+    spec_path(path).write_text("{oops", encoding="utf-8")
+    with pytest.raises(DataError, match=r"saved.jsonl.spec:1: cannot read the spec file"):
+        data.load(f"s:{path}")
+
+
+def test_empty_prompt_files_are_errors(tmp_path):
+    for name, text in [("e.jsonl", ""), ("h.csv", "prompt,target\n")]:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(DataError, match=f"{name}: has no examples"):
+            data.load(f"x:{path}", on_error="skip")

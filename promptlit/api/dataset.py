@@ -49,8 +49,14 @@ from typing import Any, Literal
 import numpy as np
 
 from promptlit.api import types
-from promptlit.lib.utils import example_id
-from promptlit.lib.validation import DataError, Problem, describe_value, validate_example
+from promptlit.lib.utils import MAX_NESTING, example_id, too_deep
+from promptlit.lib.validation import (
+    DataError,
+    Problem,
+    describe_value,
+    nesting_problem,
+    validate_example,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +73,13 @@ MAX_CATEGORY_CHARS = 40
 # Spec inference
 
 
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)))
+
+
 def _kind(value: Any) -> str:
-    """The coarse kind of a JSON value used for inference."""
+    """The coarse kind of a JSON value used for inference (looks one level into lists only)."""
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, (int, float, np.integer, np.floating)):
@@ -79,7 +90,7 @@ def _kind(value: Any) -> str:
         items = list(value)
         if items and all(isinstance(x, str) for x in items):
             return "str_list"
-        if items and all(_kind(x) == "number" for x in items):
+        if items and all(_is_number(x) for x in items):
             return "num_list"
         return "list"
     return "other"
@@ -353,9 +364,21 @@ class Dataset:
         """Writes the examples as JSONL and the spec to `<path>.spec`, each atomically.
 
         numpy values are written as plain lists/numbers. Returns the path written.
+
+        Raises:
+          TypeError: for a value JSON cannot hold.
+          ValueError: for a value nested more than `MAX_NESTING` levels deep (the loaders would
+            reject it).
         """
         path = Path(path)
-        lines = [json.dumps(ex, ensure_ascii=False, default=_jsonable) for ex in self.examples]
+        lines = []
+        for i, ex in enumerate(self.examples):
+            deep = [k for k, v in ex.items() if too_deep(v)]
+            if deep:
+                raise ValueError(
+                    f"cannot save example #{i}: field '{deep[0]}' is nested too deeply (more "
+                    f"than {MAX_NESTING} levels of lists / objects); flatten it first")
+            lines.append(json.dumps(ex, ensure_ascii=False, default=_jsonable))
         spec_json = json.dumps(types.spec_to_json(self.spec()), indent=2, default=_jsonable)
         with atomic_write(spec_path(path)) as f:
             f.write(spec_json + "\n")
@@ -374,7 +397,10 @@ class IndexedDataset(Dataset):
 
     `.examples` stays the list of plain dicts; `.indexed_examples` is
     `[{"id": ..., "data": example, "meta": {...}}]` in the same order, and `.index` maps
-    id -> example. Identical examples share an id.
+    id -> example. Row n and `ids[n]` always correspond one to one: an example whose id repeats
+    an earlier one's (an identical example, or an `id_fn` / given id collision) keeps its row and
+    gets the id `<id>-2` (`-3`, ...), `meta["duplicate_of"]` = the repeated id, and a warning in
+    `.problems`. (The file loaders already keep identical lines once.)
 
     Args:
       examples, spec, description, base, source: as for `Dataset` (`base` may be any Dataset).
@@ -395,6 +421,7 @@ class IndexedDataset(Dataset):
                                 for ex in self._examples]
         self._indexed_examples = [dict(ie, meta=dict(ie.get("meta") or {}))
                                   for ie in indexed_examples]
+        self.problems += _make_ids_unique(self._indexed_examples, self.source)
         self._index = {ie["id"]: ie["data"] for ie in self._indexed_examples}
 
     @property
@@ -425,8 +452,45 @@ class IndexedDataset(Dataset):
         new = [{"id": self.id_fn(ex), "data": ex, "meta": dict(meta or {})} for ex in examples]
         out = IndexedDataset(spec=self.spec(), description=self.description(), source=self.source,
                              id_fn=self.id_fn, indexed_examples=self._indexed_examples + new)
-        out.problems = list(self.problems)
+        out.problems = list(self.problems) + out.problems
         return out
+
+
+def _same_content(a: Any, b: Any) -> bool:
+    """Whether two examples are identical, private (`_`) keys included."""
+    try:
+        return json.dumps(a, sort_keys=True, default=_jsonable) == json.dumps(
+            b, sort_keys=True, default=_jsonable)
+    except (TypeError, ValueError, RecursionError):
+        return a is b
+
+
+def _make_ids_unique(entries: list[JsonDict], source: str | None) -> list[Problem]:
+    """Renames repeated ids in place (`<id>-2`, ...); returns a warning per renamed entry."""
+    first: dict[Any, int] = {}
+    taken = {ie["id"] for ie in entries}
+    problems = []
+    for n, ie in enumerate(entries):
+        ident = ie["id"]
+        if ident not in first:
+            first[ident] = n
+            continue
+        j = first[ident]
+        k = 2
+        while f"{ident}-{k}" in taken:
+            k += 1
+        new = f"{ident}-{k}"
+        taken.add(new)
+        first[new] = n
+        ie["id"] = new
+        ie["meta"]["duplicate_of"] = ident
+        same = _same_content(ie["data"], entries[j]["data"])
+        problems.append(Problem(
+            f"repeats example #{j} ({'an identical example' if same else 'other content'} with "
+            f"the same id); it keeps its row with the id '{str(ident)[:12]}...-{k}'",
+            source=source, index=n, example_id=str(ident), severity="warning",
+            fix="remove the duplicate" if same else "give every example a unique id"))
+    return problems
 
 
 ##
@@ -471,22 +535,69 @@ def _with_required(spec: Spec, required_fields: Sequence[str]) -> Spec:
     return spec
 
 
+_ID_FIELDS = ("id", "_id")
+_ROW_KEY = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            default=repr).encode
+
+
+def _dedupe(rows: list[tuple[int, JsonDict]], source: str
+            ) -> tuple[list[tuple[int, JsonDict]], list[Problem]]:
+    """Keeps the first of identical lines (a warning for each repeat) and reports an explicit
+    `id` / `_id` that repeats with other content (an error; that line is not kept)."""
+    seen: dict[str, int] = {}  # canonical row (private keys too) -> line
+    ids: dict[tuple[str, Any], int] = {}  # (field, value) -> line
+    kept: list[tuple[int, JsonDict]] = []
+    problems: list[Problem] = []
+    for line, obj in rows:
+        key = _ROW_KEY(obj)
+        if key in seen:
+            problems.append(Problem(
+                f"repeats line {seen[key]} (an identical example); kept once", source=source,
+                line=line, severity="warning",
+                fix=f"delete line {line}, or change it if it was meant to differ"))
+            continue
+        clash = next(((f, obj[f]) for f in _ID_FIELDS
+                      if isinstance(obj.get(f), (str, int)) and (f, obj[f]) in ids), None)
+        if clash is not None:
+            problems.append(Problem(
+                f"id {clash[1]!r} is already the id of line {ids[clash]}, which has other "
+                "content", source=source, line=line, field=clash[0],
+                fix=f"give every example a unique '{clash[0]}', or delete one of the two lines"))
+            continue
+        seen[key] = line
+        for f in _ID_FIELDS:
+            if isinstance(obj.get(f), (str, int)):
+                ids[(f, obj[f])] = line
+        kept.append((line, obj))
+    return kept, problems
+
+
+def _no_examples(source: str, why: str, fix: str, errors: Sequence[Problem] = ()) -> DataError:
+    return DataError([Problem(f"has no examples: {why}", source=source, fix=fix), *errors])
+
+
 def _finish(rows: list[tuple[int, Any]], parse_problems: list[Problem], *, source: str,
             spec: Mapping[str, types.LitType] | None, on_error: OnError,
             required_fields: Sequence[str], description: str,
-            dataset_cls: type[Dataset] = Dataset) -> Dataset:
-    """Infers/applies the spec, checks each row, then raises or skips bad rows."""
+            dataset_cls: type[Dataset] = Dataset, empty: tuple[str, str] | None = None
+            ) -> Dataset:
+    """Infers/applies the spec, checks each row, keeps identical rows once, then raises or skips
+    bad rows. `empty` is (why, fix) for a file without any row or problem."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if not rows and not parse_problems:
+        raise _no_examples(source, *(empty or ("the file is empty", "add examples to it")))
     full_spec = _with_required(infer_spec([obj for _, obj in rows], spec), required_fields)
     problems = list(parse_problems)
-    good: list[JsonDict] = []
+    checked: list[tuple[int, JsonDict]] = []
     for line, obj in rows:
         row_problems = validate_example(obj, full_spec, source=source, line=line)
         errors = [p for p in row_problems if p.severity == "error"]
         problems += row_problems
         if not errors:
-            good.append(obj)
+            checked.append((line, obj))
+    kept, duplicate_problems = _dedupe(checked, source)
+    problems += duplicate_problems
     problems.sort(key=lambda p: (p.line or 0))
     errors = [p for p in problems if p.severity == "error"]
     if errors and on_error == "raise":
@@ -494,29 +605,73 @@ def _finish(rows: list[tuple[int, Any]], parse_problems: list[Problem], *, sourc
     for p in problems:
         if p.severity == "warning":
             logger.warning("%s", p)
+    bad_lines = sorted({p.line for p in errors if p.line is not None})
+    if not kept:
+        raise _no_examples(source, f"all {len(bad_lines)} line(s) were skipped as bad",
+                           "fix the lines listed here", errors)
     if errors:
-        bad_lines = sorted({p.line for p in errors if p.line is not None})
         logger.warning("Skipped %d bad line(s) of %s (lines %s). First problem: %s",
                        len(bad_lines), source, ", ".join(map(str, bad_lines[:20])), errors[0])
+    good = [obj for _, obj in kept]
     if len(good) < len(rows):
         # Re-infer from the kept rows only, so fields seen only in skipped lines do not linger.
         full_spec = _with_required(infer_spec(good, spec), required_fields)
     ds = dataset_cls(good, spec=full_spec,
                      description=description or f"{Path(source).name} ({len(good)} examples)",
                      source=source)
-    ds.problems = problems
+    ds.problems = problems + ds.problems  # + id warnings of an IndexedDataset
     return ds
 
 
-def _sidecar_spec(path: Path, source: str) -> Spec | None:
+def read_spec_file(path: str | os.PathLike[str]) -> Spec | None:
+    """The spec saved beside a data file (`<path>.spec`, see `Dataset.save`), or None if there is
+    no such file.
+
+    Raises:
+      DataError: naming the `.spec` file (and line, field) when it cannot be read: not UTF-8, not
+        valid JSON, not an object of field -> type, or an unknown / malformed type.
+    """
     sp = spec_path(path)
     if not sp.is_file():
         return None
+    source = os.fspath(sp)
+    fix = f"fix it, or delete {sp} to infer the spec from the data"
     try:
-        return types.spec_from_json(json.loads(sp.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError, NameError) as e:
-        raise DataError(Problem(f"cannot read the spec file: {e}", source=os.fspath(sp),
-                                fix=f"delete {sp} to infer the spec, or fix its JSON")) from e
+        raw = json.loads(sp.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(Problem(f"cannot read the spec file: not valid UTF-8 (byte {e.start + 1})",
+                                source=source, fix=fix)) from None
+    except json.JSONDecodeError as e:
+        raise DataError(Problem(f"cannot read the spec file: not valid JSON: {e.msg} "
+                                f"(column {e.colno})", source=source, line=e.lineno,
+                                fix=fix)) from None
+    except RecursionError:
+        raise DataError(nesting_problem(source=source)) from None
+    except OSError as e:
+        raise DataError(Problem(f"cannot read the spec file: {e.strerror or e}", source=source,
+                                fix=fix)) from None
+    if not isinstance(raw, dict):
+        raise DataError(Problem(
+            f"cannot read the spec file: expected a JSON object of field name -> type, got "
+            f"{describe_value(raw)}", source=source, fix=fix))
+    spec: Spec = {}
+    problems = []
+    for key, value in raw.items():
+        if not isinstance(value, dict):
+            problems.append(Problem(
+                "cannot read the spec file: expected a type such as "
+                f'{{"__name__": "TextSegment"}}, got {describe_value(value)}',
+                source=source, field=key, fix=fix))
+            continue
+        try:
+            spec[key] = types.LitType.from_json(value)
+        except (ValueError, KeyError, TypeError, NameError, AttributeError) as e:
+            reason = e.args[0] if isinstance(e, KeyError) and e.args else e
+            problems.append(Problem(f"cannot read the spec file: {reason}", source=source,
+                                    field=key, fix=fix))
+    if problems:
+        raise DataError(problems)
+    return spec
 
 
 def load_jsonl(path: str | os.PathLike[str], spec: Mapping[str, types.LitType] | None = None, *,
@@ -526,9 +681,12 @@ def load_jsonl(path: str | os.PathLike[str], spec: Mapping[str, types.LitType] |
 
     Blank lines are ignored. Every other line must be a JSON object whose fields match the spec
     (given, read from `<path>.spec` if that file exists, or inferred). Problems found:
-    malformed JSON, a line that is not an object, a missing required field (from the spec or
-    `required_fields`), a value of the wrong type, invalid UTF-8. Each is reported once, as
-    `file:line: field 'x': what. Fix: how.`
+    malformed JSON, a line that is not an object, a missing or null required field (from the
+    spec or `required_fields`), a value of the wrong type, a value nested more than
+    `MAX_NESTING` levels deep, an explicit `id` / `_id` that repeats with other content,
+    invalid UTF-8. Each is reported once, as `file:line: field 'x': what. Fix: how.`
+    A line identical to an earlier one is kept once (a warning, not an error). A file without
+    any example (empty, or every line skipped as bad) is an error.
 
     Args:
       path: the .jsonl file.
@@ -545,10 +703,11 @@ def load_jsonl(path: str | os.PathLike[str], spec: Mapping[str, types.LitType] |
     source = _path_name(path)
     path = Path(path)
     if spec is None:
-        spec = _sidecar_spec(path, source)
+        spec = read_spec_file(path)
     rows: list[tuple[int, Any]] = []
     problems: list[Problem] = []
-    for line, text, problem in _read_lines(path, source):
+    lines = _read_lines(path, source)
+    for line, text, problem in lines:
         if problem is not None:
             problems.append(problem)
             continue
@@ -563,15 +722,20 @@ def load_jsonl(path: str | os.PathLike[str], spec: Mapping[str, types.LitType] |
                 fix="each line must be one complete JSON object, e.g. "
                     '{"prompt": "Hello"}; check quotes, commas and brackets'))
             continue
+        except RecursionError:
+            problems.append(nesting_problem(source=source, line=line))
+            continue
         if not isinstance(obj, dict):
             problems.append(Problem(
                 f"expected a JSON object, got {describe_value(obj)}", source=source, line=line,
                 fix='write one object per line, e.g. {"prompt": "Hello"}'))
             continue
         rows.append((line, obj))
+    empty = "the file is empty" if lines == [(1, "", None)] else "the file has only blank lines"
     return _finish(rows, problems, source=source, spec=spec, on_error=on_error,
                    required_fields=required_fields, description=description,
-                   dataset_cls=dataset_cls)
+                   dataset_cls=dataset_cls,
+                   empty=(empty, 'write one JSON object per line, e.g. {"prompt": "Hello"}'))
 
 
 _TRUE = {"true", "yes", "1", "t", "y"}
@@ -603,7 +767,7 @@ def _convert_cell(text: str, lit_type: types.LitType | None) -> Any:
     if isinstance(lit_type, types.ListLitType) or isinstance(lit_type, types.Embeddings):
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return text
     return text
 
@@ -617,6 +781,91 @@ def _infer_csv_column(cells: list[str]) -> types.LitType | None:
     return None
 
 
+class _LineFeed:
+    """Feeds `texts[pos:]` to a csv reader line by line; `pos` is the next line to read."""
+
+    def __init__(self, texts: Sequence[str], pos: int) -> None:
+        self.texts, self.pos = texts, pos
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.texts):
+            raise StopIteration
+        self.pos += 1
+        return self.texts[self.pos - 1] + "\n"
+
+
+def _open_quote_line(texts: Sequence[str], start: int, stop: int, sep: str) -> int:
+    """Index of the line whose quote opened the value a strict csv reader stopped in (a quote
+    never closed, or closed and followed by text), scanning the record from line `start`."""
+    opened, state = start, "start"
+    for i in range(start, stop):
+        for ch in texts[i] + "\n":
+            if state == "start":
+                if ch == '"':
+                    state, opened = "quoted", i
+                elif ch not in (sep, "\n"):
+                    state = "field"
+            elif state == "field":
+                if ch in (sep, "\n"):
+                    state = "start"
+            elif state == "quoted":
+                if ch == '"':
+                    state = "closing"
+            elif ch == '"':  # state == "closing": a doubled quote inside the value
+                state = "quoted"
+            elif ch in (sep, "\n"):
+                state = "start"
+            else:
+                return opened
+    return opened
+
+
+def _csv_records(texts: Sequence[str], sep: str, source: str
+                 ) -> Iterator[tuple[int, list[str] | None, Problem | None]]:
+    """(first line, cells, None) per CSV record, or (line, None, problem) for a broken one.
+
+    Records are read strictly. A quoted value that spans lines and then breaks (never closed, or
+    text after its closing quote) would swallow the lines after it: it is reported at the line of
+    its opening quote, and reading resumes on the next line, so the following rows survive. A
+    one-line record with sloppy quoting (`"a" ,b`) is read leniently, as before.
+    """
+    pos = 0
+    while pos < len(texts):
+        feed = _LineFeed(texts, pos)
+        reader = csv.reader(feed, delimiter=sep, strict=True)
+        start = pos
+        try:
+            while True:
+                start = feed.pos
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    return
+                yield start + 1, record, None
+        except csv.Error as e:
+            if feed.pos - start <= 1:
+                try:
+                    yield start + 1, next(csv.reader([texts[start] + "\n"], delimiter=sep)), None
+                except (csv.Error, StopIteration) as e2:
+                    yield start + 1, None, Problem(
+                        f"malformed CSV: {e2}", source=source, line=start + 1,
+                        fix="quote values that contain the separator, quotes or line breaks")
+                pos = start + 1
+                continue
+            opened = _open_quote_line(texts, start, feed.pos, sep)
+            last = max((i for i in range(opened, feed.pos) if texts[i].strip()), default=opened)
+            swallowed = (f", so it swallows line(s) {opened + 2}-{last + 1}" if last > opened
+                         else "")
+            yield opened + 1, None, Problem(
+                f"a quoted value opened on this line is not closed properly (CSV: {e})"
+                + swallowed, source=source, line=opened + 1,
+                fix='close the quote; a quote inside a quoted value is written twice ("")')
+            pos = opened + 1
+
+
 def load_csv(path: str | os.PathLike[str], sep: str | None = None,
              spec: Mapping[str, types.LitType] | None = None, *, on_error: OnError = "raise",
              required_fields: Sequence[str] = (), description: str = "",
@@ -626,8 +875,10 @@ def load_csv(path: str | os.PathLike[str], sep: str | None = None,
     Empty cells are absent fields. Without a spec, a column whose cells are all numbers becomes
     numbers (`Scalar`), all "true"/"false" becomes bools; other columns stay strings (then the
     usual inference picks TextSegment or CategoryLabel). With a spec, cells are converted to the
-    spec's types. Rows with the wrong number of cells and values that do not fit the spec are
-    reported with `file:line` like `load_jsonl` (line = where the row starts).
+    spec's types. Rows with the wrong number of cells, a quote that is never closed (reported at
+    the line of the opening quote; the rows after it are still read) and values that do not fit
+    the spec are reported with `file:line` like `load_jsonl` (line = where the row starts).
+    A file without a header or without rows is an error.
 
     Args:
       path: the file. sep: the delimiter; default "\\t" for .tsv/.tab files, else ",".
@@ -638,39 +889,40 @@ def load_csv(path: str | os.PathLike[str], sep: str | None = None,
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     if spec is None:
-        spec = _sidecar_spec(path, source)
+        spec = read_spec_file(path)
     lines = _read_lines(path, source)
     problems = [p for _, _, p in lines if p is not None]
     if problems:
         if on_error == "raise":
             raise DataError(problems)
-    text = "\n".join(t if t is not None else "" for _, t, _ in lines)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    texts = [t if t is not None else "" for _, t, _ in lines]
     header: list[str] | None = None
+    header_line = 1
     raw_rows: list[tuple[int, list[str]]] = []
-    start = 1
-    try:
-        for record in reader:
-            line, start = start, reader.line_num + 1
+    for line, record, problem in _csv_records(texts, sep, source):
+        if problem is not None:
             if header is None:
-                if not any(c.strip() for c in record):
-                    continue
-                header = [c.strip() for c in record]
-                continue
-            if not any(c.strip() for c in record):
-                continue
-            raw_rows.append((line, record))
-    except csv.Error as e:
-        problems.append(Problem(f"malformed CSV: {e}", source=source, line=reader.line_num,
-                                fix="close every quoted value with a matching quote"))
+                raise DataError(dataclasses.replace(
+                    problem, message=f"the header row is unreadable: {problem.message}"))
+            problems.append(problem)
+            continue
+        assert record is not None
+        if not any(c.strip() for c in record):
+            continue
+        if header is None:
+            header, header_line = [c.strip() for c in record], line
+            continue
+        raw_rows.append((line, record))
     if header is None:
+        empty = "the file is empty" if lines == [(1, "", None)] else "the file has only blank lines"
         return _finish([], problems, source=source, spec=spec, on_error=on_error,
                        required_fields=required_fields, description=description,
-                       dataset_cls=dataset_cls)
+                       dataset_cls=dataset_cls,
+                       empty=(empty, "write a header row, then one row per example"))
     dupes = [h for h, n in collections.Counter(header).items() if n > 1]
     if dupes or "" in header:
         what = f"duplicate column names {dupes}" if dupes else "an empty column name"
-        raise DataError(Problem(f"the header row has {what}", source=source, line=1,
+        raise DataError(Problem(f"the header row has {what}", source=source, line=header_line,
                                 fix="give every column a unique, non-empty name"))
     spec = dict(spec or {})
     good_rows: list[tuple[int, list[str]]] = []
@@ -695,7 +947,9 @@ def load_csv(path: str | os.PathLike[str], sep: str | None = None,
                             for name, cell in zip(header, record, strict=True) if cell != ""}))
     return _finish(rows, problems, source=source, spec=spec or None, on_error=on_error,
                    required_fields=required_fields, description=description,
-                   dataset_cls=dataset_cls)
+                   dataset_cls=dataset_cls,
+                   empty=(f"the file has only a header row ({sep.join(header)})",
+                          "add one row per example below the header row"))
 
 
 def load_file(path: str | os.PathLike[str], **kwargs: Any) -> Dataset:

@@ -10,6 +10,7 @@
 * `LitType` -> `LitType.to_json()`; `DataTuple` -> `DataTuple.to_json()` (nested values encoded)
 
 `from_json(s)` reverses the tagging, so `from_json(to_json(x))` equals `x` for all of the above.
+Values nested more than `MAX_DEPTH` levels deep raise a `ValueError` (never a `RecursionError`).
 
 Example:
     >>> import numpy as np
@@ -29,10 +30,33 @@ from typing import Any
 import numpy as np
 
 from promptlit.api import dtypes, types
+from promptlit.lib.utils import MAX_NESTING
+
+MAX_DEPTH = 2 * MAX_NESTING
+"""How deeply `encode` / `decode` nest (room for the tags around values `MAX_NESTING` deep)."""
+
+
+def _too_deep(what: str) -> ValueError:
+    return ValueError(
+        f"Cannot {what} a value nested too deeply (more than {MAX_DEPTH} levels of lists / "
+        f"objects); flatten it (datasets allow at most {MAX_NESTING} levels)."
+    )
 
 
 def encode(obj: Any) -> Any:
-    """Returns a JSON-compatible structure for `obj` (tagged dicts for non-JSON values)."""
+    """Returns a JSON-compatible structure for `obj` (tagged dicts for non-JSON values).
+
+    Raises:
+      TypeError: for values JSON cannot hold (e.g. arbitrary objects, non-string dict keys).
+      ValueError: for values nested more than `MAX_DEPTH` levels deep.
+    """
+    return _encode(obj, 0)
+
+
+def _encode(obj: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise _too_deep("serialize")
+    depth += 1
     if obj is None or isinstance(obj, (bool, int, float, str)):
         if isinstance(obj, enum.Enum):
             return obj.value
@@ -45,18 +69,18 @@ def encode(obj: Any) -> Any:
             "__class__": "np.ndarray",
             "dtype": arr.dtype.name if arr.dtype.kind not in "OU" else arr.dtype.kind,
             "shape": list(arr.shape),
-            "__value__": encode(arr.tolist()),
+            "__value__": _encode(arr.tolist(), depth),
         }
     if isinstance(obj, types.LitType):
-        return encode(obj.to_json())
+        return _encode(obj.to_json(), depth)
     if isinstance(obj, dtypes.DataTuple):
-        return encode(obj.to_json())
+        return _encode(obj.to_json(), depth)
     if isinstance(obj, enum.Enum):
-        return encode(obj.value)
+        return _encode(obj.value, depth)
     if isinstance(obj, tuple):
-        return {"__class__": "tuple", "__value__": [encode(v) for v in obj]}
+        return {"__class__": "tuple", "__value__": [_encode(v, depth) for v in obj]}
     if isinstance(obj, (list, set, frozenset)):
-        return [encode(v) for v in obj]
+        return [_encode(v, depth) for v in obj]
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for k, v in obj.items():
@@ -65,7 +89,7 @@ def encode(obj: Any) -> Any:
                     f"Cannot serialize dict key {k!r} ({type(k).__name__}): JSON keys must be "
                     "strings. Convert the keys with str() first."
                 )
-            out[k] = encode(v)
+            out[k] = _encode(v, depth)
         return out
     raise TypeError(
         f"Cannot serialize {type(obj).__module__}.{type(obj).__qualname__} to JSON; "
@@ -74,31 +98,50 @@ def encode(obj: Any) -> Any:
 
 
 def decode(obj: Any) -> Any:
-    """Inverse of `encode`: rebuilds arrays, tuples, LitTypes and dtypes from tagged dicts."""
+    """Inverse of `encode`: rebuilds arrays, tuples, LitTypes and dtypes from tagged dicts.
+
+    Raises:
+      ValueError: for values nested more than `MAX_DEPTH` levels deep.
+    """
+    return _decode(obj, 0)
+
+
+def _decode(obj: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise _too_deep("deserialize")
+    depth += 1
     if isinstance(obj, list):
-        return [decode(v) for v in obj]
+        return [_decode(v, depth) for v in obj]
     if not isinstance(obj, dict):
         return obj
     tag = obj.get("__class__")
     if tag == "np.ndarray":
         dtype = obj.get("dtype")
         dtype = {"O": object, "U": str}.get(dtype, dtype)
-        arr = np.asarray(decode(obj["__value__"]), dtype=dtype)
+        arr = np.asarray(_decode(obj["__value__"], depth), dtype=dtype)
         return arr.reshape(obj["shape"]) if "shape" in obj else arr
     if tag == "tuple":
-        return tuple(decode(v) for v in obj["__value__"])
+        return tuple([_decode(v, depth) for v in obj["__value__"]])
     if tag == "LitType":
-        return types.LitType.from_json({k: decode(v) for k, v in obj.items()})
+        return types.LitType.from_json({k: _decode(v, depth) for k, v in obj.items()})
     if tag == "DataTuple":
-        return dtypes.DataTuple.from_json({k: decode(v) for k, v in obj.items()})
-    return {k: decode(v) for k, v in obj.items()}
+        return dtypes.DataTuple.from_json({k: _decode(v, depth) for k, v in obj.items()})
+    return {k: _decode(v, depth) for k, v in obj.items()}
 
 
 def to_json(obj: Any, *, indent: int | None = None) -> str:
     """Serializes `obj` to a JSON string (see module docstring for what is supported)."""
-    return json.dumps(encode(obj), indent=indent, ensure_ascii=False)
+    encoded = encode(obj)
+    try:
+        return json.dumps(encoded, indent=indent, ensure_ascii=False)
+    except RecursionError:
+        raise _too_deep("serialize") from None
 
 
 def from_json(s: str | bytes) -> Any:
     """Parses a string produced by `to_json` back into Python / numpy objects."""
-    return decode(json.loads(s))
+    try:
+        parsed = json.loads(s)
+    except RecursionError:
+        raise _too_deep("deserialize") from None
+    return decode(parsed)

@@ -65,16 +65,119 @@ def _canonical_default(obj: Any) -> Any:
     raise TypeError(f"Cannot hash a value of type {type(obj).__name__} in an example.")
 
 
-def canonical_json(example: Mapping[str, Any]) -> str:
-    """Sorted-key compact JSON of the example without its private (`_`-prefixed) keys."""
+MAX_NESTING = 100
+"""How deeply lists / objects may nest in an example value (`[[1]]` is 2 levels).
+
+Loaders and `promptlit.lib.validation` report deeper values as problems: hashing, serializing
+and showing them would need ever deeper recursion."""
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def nesting_depth(value: Any, limit: int | None = None) -> int:
+    """How many levels of lists / tuples / dicts / sets `value` has (0 for a scalar), without
+    recursion. Stops early and returns `limit + 1` once the depth exceeds `limit`.
+
+    >>> nesting_depth("a"), nesting_depth([1, [2, {"k": []}]]), nesting_depth([[[[]]]], limit=2)
+    (0, 4, 3)
+    """
+    if not isinstance(value, _CONTAINERS):
+        return 0
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if limit is not None and deepest > limit:
+                return limit + 1
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, _CONTAINERS))
+    return deepest
+
+
+def too_deep(value: Any) -> bool:
+    """Whether `value` nests more than `MAX_NESTING` levels of lists / objects."""
+    return nesting_depth(value, MAX_NESTING) > MAX_NESTING
+
+
+_ENCODE_STR = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _float_json(x: float) -> str:
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "Infinity" if x > 0 else "-Infinity"
+    return float.__repr__(x)
+
+
+def _key_json(k: Any) -> str:
+    # json.dumps converts these key types to strings; other keys raise TypeError there too.
+    if isinstance(k, str):
+        return k
+    if k is True or k is False or k is None:
+        return {True: "true", False: "false", None: "null"}[k]
+    if isinstance(k, float):
+        return _float_json(k)
+    if isinstance(k, int):
+        return int.__repr__(k)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
+
+
+def _canonical_json_iterative(example: Mapping[str, Any]) -> str:
+    """`canonical_json` without recursion (same output), for values nested too deeply for it."""
     public = {k: v for k, v in example.items() if not str(k).startswith("_")}
-    return json.dumps(
-        public,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=_canonical_default,
-    )
+    out: list[str] = []
+    stack: list[Any] = [public]  # values to write, or ("raw", text) markers
+    raw = object()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple) and len(item) == 2 and item[0] is raw:
+            out.append(item[1])
+            continue
+        if isinstance(item, str):
+            out.append(_ENCODE_STR(item))
+        elif item is None or item is True or item is False:
+            out.append({None: "null", True: "true", False: "false"}[item])
+        elif isinstance(item, int):
+            out.append(int.__repr__(item))
+        elif isinstance(item, float):
+            out.append(_float_json(item))
+        elif isinstance(item, (list, tuple, dict)):
+            if isinstance(item, dict):
+                pairs = sorted(((_key_json(k), v) for k, v in item.items()), key=lambda kv: kv[0])
+                parts: list[Any] = [(raw, "{")]
+                for i, (k, v) in enumerate(pairs):
+                    parts += [(raw, ("," if i else "") + _ENCODE_STR(k) + ":"), v]
+                parts.append((raw, "}"))
+            else:
+                parts = [(raw, "[")]
+                for i, v in enumerate(item):
+                    parts += [(raw, ","), v] if i else [v]
+                parts.append((raw, "]"))
+            stack.extend(reversed(parts))
+        else:
+            stack.append(_canonical_default(item))
+    return "".join(out)
+
+
+def canonical_json(example: Mapping[str, Any]) -> str:
+    """Sorted-key compact JSON of the example without its private (`_`-prefixed) keys.
+
+    Values nested too deeply for `json.dumps` are encoded without recursion (same format).
+    """
+    public = {k: v for k, v in example.items() if not str(k).startswith("_")}
+    try:
+        return json.dumps(
+            public,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=_canonical_default,
+        )
+    except RecursionError:
+        return _canonical_json_iterative(example)
 
 
 def example_id(example: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ import dataclasses
 import math
 import numbers
 import random
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -32,6 +33,8 @@ from promptlit.lib import utils
 Mode = Literal["first", "sample", "all"]
 MODES: tuple[str, ...] = ("first", "sample", "all")
 SAMPLE_FRACTION = 0.05
+
+_SHORT_REPR = reprlib.Repr(maxlevel=8, maxlist=3, maxdict=3, maxstring=40, maxother=40)
 
 
 @dataclasses.dataclass
@@ -153,7 +156,10 @@ def describe_value(value: Any, max_chars: int = 60) -> str:
     """`int 3`, `str 'abc'`, `ndarray float32[2, 3]`: the type and a short repr of a value."""
     if isinstance(value, np.ndarray):
         return f"ndarray {value.dtype}{list(value.shape)}"
-    text = repr(value)
+    if utils.nesting_depth(value, limit=8) > 8:
+        text = _SHORT_REPR.repr(value)  # repr() of deep values recurses
+    else:
+        text = repr(value)
     if len(text) > max_chars:
         text = text[: max_chars - 3] + "..."
     return f"{type(value).__name__} {text}"
@@ -319,7 +325,7 @@ def _check_candidates(t: types.LitType, v: Any) -> str | None:
     if not isinstance(v, (list, tuple)):
         return ""
     bad = [item for item in v if _candidate_error(item)]
-    return f"bad item {bad[0]!r}" if bad else None
+    return f"bad item {describe_value(bad[0]).partition(' ')[2]}" if bad else None
 
 
 @register_validator(
@@ -544,10 +550,11 @@ def validate_example(
     source: str | None = None,
     line: int | None = None,
 ) -> list[Problem]:
-    """Problems of one example: missing required fields, values of the wrong type, range warnings.
+    """Problems of one example: missing or null required fields, values of the wrong type,
+    values nested too deeply (more than `utils.MAX_NESTING` levels), range warnings.
 
-    Fields not in the spec and private (`_`-prefixed) keys are ignored; optional fields may be
-    absent or None.
+    Fields not in the spec, private (`_`-prefixed) keys included, are only checked for nesting;
+    optional fields may be absent or None.
     """
     where = {"example_id": example_id, "index": index, "source": source, "line": line}
     if not isinstance(example, Mapping):
@@ -562,7 +569,19 @@ def validate_example(
     for key, lit_type in spec.items():
         value = example.get(key)
         if value is None:
-            if lit_type.required:
+            if lit_type.required and key in example:
+                hint = fix_hint(lit_type)
+                problems.append(
+                    Problem(
+                        f"required field is null (expected {describe_expected(lit_type)})",
+                        field=key,
+                        fix="replace null with a value"
+                        + (f" ({hint})" if hint else "")
+                        + f", or declare '{key}' required=False",
+                        **where,
+                    )
+                )
+            elif lit_type.required:
                 present = ", ".join(sorted(k for k in example if not str(k).startswith("_")))
                 problems.append(
                     Problem(
@@ -574,6 +593,9 @@ def validate_example(
                     )
                 )
             continue
+        if utils.too_deep(value):
+            problems.append(nesting_problem(field=key, **where))
+            continue
         message = validate_value(lit_type, value)
         if message:
             problems.append(Problem(message, field=key, fix=fix_hint(lit_type), **where))
@@ -581,7 +603,19 @@ def validate_example(
         warning = range_warning(lit_type, value)
         if warning:
             problems.append(Problem(warning, field=key, severity="warning", **where))
+    for key, value in example.items():
+        if key not in spec and utils.too_deep(value):
+            problems.append(nesting_problem(field=str(key), **where))
     return problems
+
+
+def nesting_problem(**location: Any) -> Problem:
+    """The problem of a value (or a whole line, without `field`) nested too deeply."""
+    return Problem(
+        f"nested too deeply (more than {utils.MAX_NESTING} levels of lists / objects)",
+        fix=f"flatten the value: promptlit reads at most {utils.MAX_NESTING} nested levels",
+        **location,
+    )
 
 
 def select_indices(num_examples: int, mode: str = "first", seed: int = 0) -> list[int]:

@@ -76,3 +76,17 @@ def test_unsupported_values_fail_clearly():
         serialize.to_json({"x": object()})
     with pytest.raises(TypeError, match="keys must be strings"):
         serialize.to_json({1: "a"})
+
+
+def test_deeply_nested_values_fail_clearly():
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        serialize.to_json({"x": deep})
+    with pytest.raises(ValueError, match="nested too deeply"):
+        serialize.from_json("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        serialize.from_json("[" * 500 + "]" * 500)
+    shallow = {"x": [[[("a", 1.0)]]]}
+    assert serialize.from_json(serialize.to_json(shallow)) == shallow

@@ -89,3 +89,18 @@ def test_compatible_and_reasons():
     assert reasons[0].startswith("field 'prompt': the model expects TextSegment")
     assert "dataset provides Scalar" in reasons[0]
     assert reasons[1].startswith("field 'label': the model expects CategoryLabel")
+
+
+def test_example_id_of_deeply_nested_values_does_not_recurse():
+    deep = "leaf"
+    for _ in range(5000):
+        deep = [deep, {"k": 1.5}]
+    a = utils.example_id({"x": deep})
+    assert len(a) == 40 and a == utils.example_id({"x": deep})
+    assert a != utils.example_id({"x": deep[0]})
+    # The non-recursive encoding is byte-identical to json.dumps where both work (ids are stable).
+    examples = [{"b": [1, 2.5, None, True, "é\n\"q\""], "a": {"z": [], "y": {}}, "_p": 1},
+                {"n": np.float32(0.5), "arr": np.arange(3), "s": {"b", "a"}, "t": (1, "x")},
+                {"big": 10**30, "neg": -0.0, "inf": float("inf"), "nan": float("nan")}]
+    for ex in examples:
+        assert utils._canonical_json_iterative(ex) == utils.canonical_json(ex)

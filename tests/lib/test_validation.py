@@ -376,3 +376,29 @@ def test_validate_output_spec_flags_dangling_references():
             "nor the input spec",
         )
     ]
+
+
+# -- issue 10, item 7 ----------------------------------------------------------------------------
+
+
+def test_null_required_field_is_reported_as_null_not_missing():
+    (p,) = validation.validate_example({"prompt": None}, {"prompt": types.TextSegment()},
+                                       source="f.jsonl", line=7)
+    assert str(p).startswith("f.jsonl:7: field 'prompt': required field is null")
+    assert "Fix: replace null with a value" in str(p)
+    (p,) = validation.validate_example({}, {"prompt": types.TextSegment()})
+    assert "required field is missing" in str(p)
+
+
+def test_deep_values_are_problems_not_recursion_errors():
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    assert validation.describe_value(deep).startswith("list [[[")
+    problems = validation.validate_example(
+        {"prompt": "a", "tokens": deep, "meta": deep},
+        {"prompt": types.TextSegment(), "tokens": types.Tokens()})
+    assert [(p.field, "nested too deeply" in p.message) for p in problems] == [
+        ("tokens", True), ("meta", True)]
+    (p,) = validation.validate_example({"c": [deep]}, {"c": types.GeneratedTextCandidates()})
+    assert "nested too deeply" in p.message
