@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -188,8 +189,16 @@ def load_path(path: str | os.PathLike[str], *, name: str | None = None,
             dict.fromkeys(("prompt", *kwargs.get("required_fields", ()))))
     kwargs["spec"] = spec or None
     description = kwargs.pop("description", "") or (f"{name}: " if name else "") + path.name
+    declared = set(spec)
     ds = load_file(path, on_error=on_error, description=description,
                    dataset_cls=IndexedDataset if indexed else Dataset, **kwargs)
+    if _is_prompt_file(path):
+        # Fields beyond the prompt spec that were only inferred from the rows (e.g. a
+        # "source" every shipped row happens to have) describe the data; they are not needed
+        # to run a model, so a new example (typed in the editor or sent to /add_example) may
+        # leave them out. A .spec file or spec= keeps full control.
+        ds._spec = {k: t if k in declared or not t.required else dataclasses.replace(
+            t, required=False) for k, t in ds.spec().items()}
     if max_examples is not None and len(ds) > max_examples:
         problems = ds.problems
         ds = ds.slice[:max_examples]

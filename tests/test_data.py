@@ -134,3 +134,16 @@ def test_empty_prompt_files_are_errors(tmp_path):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(DataError, match=f"{name}: has no examples"):
             data.load(f"x:{path}", on_error="skip")
+
+
+def test_fields_only_inferred_from_prompt_rows_are_optional_for_new_examples():
+    # /add_example with a prompt and a target failed on the shipped dataset: 'source', which
+    # every shipped row has, was inferred as required.
+    from promptlit.lib.validation import validate_example
+
+    spec = data.load("sample_prompts").spec()
+    assert spec["prompt"].required and not spec["source"].required
+    assert validate_example({"prompt": "Q: 1 + 1 =\nA:", "target": " 2"}, spec,
+                            source="new") == []
+    bad = validate_example({"prompt": "x", "source": "mine"}, spec, source="new")
+    assert bad and "not one of" in str(bad[0])

@@ -38,6 +38,7 @@ from typing import Any
 
 import gradio as gr
 
+from promptlit.lib.cancel import Cancelled
 from promptlit.salience.aggregation import GRANULARITIES
 from promptlit.ui import render
 from promptlit.ui.limits import LimitError, RequestLimits
@@ -162,6 +163,10 @@ def api_errors(fn: Any) -> Any:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
+        except Cancelled as e:
+            logger.info("API %s cancelled: its client cancelled or went away; work stopped",
+                        fn.__name__)
+            raise gr.Error(str(e), print_exception=False) from e
         except Exception as e:  # noqa: BLE001 - reported to the client
             logger.warning("API %s failed", fn.__name__, exc_info=True)
             raise gr.Error(base.message(e).removeprefix("⚠ "), print_exception=False) from e

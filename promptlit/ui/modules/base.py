@@ -154,6 +154,10 @@ def guard(num_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]
                 state.errors.clear()
             try:
                 out = fn(*args, **kwargs)
+            except Cancelled as e:
+                logger.info("callback %s cancelled (%s); work stopped", fn.__name__, e)
+                skips = [gr.skip()] * (num_outputs - 1)
+                return (*skips, message(e)) if num_outputs > 1 else message(e)
             except Exception as e:  # noqa: BLE001 - the footer reports it
                 logger.warning("callback %s failed", fn.__name__, exc_info=True)
                 skips = [gr.skip()] * (num_outputs - 1)
