@@ -27,7 +27,9 @@ import json
 import logging
 import os
 import pickle
+import shlex
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -40,6 +42,112 @@ logger = logging.getLogger(__name__)
 
 Codec = Literal["json", "pickle", "auto"]
 
+#: The suffix of the cache files a `Workbench` writes into its ``cache_dir``.
+CACHE_SUFFIX = ".sqlite3"
+
+
+class CacheError(OSError):
+    """A cache directory or file that cannot be used; the message names it and the fix.
+
+    Attributes:
+      unreadable: the cache files that are not readable SQLite databases (may be moved aside,
+        see `check_cache_dir`).
+    """
+
+    def __init__(self, message: str, unreadable: Iterable[Path] = ()) -> None:
+        super().__init__(message)
+        self.unreadable = list(unreadable)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _why(e: BaseException) -> str:
+    return (e.strerror if isinstance(e, OSError) and e.strerror else str(e)) or type(e).__name__
+
+
+def aside_path(path: str | os.PathLike[str], when: float | None = None) -> Path:
+    """Where `check_cache_dir(reset=True)` moves an unreadable cache file:
+    ``<name>.corrupt-<YYYYmmdd-HHMMSS>`` beside it."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
+    return path.with_name(f"{path.name}.corrupt-{stamp}")
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the SQLite file ``path`` cannot serve as a cache (None: it can)."""
+    try:  # read-only: a check must not change the file (a read-write open of a damaged file
+        # deletes its -wal companion on close)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error as e:
+        return str(e)
+    try:
+        conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "cache" in tables:
+            conn.execute("SELECT namespace, key, fmt, created FROM cache LIMIT 1").fetchall()
+    except sqlite3.Error as e:
+        return str(e)
+    finally:
+        conn.close()
+    return None
+
+
+def check_cache_dir(path: str | os.PathLike[str], *, reset: bool = False,
+                    label: str = "cache directory") -> list[tuple[Path, Path]]:
+    """Checks, cheaply and before anything expensive runs, that ``path`` can hold the caches.
+
+    ``path`` must be a directory (created when missing) this process can write, and every
+    ``*.sqlite3`` file in it a writable, readable SQLite database. With ``reset``, unreadable
+    files (and their ``-wal`` / ``-shm`` companions) are moved aside as `aside_path` and the
+    caches start afresh; the moves are returned as ``[(old, new), ...]``.
+
+    Raises:
+      CacheError: the path is a file, cannot be created or written, or holds unreadable cache
+        files (without ``reset``); the message names the path and the fix (an exact ``mv``
+        command for a corrupt file).
+    """
+    directory = Path(path).expanduser()
+    where = f"{label} {directory}"
+    if directory.exists() and not directory.is_dir():
+        raise CacheError(f"{where} is a file, not a directory. Fix: give a directory (it is "
+                         "created when missing), or move the file away")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CacheError(f"{where} cannot be created: {_why(e)}. Fix: give a directory you can "
+                         "write, or create it first") from None
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".promptlit-write-test-"):
+            pass
+    except OSError as e:
+        raise CacheError(f"{where} is not writable: {_why(e)}. Fix: give a directory you can "
+                         f"write, or make it writable (e.g. chmod u+w {shlex.quote(str(directory))})"
+                         ) from None
+    files = [p for p in sorted(directory.glob(f"*{CACHE_SUFFIX}")) if p.is_file()]
+    for p in files:
+        if not os.access(p, os.R_OK | os.W_OK):
+            raise CacheError(f"{p}: the cache file is not writable. Fix: chmod u+rw "
+                             f"{shlex.quote(str(p))}, or give another {label}")
+    bad = {p: why for p in files if (why := _unreadable(p)) is not None}
+    if not bad:
+        return []
+    when = time.time()
+    if not reset:
+        lines = [f"{p}: not a usable SQLite cache file ({why}). Fix: move it aside and start "
+                 f"afresh: mv {shlex.quote(str(p))} {shlex.quote(str(aside_path(p, when)))}"
+                 for p, why in bad.items()]
+        raise CacheError("\n".join(lines), unreadable=bad)
+    moved = []
+    for p in bad:
+        target = aside_path(p, when)
+        for companion in ("-wal", "-shm"):
+            extra = p.with_name(p.name + companion)
+            if extra.exists():
+                extra.replace(target.with_name(target.name + companion))
+        p.replace(target)
+        moved.append((p, target))
+    return moved
 
 
 class _Missing:
@@ -119,12 +227,29 @@ class SqliteCache:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._memory_conn: sqlite3.Connection | None = None
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute(_SCHEMA)
-            conn.commit()
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            with self._write_lock:
+                conn = self._conn()
+                conn.execute(_SCHEMA)
+                conn.commit()
+        except (OSError, sqlite3.Error) as e:
+            self.close()
+            # A damaged file is a plain DatabaseError ("file is not a database", "database disk
+            # image is malformed"); OperationalError is about access (read-only, cannot open).
+            corrupt = type(e) is sqlite3.DatabaseError
+            raise CacheError(self._explain(e, corrupt),
+                             unreadable=[Path(self.path)] if corrupt else []) from e
+
+    def _explain(self, e: BaseException, corrupt: bool) -> str:
+        """A message for a cache file that cannot be opened: which file, why, and the fix."""
+        if corrupt:
+            return (f"{self.path}: not a usable SQLite cache file ({e}). Fix: move it aside and "
+                    f"start afresh: mv {shlex.quote(self.path)} "
+                    f"{shlex.quote(str(aside_path(self.path)))}")
+        return (f"{self.path}: cannot open the cache file ({_why(e)}). Fix: make it and its "
+                "directory writable, or use another cache directory")
 
     # -- connections ---------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:

@@ -1,7 +1,10 @@
 """Tests for promptlit.lib.caching: SqliteCache, ResultCache, keys."""
 
 import dataclasses
+import os
+import tempfile
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +103,81 @@ def test_keys_and_hashes():
     assert caching.cache_key("m", "id", ["g", 2]) == 'm|id|["g",2]'
     assert caching.safe_filename("hf://org/x") == "hf___org_x"
     assert caching.safe_filename("..") == "cache"
+
+
+# -- start-up checks of a cache directory (check_cache_dir) and clear errors -------------------
+
+
+def _garbage(path):
+    path.write_bytes(b"this is not SQLite, " * 64)
+    return path
+
+
+def test_check_cache_dir_creates_a_missing_directory(tmp_path):
+    assert caching.check_cache_dir(tmp_path / "new" / "cache") == []
+    assert (tmp_path / "new" / "cache").is_dir()
+
+
+def test_check_cache_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "cache"
+    f.write_text("x")
+    with pytest.raises(caching.CacheError, match=r"cache directory .*cache is a file, not a "
+                                                 r"directory\. Fix: give a directory"):
+        caching.check_cache_dir(f)
+    with pytest.raises(caching.CacheError, match=r"cache/sub cannot be created: Not a directory"):
+        caching.check_cache_dir(f / "sub")
+
+
+def test_check_cache_dir_read_only(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):  # root writes anyway: use a read-only file system
+            ro = next((Path(p) for p in ("/sys/kernel", "/proc/sys") if Path(p).is_dir()
+                       and not _writable(Path(p))), None)
+            if ro is None:
+                pytest.skip("no read-only directory to test with (root, writable /sys)")
+        with pytest.raises(caching.CacheError, match=rf"{ro} is not writable: .*Fix: give a "
+                                                     "directory you can write"):
+            caching.check_cache_dir(ro)
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+
+
+def _writable(directory):
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
+def test_corrupt_cache_file_is_named_with_the_mv_fix(tmp_path):
+    good = SqliteCache(tmp_path / "salience.sqlite3", "s")
+    good.put("k", 1)
+    good.close()
+    bad = _garbage(tmp_path / "tiny.sqlite3")
+    with pytest.raises(caching.CacheError) as info:
+        caching.check_cache_dir(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{bad}: not a usable SQLite cache file (file is not a database). "
+                              f"Fix: move it aside and start afresh: mv {bad} {bad}.corrupt-")
+    assert "salience" not in message and info.value.unreadable == [bad]
+    # The library class says the same instead of a raw sqlite3.DatabaseError.
+    with pytest.raises(caching.CacheError, match=rf"{bad}: not a usable SQLite cache file .*mv "):
+        SqliteCache(bad, "tiny")
+
+
+def test_reset_moves_corrupt_files_aside_and_starts_afresh(tmp_path):
+    bad = _garbage(tmp_path / "tiny.sqlite3")
+    (tmp_path / "tiny.sqlite3-wal").write_bytes(b"junk")
+    moved = caching.check_cache_dir(tmp_path, reset=True)
+    assert [old for old, _ in moved] == [bad]
+    aside = moved[0][1]
+    assert aside.name.startswith("tiny.sqlite3.corrupt-") and aside.read_bytes().startswith(b"this")
+    assert not bad.exists() and not (tmp_path / "tiny.sqlite3-wal").exists()
+    assert Path(f"{aside}-wal").read_bytes() == b"junk"
+    cache = SqliteCache(bad, "tiny")  # a fresh file where the broken one was
+    cache.put("k", 2)
+    assert cache.get("k") == 2 and caching.check_cache_dir(tmp_path) == []
