@@ -10,20 +10,31 @@
 local preset directory, a keras-hub preset name, `hf://org/model`, `kaggle://...`; only the first
 ':' separates the name, and a bare handle is named after its last path component). Datasets are
 `NAME` (built-in, see `promptlit.data.known_datasets()`) or `NAME:PATH` (.jsonl / .csv / .tsv).
+
+Bad input is one `error: ...` line naming what was wrong and how to fix it: exit status 2 for a
+malformed command line, 1 for anything found later (a missing file, a busy port, a broken cache,
+a prompt too long for the model); ``--verbose`` adds the traceback. What can be checked cheaply
+(flags, auth files, the port, the cache and save directories) is checked before any model loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 DEFAULT_MODELS = "tiny:presets/tiny_lm"
 DEFAULT_DATASETS = "sample_prompts"
 SUBCOMMANDS = ("serve", "validate", "salience")
+AUTH_ENV = "PROMPTLIT_AUTH"
+SAVES_DIRNAME = "promptlit-saves"
 
 logger = logging.getLogger("promptlit")
 
@@ -80,18 +91,100 @@ def parse_dataset_specs(specs: str) -> dict[str, str]:
         raise SpecError(str(e)) from e
 
 
-def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+def parse_auth(value: str | os.PathLike | None, label: str = "--auth"
+               ) -> list[tuple[str, str]] | None:
     """`user:pass` or a file of `user:pass` lines -> [(user, pass), ...]; None when not given.
 
-    The same rules as `promptlit.server.parse_auth`; a malformed entry is a `SpecError` naming
-    the file and line (or ``--auth``).
+    The same rules as `promptlit.server.parse_auth` (a value whose user part looks like a path
+    is a file, which must exist); a malformed entry is a `SpecError` naming the file and line
+    (or ``label``).
     """
     from promptlit.server import parse_auth as parse
 
     try:
-        return parse(value)
+        return parse(value, label=label)
     except ValueError as e:
-        raise SpecError(str(e).replace("auth:", "--auth:", 1)) from None
+        raise SpecError(str(e)) from None
+
+
+def resolve_auth(args: argparse.Namespace) -> list[tuple[str, str]] | None:
+    """The login of `serve`: ``--auth``, else ``--auth-file``, else ``$PROMPTLIT_AUTH``.
+
+    ``--auth USER:PASS`` shows the password to everyone who can list processes; ``--auth-file``
+    and the environment variable do not.
+    """
+    auth, auth_file = getattr(args, "auth", None), getattr(args, "auth_file", None)
+    if auth and auth_file:
+        raise SpecError("give --auth or --auth-file, not both")
+    if auth_file:
+        return parse_auth(Path(auth_file), "--auth-file")
+    if auth:
+        return parse_auth(auth, "--auth")
+    return parse_auth(os.environ.get(AUTH_ENV) or None, AUTH_ENV)
+
+
+def request_limits(args: argparse.Namespace) -> Any:
+    """The `promptlit.ui.limits.RequestLimits` of the limit flags (defaults where not given)."""
+    from promptlit.ui.limits import RequestLimits
+
+    given = {name: getattr(args, name) for name in LIMIT_FLAGS
+             if getattr(args, name, None) is not None}
+    return RequestLimits(**given)
+
+
+def resolve_save_dir(args: argparse.Namespace) -> Path | None:
+    """Where the page may save session examples, as an absolute path; None: saving is off.
+
+    Off in ``--demo-mode`` and with ``--no-save``; else ``--save-dir``, or ``promptlit-saves/``
+    under ``--cache-dir`` when one is given, else under the working directory. The directory is
+    created when the page first saves.
+
+    Raises:
+      SpecError: ``--save-dir`` with ``--demo-mode``, or the directory exists as a file.
+    """
+    if getattr(args, "demo_mode", False):
+        if getattr(args, "save_dir", None):
+            raise SpecError("--save-dir: --demo-mode never saves; drop --save-dir or --demo-mode")
+        return None
+    if getattr(args, "no_save", False):
+        return None
+    if getattr(args, "save_dir", None):
+        path, source = Path(args.save_dir).expanduser(), "--save-dir"
+    elif getattr(args, "cache_dir", None):
+        path = Path(args.cache_dir).expanduser() / SAVES_DIRNAME
+        source = f"the save directory (default: {SAVES_DIRNAME}/ under --cache-dir)"
+    else:
+        path = Path(SAVES_DIRNAME)
+        source = f"the save directory (default: {SAVES_DIRNAME}/ in the working directory)"
+    path = Path(os.path.abspath(path))
+    if path.exists() and not path.is_dir():
+        raise SpecError(f"{source} {path} is a file, not a directory. Fix: --save-dir DIR for "
+                        "another directory (created when the page first saves), or --no-save")
+    return path
+
+
+def check_cache_dir(args: argparse.Namespace) -> None:
+    """Checks --cache-dir (a writable directory of readable SQLite files) before loading
+    anything; ``--reset-cache`` moves unreadable files aside.
+
+    Raises:
+      CacheError: with the path and the fix (``--reset-cache`` or the exact ``mv``).
+    """
+    from promptlit.lib.caching import CacheError
+    from promptlit.lib.caching import check_cache_dir as check
+
+    if not args.cache_dir:
+        return
+    try:
+        moved = check(args.cache_dir, reset=args.reset_cache, label="--cache-dir")
+    except CacheError as e:
+        if e.unreadable:
+            raise CacheError(f"{e} (or rerun with --reset-cache, which moves unreadable cache "
+                             "files aside)", e.unreadable) from None
+        raise
+    for old, new in moved:
+        print(f"note: {old} was not a readable cache file; moved it aside to {new}",
+              file=sys.stderr)
 
 
 ##
@@ -155,18 +248,26 @@ def build_workbench(args: argparse.Namespace, *, validate: str | None = None) ->
 
 
 def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from promptlit import server
+
     try:
-        auth = parse_auth(args.auth)
-    except SpecError as e:
+        auth = resolve_auth(args)
+        server.check_exposure(args.host, auth=bool(auth), demo_mode=args.demo_mode,
+                              allow_public=args.allow_public)
+        save_dir = resolve_save_dir(args)
+    except ValueError as e:
         parser.error(str(e))
+    limits = request_limits(args)
+    server.check_port(args.host, args.port)  # a busy port fails now, not after the models load
     wb = build_workbench(args, validate=args.validate)
     for p in wb.problems:
         print(f"warning: {p}", file=sys.stderr)
-    from promptlit import server
-
-    server.serve(wb, host=args.host, port=args.port, share=args.share, auth=auth,
-                 page_title=args.page_title, demo_mode=args.demo_mode,
-                 default_layout=args.layout, open_browser=not args.no_browser)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", server.ExposureWarning)  # serve() prints them itself
+        server.serve(wb, host=args.host, port=args.port, share=args.share, auth=auth,
+                     page_title=args.page_title, demo_mode=args.demo_mode,
+                     default_layout=args.layout, open_browser=not args.no_browser,
+                     allow_public=args.allow_public, limits=limits, save_dir=save_dir)
     return 0
 
 
@@ -254,9 +355,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=os.environ.get("PROMPTLIT_CACHE_DIR"), metavar="DIR",
                    help="persist predictions and salience in SQLite files here "
                         "(default: $PROMPTLIT_CACHE_DIR, else memory only)")
+    p.add_argument("--reset-cache", action="store_true",
+                   help="move unreadable cache files in --cache-dir aside (as "
+                        "NAME.corrupt-TIMESTAMP) and start them afresh")
     p.add_argument("--on-error", choices=("raise", "skip"), default="skip",
                    help="bad dataset lines: skip them with a warning (default) or stop")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log debug messages; show the traceback of an error")
     _add_generation(p)
 
 
@@ -308,9 +413,12 @@ def _unescape(text: str) -> str:
 
 def _parse(text: str, kind: type[int] | type[float], what: str) -> Any:
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -335,10 +443,69 @@ def _positive_int(text: str) -> int:
 
 
 def _port(text: str) -> int:
-    value = _positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    value = _parse(text, int, "a port number")
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 (any free port) to 65535, got {value}")
     return value
+
+
+#: The `RequestLimits` fields `serve` has flags for (``--max-ig-steps`` ...).
+LIMIT_FLAGS = {
+    "max_ig_steps": (_positive_int, "N", "Integrated Gradients steps one request may ask for"),
+    "max_prompt_chars": (_positive_int, "N", "characters of a prompt typed or sent to the API"),
+    "max_queue": (_positive_int, "N", "requests that may wait for the model; more are told "
+                                      "the server is busy, retry"),
+    "max_upload_mb": (_positive_float, "MB", "largest file the server accepts as an upload"),
+}
+
+
+def _add_serve(serve: argparse.ArgumentParser) -> None:
+    from promptlit.ui.limits import RequestLimits
+
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to bind (default 127.0.0.1: this machine only; 0.0.0.0: "
+                            "every interface, which warns without a login)")
+    serve.add_argument("--port", type=_port, default=5432,
+                       help="port (default 5432; 0: any free port)")
+    serve.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    login = serve.add_argument_group(
+        "login", f"require a login: --auth-file FILE or ${AUTH_ENV} (USER:PASS or a file path) "
+                 "keep the password out of the process list; --auth USER:PASS does not")
+    login.add_argument("--auth", default=None, metavar="USER:PASS|FILE",
+                       help="USER:PASS (visible to other users in the process list), or a file "
+                            "of USER:PASS lines (a value with '/' before its first ':' is a "
+                            "file, which must exist)")
+    login.add_argument("--auth-file", default=None, metavar="FILE",
+                       help="a file of USER:PASS lines, one per user ('#' comments)")
+    login.add_argument("--allow-public", action="store_true",
+                       help="serve --demo-mode on a non-loopback --host without a login "
+                            "(refused otherwise), and do not warn about it")
+    serve.add_argument("--layout", default=None, metavar="NAME",
+                       help="the layout to open with (default, lm, classification, simple)")
+    serve.add_argument("--validate", choices=("first", "sample", "all"), default=None,
+                       help="check datasets and models at start-up; problems are printed")
+    serve.add_argument("--demo-mode", action="store_true",
+                       help="read-only demo: hide loading models/datasets and saving")
+    saving = serve.add_mutually_exclusive_group()
+    saving.add_argument("--save-dir", default=None, metavar="DIR",
+                        help=f"where the page may save session examples (default: "
+                             f"{SAVES_DIRNAME}/ under --cache-dir when given, else in the working "
+                             "directory; always off with --demo-mode)")
+    saving.add_argument("--no-save", action="store_true",
+                        help="the page may not write files on the server")
+    serve.add_argument("--demo", choices=("classification", "regression"), default=None,
+                       help="serve a shipped demo instead of --models/--datasets: "
+                            "classification (breast cancer, sentiment) or regression "
+                            "(diabetes, sentiment confidence)")
+    serve.add_argument("--page-title", default="promptlit", metavar="T", help="browser tab title")
+    serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    limits = serve.add_argument_group("request limits (what one browser or API request may ask "
+                                      "for)")
+    defaults = RequestLimits()
+    for name, (kind, metavar, text) in LIMIT_FLAGS.items():
+        limits.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
+                            metavar=metavar,
+                            help=f"{text} (default {getattr(defaults, name):g})")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -350,23 +517,7 @@ def make_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the web UI (the default command)")
     _add_common(serve)
     serve.set_defaults(subparser=serve)
-    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=5432, help="port (default 5432)")
-    serve.add_argument("--share", action="store_true", help="create a public Gradio share link")
-    serve.add_argument("--auth", default=None, metavar="USER:PASS|FILE",
-                       help="require a login: USER:PASS, or a file of USER:PASS lines")
-    serve.add_argument("--layout", default=None, metavar="NAME",
-                       help="the layout to open with (default, lm, classification, simple)")
-    serve.add_argument("--validate", choices=("first", "sample", "all"), default=None,
-                       help="check datasets and models at start-up; problems are printed")
-    serve.add_argument("--demo-mode", action="store_true",
-                       help="read-only demo: hide loading models/datasets and saving")
-    serve.add_argument("--demo", choices=("classification", "regression"), default=None,
-                       help="serve a shipped demo instead of --models/--datasets: "
-                            "classification (breast cancer, sentiment) or regression "
-                            "(diabetes, sentiment confidence)")
-    serve.add_argument("--page-title", default="promptlit", metavar="T", help="browser tab title")
-    serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    _add_serve(serve)
 
     validate = sub.add_parser("validate", help="check datasets and models; exit 1 on problems")
     _add_common(validate)
@@ -426,15 +577,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             (parse_model_specs if option == "models" else parse_dataset_specs)(getattr(args, option))
         except SpecError as e:
             sub.error(f"--{option}: {e}")
+    if args.reset_cache and not args.cache_dir:
+        sub.error("--reset-cache needs --cache-dir DIR (or $PROMPTLIT_CACHE_DIR)")
+    handlers = {"serve": _cmd_serve, "validate": _cmd_validate, "salience": _cmd_salience}
+    try:
+        check_cache_dir(args)
+        return handlers[args.command](args, sub)
+    except Exception as e:  # noqa: BLE001 - every error becomes one line (+ traceback: -v)
+        return _report(e, verbose=args.verbose)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """The errors bad input causes (files, data, models, ports, caches): one line, no traceback."""
     from promptlit.lib.validation import DataError
     from promptlit.workbench import LoadError
 
-    handlers = {"serve": _cmd_serve, "validate": _cmd_validate, "salience": _cmd_salience}
-    try:
-        return handlers[args.command](args, sub)
-    except (DataError, LoadError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return (ValueError, KeyError, IndexError, OSError, DataError, LoadError)
+
+
+def _report(e: BaseException, *, verbose: bool) -> int:
+    """Prints ``error: ...`` for ``e`` (its traceback first under --verbose); returns 1."""
+    if verbose:
+        traceback.print_exception(e, file=sys.stderr)
+    if isinstance(e, KeyError) and len(e.args) == 1 and isinstance(e.args[0], str):
+        message = e.args[0]  # str(KeyError) would add quotes
+    else:
+        message = str(e) or type(e).__name__
+    if not isinstance(e, _expected_errors()):
+        message = (f"unexpected {type(e).__name__}: {message}" +
+                   ("" if verbose else " (rerun with --verbose for the traceback)"))
+    print(f"error: {message}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,13 +4,17 @@ Models come from a fake loader registered with `register_model_loader("fake", ..
 real LM.
 """
 
+import os
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
 from promptlit import cli
 from promptlit import server as server_module
+from promptlit.ui.limits import RequestLimits
 from promptlit.workbench import LoadError, register_model_loader
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
@@ -68,8 +72,11 @@ def test_parse_auth(tmp_path):
     f.write_text("ann:1\nbroken\n", encoding="utf-8")
     with pytest.raises(cli.SpecError, match=r"users.txt:2: expected user:password"):
         cli.parse_auth(str(f))
-    with pytest.raises(cli.SpecError, match="--auth: expected user:password"):
+    with pytest.raises(cli.SpecError, match="--auth: 'nopassword' is neither USER:PASS nor an "
+                                            "existing file"):
         cli.parse_auth("nopassword")
+    with pytest.raises(cli.SpecError, match="--auth: expected user:password"):
+        cli.parse_auth("ann:")
 
 
 def test_repo_relative_presets_load_from_any_directory(tmp_path, monkeypatch):
@@ -184,10 +191,12 @@ def test_serve_builds_workbench_and_calls_server(good_jsonl, tmp_path, monkeypat
     assert list(wb.models) == ["m"] and list(wb.datasets) == ["g", "sample_prompts"]
     assert len(wb.datasets["sample_prompts"]) == 1
     assert wb.cache_dir == tmp_path / "c" and wb.default_layout == "lm"
+    limits = calls["kwargs"].pop("limits")
     assert calls["kwargs"] == {"host": "127.0.0.1", "port": 8081, "share": False,
                                "auth": [("ann", "pw")], "page_title": "promptlit",
                                "demo_mode": True, "default_layout": "lm",
-                               "open_browser": True}
+                               "open_browser": True, "allow_public": False, "save_dir": None}
+    assert limits == RequestLimits()
 
 
 def test_salience_prints_top_segments(good_jsonl, capsys):
@@ -236,3 +245,239 @@ def test_serve_demo_refuses_explicit_models(capsys):
     assert "--demo classification picks its own models" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["serve", "--demo", "nope"])
+
+
+##
+# Fail fast, with one clear line: numbers, ports, hosts, auth, caches, save dirs, limits
+
+
+def _serve_spy(monkeypatch):
+    """Replaces `server.serve` (records its kwargs) and fails the test if models load."""
+    calls = {}
+    monkeypatch.setattr(server_module, "serve", lambda wb, **kw: calls.update(wb=wb, kw=kw))
+    return calls
+
+
+def _no_loading(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("models/datasets were loaded before the check")
+    monkeypatch.setattr(cli, "build_workbench", fail)
+    monkeypatch.setattr(cli, "load_models", fail)
+
+
+def _usage_error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--temperature", "inf"], ["--temperature", "nan"],
+                                   ["--top-p", "nan"], ["--top-p", "inf"]])
+def test_non_finite_numbers_are_usage_errors(flags, capsys):
+    err = _usage_error(["validate", *flags], capsys)
+    assert f"argument {flags[0]}: expected a finite number, got {flags[1]!r}" in err
+
+
+def test_port_zero_means_any_free_port():
+    assert cli.make_parser().parse_args(["serve", "--port", "0"]).port == 0
+    with pytest.raises(SystemExit):
+        cli.make_parser().parse_args(["serve", "--port", "-1"])
+
+
+def test_busy_port_fails_before_loading_anything(monkeypatch, capsys):
+    _no_loading(monkeypatch)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["serve", "--port", str(port), "--no-browser"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: port {port} on 127.0.0.1 is already in use (another promptlit or "
+                   "server is listening there). Fix: --port N for another port, --port 0 for "
+                   "any free port, or stop what uses it")
+
+
+def test_busy_port_via_python_dash_m_exits_at_once():
+    """The real command: one error line, no traceback, before any model loads."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        start = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "promptlit", "serve", "--port", str(port),
+                                 "--no-browser"], capture_output=True, text=True, timeout=120,
+                                env=dict(os.environ, PROMPTLIT_AUTH=""))
+    assert result.returncode == 1, result.stderr
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert errors == [f"error: port {port} on 127.0.0.1 is already in use (another promptlit "
+                      "or server is listening there). Fix: --port N for another port, --port 0 "
+                      "for any free port, or stop what uses it"]
+    assert "Traceback" not in result.stderr and time.monotonic() - start < 60
+
+
+def test_demo_mode_on_every_interface_needs_a_login_or_allow_public(monkeypatch, capsys):
+    _no_loading(monkeypatch)
+    monkeypatch.delenv("PROMPTLIT_AUTH", raising=False)
+    err = _usage_error(["serve", "--host", "0.0.0.0", "--demo-mode"], capsys)
+    assert ("error: refusing to serve demo mode on 0.0.0.0 (every network interface) without a "
+            "login. Fix: require one with --auth-file FILE") in err
+    assert "--allow-public" in err and "--host 127.0.0.1" in err
+
+
+def test_allow_public_and_auth_let_demo_mode_bind_every_interface(monkeypatch, good_jsonl,
+                                                                  tmp_path):
+    calls = _serve_spy(monkeypatch)
+    monkeypatch.setattr(server_module, "check_port", lambda host, port: None)  # never bound
+    base = ["serve", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}", "--host",
+            "0.0.0.0", "--demo-mode", "--no-browser"]
+    assert cli.main([*base, "--allow-public"]) == 0
+    assert calls["kw"]["allow_public"] is True and calls["kw"]["auth"] is None
+    users = tmp_path / "users"
+    users.write_text("ann:s3cret\n")
+    assert cli.main([*base, "--auth-file", str(users)]) == 0
+    assert calls["kw"]["auth"] == [("ann", "s3cret")] and calls["kw"]["allow_public"] is False
+
+
+def test_auth_file_env_and_missing_files(monkeypatch, tmp_path, capsys):
+    _no_loading(monkeypatch)
+    monkeypatch.delenv("PROMPTLIT_AUTH", raising=False)
+    err = _usage_error(["serve", "--auth", "/missing/file:x"], capsys)
+    assert "error: --auth: no such file /missing/file:x" in err
+    err = _usage_error(["serve", "--auth-file", str(tmp_path / "nope.txt")], capsys)
+    assert f"error: --auth-file: no such file {tmp_path / 'nope.txt'}" in err
+    users = tmp_path / "users"
+    users.write_text("ann:1\n")
+    err = _usage_error(["serve", "--auth", "ann:1", "--auth-file", str(users)], capsys)
+    assert "give --auth or --auth-file, not both" in err
+    monkeypatch.setenv("PROMPTLIT_AUTH", "/missing/env-file")
+    err = _usage_error(["serve"], capsys)
+    assert "error: PROMPTLIT_AUTH: no such file /missing/env-file" in err
+
+    args = cli.make_parser().parse_args(["serve"])
+    monkeypatch.setenv("PROMPTLIT_AUTH", "bob:pa/ss:word")  # a '/' in the password is fine
+    assert cli.resolve_auth(args) == [("bob", "pa/ss:word")]
+    monkeypatch.setenv("PROMPTLIT_AUTH", str(users))
+    assert cli.resolve_auth(args) == [("ann", "1")]
+    args = cli.make_parser().parse_args(["serve", "--auth-file", str(users)])
+    assert cli.resolve_auth(args) == [("ann", "1")]
+
+
+def test_help_explains_how_to_keep_the_password_out_of_the_process_list(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--auth-file FILE" in text and "$PROMPTLIT_AUTH" in text
+    assert "process list" in text and "--allow-public" in text
+    for flag in ("--max-ig-steps", "--max-prompt-chars", "--max-queue", "--max-upload-mb",
+                 "--save-dir", "--no-save", "--reset-cache"):
+        assert flag in text
+
+
+def _a_file(d):
+    d.write_text("x")
+    return d
+
+
+def _a_corrupt_cache(d):
+    d.mkdir()
+    (d / "m.sqlite3").write_bytes(b"garbage" * 99)
+    return d
+
+
+@pytest.mark.parametrize("make_bad, expected", [
+    (_a_file, "is a file, not a directory"),
+    (_a_corrupt_cache, "not a usable SQLite cache file (file is not a database)"),
+])
+def test_bad_cache_dir_is_one_error_line_before_loading(make_bad, expected, tmp_path,
+                                                         monkeypatch, capsys):
+    _no_loading(monkeypatch)
+    cache = make_bad(tmp_path / "cache")
+    assert cli.main(["salience", "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err and "Traceback" not in err
+    if "SQLite" in expected:
+        bad = cache / "m.sqlite3"
+        assert f"mv {bad} {bad}.corrupt-" in err and "--reset-cache" in err
+
+
+def test_reset_cache_moves_the_corrupt_file_aside(tmp_path, good_jsonl, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "m.sqlite3").write_bytes(b"garbage" * 99)
+    argv = ["validate", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}",
+            "--cache-dir", str(cache)]
+    assert cli.main([*argv, "--reset-cache"]) == 0
+    err = capsys.readouterr().err
+    (aside,) = cache.glob("m.sqlite3.corrupt-*")
+    assert f"note: {cache / 'm.sqlite3'} was not a readable cache file; moved it aside to " \
+           f"{aside}" in err and aside.read_bytes() == b"garbage" * 99
+    assert cli.main(argv) == 0  # the fresh file works
+    monkeypatch.delenv("PROMPTLIT_CACHE_DIR", raising=False)
+    assert "--reset-cache needs --cache-dir" in _usage_error(["validate", "--reset-cache"], capsys)
+
+
+def test_expected_errors_are_one_line_and_the_traceback_needs_verbose(monkeypatch, good_jsonl,
+                                                                     capsys):
+    class Failing(FakeLM):
+        def predict_minibatch(self, inputs):
+            raise KeyError("no such vocabulary entry")
+
+    register_model_loader("failing", lambda handle, name: Failing())
+    argv = ["salience", "--models", "m:failing://x", "--datasets", f"g:{good_jsonl}"]
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == "error: no such vocabulary entry\n"
+    assert cli.main([*argv, "--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.endswith("error: no such vocabulary entry\n")
+
+    class Buggy(FakeLM):
+        def predict_minibatch(self, inputs):
+            raise RuntimeError("boom")
+
+    register_model_loader("buggy", lambda handle, name: Buggy())
+    assert cli.main(["salience", "--models", "m:buggy://x", "--datasets", f"g:{good_jsonl}"]) == 1
+    assert capsys.readouterr().err == ("error: unexpected RuntimeError: boom (rerun with --verbose "
+                                       "for the traceback)\n")
+
+
+def test_salience_on_a_prompt_longer_than_max_length_is_one_error_line(capsys):
+    assert cli.main(["salience", "--max-length", "8"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("error: tiny: a prompt has 150 tokens, but max_length is 8; shorten the prompt "
+                   "or raise max_length.\n")
+
+
+def test_limit_flags_build_request_limits(monkeypatch, good_jsonl):
+    calls = _serve_spy(monkeypatch)
+    assert cli.main(["serve", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}",
+                     "--no-browser", "--port", "0", "--max-ig-steps", "32",
+                     "--max-prompt-chars", "500", "--max-queue", "3",
+                     "--max-upload-mb", "0.5"]) == 0
+    assert calls["kw"]["limits"] == RequestLimits(max_ig_steps=32, max_prompt_chars=500,
+                                                  max_queue=3, max_upload_mb=0.5)
+
+
+def test_save_dir_resolution(monkeypatch, good_jsonl, tmp_path, capsys):
+    calls = _serve_spy(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    base = ["serve", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}", "--no-browser",
+            "--port", "0"]
+
+    def save_dir(*flags):
+        assert cli.main([*base, *flags]) == 0
+        return calls["kw"]["save_dir"]
+
+    monkeypatch.delenv("PROMPTLIT_CACHE_DIR", raising=False)
+    assert save_dir() == tmp_path / "promptlit-saves"
+    assert save_dir("--cache-dir", "c") == tmp_path / "c" / "promptlit-saves"
+    assert save_dir("--save-dir", "mine") == tmp_path / "mine"  # absolute
+    assert save_dir("--no-save") is None and save_dir("--demo-mode") is None
+    (tmp_path / "afile").write_text("x")
+    err = _usage_error([*base, "--save-dir", "afile"], capsys)
+    assert f"--save-dir {tmp_path / 'afile'} is a file, not a directory. Fix:" in err
+    assert "--demo-mode never saves" in _usage_error([*base, "--demo-mode", "--save-dir", "x"],
+                                                     capsys)
+    assert "not allowed with argument" in _usage_error([*base, "--no-save", "--save-dir", "x"],
+                                                       capsys)

@@ -1,5 +1,6 @@
 """`promptlit serve --share --auth ... --demo-mode` through the real CLI, offline: the share link
-cannot be made, the server says so in one line and keeps serving (with the login, read-only)."""
+cannot be made, the server says so in one line (once) and keeps serving (with the login,
+read-only)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ def test_share_failure_auth_and_demo_mode_via_cli(tmp_path):
             text = log.read_text(errors="replace")
         if "Share link:" in text:  # pragma: no cover - only with internet access
             pytest.skip("this machine can reach Gradio's share server")
-        line = next(ln for ln in text.splitlines() if "Could not create a share link" in ln)
-        assert f"serving locally at {url.rstrip('/')}" in line
+        lines = [ln for ln in text.splitlines() if "Could not create a share link" in ln]
+        assert len(lines) == 1, text  # printed once (not also logged)
+        assert f"serving locally at {url.rstrip('/')}" in lines[0]
+        assert f"promptlit is running at {url}" in text
         assert "Traceback" not in text
         with pytest.raises(Exception):  # noqa: B017 - the login is required
             Client(url, verbose=False).predict(api_name="/info")
