@@ -41,7 +41,7 @@ import gradio as gr
 from promptlit.lib.cancel import Cancelled
 from promptlit.salience.aggregation import GRANULARITIES
 from promptlit.ui import render
-from promptlit.ui.limits import LimitError, RequestLimits
+from promptlit.ui.limits import RequestLimits
 from promptlit.ui.modules import (
     base,
     classification_results,
@@ -498,16 +498,8 @@ def build_app(workbench: Any, *, layout: str | None = None,
             """Adds an example to this session's copy of the dataset (other sessions do not see
             it) and selects it; returns what the session holds. `fields`: the example's other
             fields as a JSON object (e.g. ``{"source": "mine"}``)."""
-            limits.check_prompt(prompt or "")
-            if len(fields or "") > limits.max_prompt_chars:
-                raise LimitError(f"fields has {len(fields):,} characters; at most "
-                                 f"{limits.max_prompt_chars:,}")
-            if len(st.session_examples()) >= limits.max_session_examples:
-                raise LimitError(f"this session already added {limits.max_session_examples} "
-                                 "examples (the server's limit); save or download them and "
-                                 "start a new session")
-            ex = datapoint_editor.build_example(prompt, target, fields or "", None)
-            datapoint_editor.add_to_session(workbench, st, ex)
+            datapoint_editor.add_edited(workbench, st, limits, prompt, target, fields or "",
+                                        None)
             return st, session_summary(st)
 
         def session_summary(st: SessionState) -> dict:

@@ -221,3 +221,21 @@ def test_compare_model_renders_a_second_view():
     out = lm_salience.render_views(wb, st)
     assert "COMPARE: b" in out["compare"] and "indeed." in out["compare"]
     assert "indeed." not in out["view"]
+
+
+def test_added_examples_and_model_runs_are_bounded_per_request(wb, state):
+    from promptlit.ui.limits import LimitError, RequestLimits
+
+    limits = RequestLimits(max_session_examples=2, max_prompt_chars=50,
+                           max_examples_per_request=2)
+    for i in range(2):
+        datapoint_editor.add_edited(wb, state, limits, f"p{i}", "", "", None)
+    with pytest.raises(LimitError, match="already added 2 examples"):
+        datapoint_editor.add_edited(wb, state, limits, "p2", "", "", None)
+    with pytest.raises(LimitError, match="target has 51 characters"):
+        datapoint_editor.add_edited(wb, SessionState(dataset="toy"), limits, "p", "t" * 51,
+                                    "", None)
+    ctx = base.Context(workbench=wb, state=None, footer=None, limits=limits)
+    state.select_examples([r[0] for r in base.dataset_rows(wb, state)])
+    with pytest.raises(ValueError, match="5 examples are selected; this server generates"):
+        base.check_selection(ctx, state, "generates responses")

@@ -264,6 +264,16 @@ def short_middle(text: Any, limit: int = 100) -> str:
     return flat[:head] + " … " + flat[-(limit - head - 3):]
 
 
+def check_selection(ctx: Context, state: SessionState, action: str) -> None:
+    """Refuses to run a model on more selected examples than one request may
+    (`RequestLimits.max_examples_per_request`): one person's "select all, generate" must not
+    hold the model for everyone else."""
+    n, most = len(state.selected_ids), ctx.limits.max_examples_per_request
+    if n > most:
+        raise ValueError(f"{n} examples are selected; this server {action} for at most {most} "
+                         "at once. Select fewer (e.g. a page of the table or a slice)")
+
+
 def client_gone() -> bool:
     """Whether the client of the Gradio event running in this thread cancelled it or went away.
 

@@ -272,6 +272,7 @@ def build(ctx: base.Context) -> base.Module:
             v.update(generator=gen, subs=sub,
                      settings={k: val for k, val in chosen.items() if defaults.get(k) != val})
             cfg = generator_config(wb, gen, sub, chosen)
+            base.check_selection(ctx, state, "generates counterfactuals")
             rows = run_generator(wb, state, gen, cfg, progress=base.progress_adapter(progress))
             flips = sum(1 for g in rows if g.flipped)
             msg = (f"{LABELS.get(gen, gen)} made {len(rows)} example(s), {flips} with a "

@@ -28,6 +28,7 @@ from promptlit.api.dataset import Dataset
 from promptlit.lib import paths
 from promptlit.lib.utils import example_id
 from promptlit.lib.validation import validate_example
+from promptlit.ui.limits import LimitError, RequestLimits
 from promptlit.ui.modules import base
 from promptlit.ui.state import SessionState
 
@@ -82,6 +83,18 @@ def add_to_session(wb: Any, state: SessionState, ex: dict[str, Any]) -> str:
         added.append(ex)
     state.select_example(new_id)
     return new_id
+
+
+def add_edited(wb: Any, state: SessionState, limits: RequestLimits, prompt: str, target: str,
+               other_json: str, base_example: dict | None) -> str:
+    """`build_example` + `add_to_session` for text a browser or API caller sent, within
+    ``limits`` (text sizes, examples per session). Returns the new example's id."""
+    for what, text in (("prompt", prompt), ("target", target), ("other fields", other_json)):
+        limits.check_prompt(text or "", where=what)
+    if len(state.session_examples()) >= limits.max_session_examples:
+        raise LimitError(f"this session already added {limits.max_session_examples} examples "
+                         "(the server's limit); save or download them and start a new session")
+    return add_to_session(wb, state, build_example(prompt, target, other_json, base_example))
 
 
 def other_fields(wb: Any, dataset: str) -> dict[str, Any]:
@@ -216,8 +229,7 @@ def build(ctx: base.Context) -> base.Module:
 
         @base.guard(2 + len(refresh_outs))
         def on_add(state: SessionState, p: str, t: str, o: str) -> Any:
-            ex = build_example(p, t, o, base.primary_example(wb, state))
-            add_to_session(wb, state, ex)
+            add_edited(wb, state, ctx.limits, p, t, o, base.primary_example(wb, state))
             n = base.index_of(wb, state, state.primary_id)
             return (state, *ctx.refresh(state),
                     base.ok(f"added example #{n} to this session's {state.dataset}; press "

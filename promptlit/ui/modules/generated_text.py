@@ -113,6 +113,7 @@ def build(ctx: base.Context) -> base.Module:
         def on_generate(state: SessionState, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
             if not state.selected_ids:
                 raise ValueError("no example selected: click a row in the data table first")
+            base.check_selection(ctx, state, "generates responses")
             updates = draw(state, generate=True, progress=base.progress_adapter(progress))
             return (state, *updates, base.ok(f"generated {len(state.selected_ids)} response(s)"))
 
