@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +63,15 @@ ModelLoader = Callable[[str, str], Model]
 MODEL_LOADERS: dict[str, ModelLoader] = {}
 
 DEFAULT_SALIENCE_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
+
+#: Salience methods whose numbers do not depend on ``ig_steps`` (their cache entries are shared
+#: across steps settings); any other method's key holds the steps.
+STEP_FREE_SALIENCE_METHODS = frozenset({"grad_l2", "grad_dot_input", "grad_norm", "attention"})
+
+#: Version of the salience cache keys, bumped whenever what a key holds changes, so a result
+#: cached under an older, incomplete key (issue 10: IG spans keyed without their steps) is
+#: never served from a persistent cache.
+SALIENCE_KEY_VERSION = 2
 
 #: Built-in components `Workbench.interpret` can run by name when none of that name is
 #: registered: name -> "module:Class" (imported and built on first use).
@@ -432,6 +442,13 @@ class Workbench:
                  **kwargs: Any) -> Any:
         """Sequence salience of `example` (a `SequenceSalience`), cached.
 
+        The cache key holds everything that changes the numbers: the model (name and config
+        hash), the prompt and the explained text, the methods, the IG steps (for methods that
+        take steps) and every other argument of the model's `salience` (the given `kwargs` with
+        the model's defaults filled in, e.g. the span and the IG baseline), in a canonical form
+        (``span=(0, 2)`` and ``span=[0, 2]`` are one entry). The result is immutable and shared
+        by every caller: derive new ones (`SequenceSalience.with_span_scores`), never change it.
+
         Args:
           model: a model with a `.salience(prompt, response, ...)` method (a `KerasCausalLM`).
           example: has "prompt" (and "target" when `target="target"`).
@@ -440,8 +457,12 @@ class Workbench:
           methods: salience methods ("grad_l2", "grad_dot_input", "integrated_gradients").
           ig_steps: Integrated Gradients steps.
           response: explain this text instead (overrides `target`).
-          progress: `(fraction, message)` callback.
-          **kwargs: passed on to the model's `salience`.
+          progress: `(fraction, message)` callback, called before and after the work and, when
+            the model's `salience` takes a ``progress`` argument, between its pieces of work. If
+            it raises (e.g. `promptlit.lib.cancel.Cancelled`: the client went away), the work
+            stops at the next piece, the exception propagates and nothing is cached.
+          **kwargs: passed on to the model's `salience` (e.g. ``span=(0, 2)``,
+            ``ig_baseline=0``).
         """
         m = self._model(model)
         if not callable(getattr(m, "salience", None)):
@@ -463,15 +484,19 @@ class Workbench:
                 raise ValueError(f"target must be 'response' or 'target', got {target!r}")
         mcfg = m.config_hash if isinstance(m, CachingModelWrapper) else caching.config_hash(
             model_config(m))
-        key = caching.cache_key("salience", model, mcfg, example_id({"p": ex["prompt"],
-                                                                      "r": response}),
-                                sorted(methods), ig_steps, kwargs)
+        params = _parameters(m.salience)
+        key = caching.cache_key("salience", f"v{SALIENCE_KEY_VERSION}", model, mcfg,
+                                example_id({"p": ex["prompt"], "r": response}),
+                                _salience_settings(params, methods, ig_steps, kwargs))
         result = self._salience_cache.get(key)
         if result is caching.MISSING:
             if progress is not None:
                 progress(0.0, f"{model}: computing salience ({', '.join(methods)})")
+            call = dict(kwargs)
+            if progress is not None and "progress" in params:
+                call["progress"] = progress
             result = m.salience(ex["prompt"], response, methods=tuple(methods),
-                                ig_steps=ig_steps, **kwargs)
+                                ig_steps=ig_steps, **call)
             self._salience_cache.put(key, result)
         if progress is not None:
             progress(1.0, f"{model}: salience ready")
@@ -611,6 +636,49 @@ class Workbench:
     def __repr__(self) -> str:
         return (f"Workbench(models={sorted(self.models)}, datasets={sorted(self.datasets)}, "
                 f"interpreters={sorted(self.interpreters)})")
+
+
+def _parameters(fn: Any) -> Mapping[str, inspect.Parameter]:
+    """``fn``'s parameters by name ({} when its signature cannot be read)."""
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+
+
+def _canonical_value(value: Any) -> Any:
+    """``value`` in one spelling for cache keys: tuples and arrays as lists, numpy scalars as
+    Python ones, mapping keys as strings (so ``(0, 2)``, ``[0, 2]`` and ``np.array([0, 2])``
+    give the same key)."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical_value(v) for k, v in value.items()}
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        return _canonical_value(value.tolist())
+    if isinstance(value, list | tuple):
+        return [_canonical_value(v) for v in value]
+    return value
+
+
+def _salience_settings(params: Mapping[str, inspect.Parameter], methods: Sequence[str],
+                       ig_steps: int, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything besides model and text that changes what ``model.salience`` returns, canonical.
+
+    The given ``kwargs`` plus the defaults of the model's other optional parameters (so leaving
+    an argument out and passing its default are one key, and a changed default is another);
+    ``ig_steps`` only when a method takes steps; ``progress`` never (it changes no number).
+    """
+    settings: dict[str, Any] = {}
+    for name, p in params.items():
+        if (p.default is not inspect.Parameter.empty and p.kind in (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)):
+            settings[name] = p.default
+    settings.update(kwargs)
+    for name in ("methods", "ig_steps", "progress"):
+        settings.pop(name, None)
+    methods = sorted(set(methods))
+    steps = None if set(methods) <= STEP_FREE_SALIENCE_METHODS else int(ig_steps)
+    return {"methods": methods, "ig_steps": steps,
+            "kwargs": {str(k): _canonical_value(v) for k, v in settings.items()}}
 
 
 def _is_indexed(ex: Any) -> bool:

@@ -161,6 +161,83 @@ def test_salience_response_and_target_cached(wb, tmp_path):
         wb.salience("num", ex)
 
 
+class SteppedLM(FakeLM):
+    """Salience scaled by the IG steps and baseline (so every setting has its own numbers);
+    reports progress in two pieces, and records every call with its settings."""
+
+    def salience(self, prompt, response, *, methods=("grad_l2",), ig_steps=16, span=None,
+                 ig_baseline="zero", progress=None):
+        self.salience_calls.append((tuple(methods), ig_steps, span, ig_baseline))
+        if progress is not None:
+            progress(0.5, "piece 1 of 2")
+            progress(1.0, "piece 2 of 2")
+        sal = fake_salience(prompt, response, methods)
+        scale = ig_steps * (1 if ig_baseline == "zero" else 10)
+        return SequenceSalience(sal.text, sal.prompt_length, sal.tokens, sal.offsets,
+                                sal.num_prompt_tokens,
+                                matrices={m: x * scale for m, x in sal.matrices.items()})
+
+
+def test_salience_cache_key_holds_every_setting():
+    """Issue 10.3: a cached result is found only under the settings that made its numbers."""
+    lm = SteppedLM()
+    wb = Workbench({"lm": lm}, {"prompts": Dataset(PROMPTS, spec=SPEC)})
+    ex, ig = PROMPTS[0], ("integrated_gradients",)
+    four = wb.salience("lm", ex, target="target", methods=ig, ig_steps=4, span=(0, 1))
+    assert wb.salience("lm", ex, target="target", methods=ig, ig_steps=4, span=[0, 1]) is four
+    assert wb.salience("lm", ex, target="target", methods=ig, ig_steps=4, span=(0, 1),
+                       ig_baseline="zero") is four  # the model's default, spelled out
+    assert len(lm.salience_calls) == 1
+    many = wb.salience("lm", ex, target="target", methods=ig, ig_steps=64, span=(0, 1))
+    base = wb.salience("lm", ex, target="target", methods=ig, ig_steps=4, span=(0, 1),
+                       ig_baseline=0)
+    other_span = wb.salience("lm", ex, target="target", methods=ig, ig_steps=4, span=(0, 2))
+    other_target = wb.salience("lm", ex, methods=ig, ig_steps=4, span=(0, 1))
+    assert len(lm.salience_calls) == 5
+    row = four.matrices["integrated_gradients"][0]
+    np.testing.assert_array_equal(many.matrices["integrated_gradients"][0], 16 * row)
+    np.testing.assert_array_equal(base.matrices["integrated_gradients"][0], 10 * row)
+    assert other_span is not four and other_target.response_text != four.response_text
+    # Asking for 4 steps again still gives the 4-step numbers, not the last ones computed.
+    again = wb.salience("lm", ex, target="target", methods=ig, ig_steps=4, span=(0, 1))
+    assert again is four and len(lm.salience_calls) == 5
+    # IG steps do not change gradient matrices: one entry serves every steps setting.
+    g = wb.salience("lm", ex, target="target", methods=("grad_l2",), ig_steps=4)
+    assert wb.salience("lm", ex, target="target", methods=("grad_l2",), ig_steps=32) is g
+    assert len(lm.salience_calls) == 6
+
+
+def test_salience_progress_reaches_the_model_and_cancelling_caches_nothing():
+    """Issue 10: the model reports between pieces of work; a callback that raises (a client
+    that went away) stops it, the exception propagates, and nothing is cached."""
+    from promptlit.lib.cancel import Cancelled
+
+    lm = SteppedLM()
+    wb = Workbench({"lm": lm}, {"prompts": Dataset(PROMPTS, spec=SPEC)})
+    ex = PROMPTS[0]
+    seen = []
+    wb.salience("lm", ex, target="target", progress=lambda f, m: seen.append((f, m)))
+    assert [f for f, _ in seen] == [0.0, 0.5, 1.0, 1.0]
+    assert [m for _, m in seen][1:3] == ["piece 1 of 2", "piece 2 of 2"]
+
+    def cancel(fraction, message):
+        if fraction > 0:
+            raise Cancelled("the client went away")
+
+    with pytest.raises(Cancelled, match="went away"):
+        wb.salience("lm", ex, target="target", methods=("integrated_gradients",), ig_steps=8,
+                    progress=cancel)
+    assert len(lm.salience_calls) == 2
+    done = wb.salience("lm", ex, target="target", methods=("integrated_gradients",), ig_steps=8)
+    assert len(lm.salience_calls) == 3 and done.methods == ["integrated_gradients"]
+    # A model whose salience takes no progress argument still works with a callback.
+    plain = FakeLM()
+    wb2 = Workbench({"lm": plain}, {"prompts": Dataset(PROMPTS, spec=SPEC)})
+    seen.clear()
+    wb2.salience("lm", ex, target="target", progress=lambda f, m: seen.append((f, m)))
+    assert [f for f, _ in seen] == [0.0, 1.0] and len(plain.salience_calls) == 1
+
+
 def test_add_examples_validates_and_appends(wb):
     before = wb.datasets["prompts"]
     with pytest.raises(DataError) as info:

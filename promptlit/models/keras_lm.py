@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -606,7 +606,9 @@ class KerasCausalLM(BatchedModel):
     def salience(self, prompt: str, response: str, *,
                  methods: Sequence[str] = MATRIX_METHODS, ig_steps: int = 16,
                  full_matrix: bool = True, span: tuple[int, int] | None = None,
-                 chunk_size: int = 32) -> Any:
+                 chunk_size: int = 32, ig_baseline: str | int = "zero",
+                 ig_steps_per_call: int | None = None,
+                 progress: Callable[[float, str], None] | None = None) -> Any:
         """Sequence salience of `prompt + response` (a `promptlit.salience.result.SequenceSalience`).
 
         Args:
@@ -617,28 +619,45 @@ class KerasCausalLM(BatchedModel):
             full_matrix: compute the full `<float>[T, N]` matrix for every requested method
                 (for IG only when no `span` is given: an IG matrix costs `ig_steps` x a gradient
                 matrix).
-            span: `(start, stop)` response-token indices; each requested method's salience for
-                that span is computed directly (`kernels.span_salience`) and stored in
+            span: `(start, stop)` response-token indices; each requested method without a matrix
+                gets its salience for that span computed directly (`kernels.span_salience`), in
                 `span_scores[(method, start, stop)]` (`<float>[N]`). IG is computed this way.
             chunk_size: targets per vmapped backward pass (memory bound).
+            ig_baseline: IG's baseline: "zero" (all-zero embeddings) or a token id whose
+                embedding fills every position (see `promptlit.salience.kernels`).
+            ig_steps_per_call: the most IG steps one compiled call evaluates (default
+                `kernels.IG_STEPS_PER_CALL`); more steps run as several calls, summed exactly.
+            progress: called as `progress(fraction, message)` between compiled calls (fraction
+                of this call's work, reaching 1.0 at the end). If it raises (e.g.
+                `promptlit.lib.cancel.Cancelled` for a client that went away), the work stops at
+                the next call boundary and the exception propagates; nothing is returned.
 
         Returns:
             `SequenceSalience` with `text = prompt + response`, `N` tokens (prompt with <bos>,
-            then response), `matrices[method]` `<float>[T, N]` and `span_scores`.
+            then response), `matrices[method]` `<float>[T, N]` and `span_scores`; its
+            ``settings_for("integrated_gradients")`` records the IG steps and baseline.
 
         Raises:
-            ValueError: empty response, unknown method or a span outside the response.
+            ValueError: empty response, unknown method, a span outside the response or a bad
+                baseline.
         """
         from promptlit.salience import kernels
         from promptlit.salience.result import SequenceSalience
 
         if isinstance(methods, str):
             methods = (methods,)
-        methods = tuple(methods)
+        methods = tuple(dict.fromkeys(methods))
         unknown = [m for m in methods if m not in ALL_METHODS]
         if unknown or not methods:
             raise ValueError(f"salience: unknown method(s) {unknown or '(none)'}; choose from "
                              f"{list(ALL_METHODS)}.")
+        use_ig = "integrated_gradients" in methods
+        if use_ig and int(ig_steps) < 1:
+            raise ValueError(f"salience: ig_steps must be >= 1 for integrated_gradients, got "
+                             f"{ig_steps}.")
+        baseline = kernels._check_baseline(ig_baseline, "salience") if use_ig else "zero"
+        steps_per_call = (kernels.IG_STEPS_PER_CALL if ig_steps_per_call is None
+                          else int(ig_steps_per_call))
         ids, offsets, tokens, p = self.encode_pair(prompt, response)
         n = int(ids.shape[0])
         t = n - p
@@ -648,36 +667,59 @@ class KerasCausalLM(BatchedModel):
         if p < 1:
             raise ValueError("salience: the prompt has no tokens and the model adds no start "
                              "token, so the first response token has no prediction to explain.")
-        fwd = self.forward
-        matrices: dict[str, np.ndarray] = {}
-        if full_matrix:
-            in_matrix = tuple(m for m in methods
-                              if m != "integrated_gradients" or span is None)
-            if in_matrix:
-                with self._lock:
-                    matrices = kernels.salience_matrix(
-                        fwd, ids.astype(np.int32), np.arange(p, n, dtype=np.int32),
-                        methods=in_matrix,
-                        ig_steps=ig_steps if "integrated_gradients" in in_matrix else 0,
-                        chunk_size=chunk_size)
-        sal = SequenceSalience(
-            text=prompt + response, prompt_length=len(prompt), tokens=tokens, offsets=offsets,
-            num_prompt_tokens=p, matrices=dict(matrices),
-            signed={m: kernels.SIGNED[m] for m in methods},
-            metadata={"model": self.name, "handle": self.handle, "methods": list(methods),
-                      "ig_steps": int(ig_steps)})
+        start = stop = 0
         if span is not None:
             start, stop = int(span[0]), int(span[1])
             if not 0 <= start < stop <= t:
                 raise ValueError(f"salience: span {span} must satisfy 0 <= start < stop <= {t} "
                                  "(response-token indices, stop exclusive).")
-            span_methods = tuple(m for m in methods if m not in sal.matrices)
-            if span_methods:
-                mask = np.zeros((n,), bool)
-                mask[p + start: p + stop] = True
-                with self._lock:
-                    scores = kernels.span_salience(fwd, ids.astype(np.int32), mask,
-                                                   methods=span_methods, ig_steps=ig_steps)
-                for m in span_methods:
-                    sal.add_span_scores(m, start, stop, scores[m])
-        return sal
+        in_matrix = tuple(m for m in methods if m != "integrated_gradients" or span is None
+                          ) if full_matrix else ()
+        span_methods = tuple(m for m in methods if m not in in_matrix) if span is not None else ()
+        # Progress: each phase gets a share of [0, 1] by its cost in backward passes.
+        cost_matrix = t * (1 + (int(ig_steps) if "integrated_gradients" in in_matrix else 0))
+        cost_span = (int(ig_steps) if "integrated_gradients" in span_methods else 0) + any(
+            m != "integrated_gradients" for m in span_methods)
+        total = max(cost_matrix * bool(in_matrix) + cost_span * bool(span_methods), 1)
+        split = cost_matrix * bool(in_matrix) / total
+        fwd = self.forward
+        matrices: dict[str, np.ndarray] = {}
+        if in_matrix:
+            with self._lock:
+                matrices = kernels.salience_matrix(
+                    fwd, ids.astype(np.int32), np.arange(p, n, dtype=np.int32),
+                    methods=in_matrix,
+                    ig_steps=int(ig_steps) if "integrated_gradients" in in_matrix else 0,
+                    chunk_size=chunk_size, ig_baseline=baseline,
+                    ig_steps_per_call=steps_per_call,
+                    progress=_scaled(progress, 0.0, split))
+        span_scores: dict[tuple[str, int, int], np.ndarray] = {}
+        if span_methods:
+            mask = np.zeros((n,), bool)
+            mask[p + start: p + stop] = True
+            with self._lock:
+                scores = kernels.span_salience(
+                    fwd, ids.astype(np.int32), mask, methods=span_methods,
+                    ig_steps=int(ig_steps) if use_ig else 0, ig_baseline=baseline,
+                    ig_steps_per_call=steps_per_call, progress=_scaled(progress, split, 1.0))
+            span_scores = {(m, start, stop): scores[m] for m in span_methods}
+        metadata: JsonDict = {"model": self.name, "handle": self.handle, "methods": list(methods)}
+        if use_ig:
+            metadata["settings"] = {"integrated_gradients": {"ig_steps": int(ig_steps),
+                                                             "ig_baseline": baseline}}
+        return SequenceSalience(
+            text=prompt + response, prompt_length=len(prompt), tokens=tokens, offsets=offsets,
+            num_prompt_tokens=p, matrices=matrices, span_scores=span_scores,
+            signed={m: kernels.SIGNED[m] for m in methods}, metadata=metadata)
+
+
+def _scaled(progress: Callable[[float, str], None] | None, lo: float, hi: float
+            ) -> Callable[[float, str], None] | None:
+    """`progress` for one phase of the work: its fractions mapped onto ``[lo, hi]``."""
+    if progress is None:
+        return None
+
+    def report(fraction: float, message: str) -> None:
+        progress(hi if fraction >= 1.0 else lo + fraction * (hi - lo), message)
+
+    return report

@@ -32,6 +32,13 @@ inside one compiled `fori_loop` with a dynamic trip count. Span salience runs th
 span's rows only (no `N x V` logits). IG batches its alpha steps along the batch axis (chunks of
 `ig_batch_size`), inside the same compiled call as the plain gradient.
 
+Cooperative cancellation: long work runs as several compiled calls ("pieces"): IG at most
+`IG_STEPS_PER_CALL` alpha steps per call (disjoint alpha subsets, summed: exactly the one-call
+Riemann sum), the matrix at most `MATRIX_TARGETS_PER_CALL` targets per call. After each piece the
+optional `progress(fraction, message)` callback is called; if it raises (e.g.
+`promptlit.lib.cancel.Cancelled`), no further piece runs and the exception propagates. Work that
+fits one piece (the common 16-step IG, responses up to 256 tokens) stays one call.
+
 Shapes are padded to length buckets (`bucket_length`) with a padding mask, so each function
 compiles once per (model, bucket); compiled functions are cached on the `LMForward` instance.
 Results are unpadded numpy arrays, float32 (float64 when `jax_enable_x64` is on).
@@ -52,6 +59,12 @@ from promptlit.salience.forward import LMForward
 METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input", "integrated_gradients")
 SIGNED: dict[str, bool] = {"grad_l2": False, "grad_dot_input": True, "integrated_gradients": True}
 MIN_BUCKET = 32
+IG_STEPS_PER_CALL = 32
+"""Most IG alpha steps one compiled call evaluates; more steps run as several calls."""
+MATRIX_TARGETS_PER_CALL = 256
+"""Most target rows one compiled matrix call computes; more run as several calls."""
+
+ProgressFn = Callable[[float, str], None]
 
 
 def bucket_length(n: int) -> int:
@@ -155,13 +168,42 @@ def _features(g: Any, e: Any, methods: tuple[str, ...]) -> dict[str, Any]:
 
 def _alpha_chunks(ig_steps: int, ig_batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Midpoint alphas `<float>[C, A]` and weights `<float>[C, A]` (1/m, 0 for padding)."""
+    ((alphas, weights, _),) = _alpha_pieces(ig_steps, ig_batch_size, max(ig_steps, 1))
+    return alphas, weights
+
+
+def _alpha_pieces(
+    ig_steps: int, ig_batch_size: int, steps_per_call: int
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """The midpoint rule's `ig_steps` alphas split into pieces, one compiled call each.
+
+    Returns:
+        `[(alphas <float>[C, A], weights <float>[C, A], steps), ...]`: `A = min(ig_batch_size,
+        ig_steps)` alphas per batched evaluation, at most `steps_per_call` (rounded down to a
+        multiple of `A`, at least `A`) real steps per piece; padding has weight 0. Every
+        `alpha_k = (k + 1/2) / m` (weight `1/m`) is in exactly one piece, so summing the pieces'
+        results gives exactly the one-call Riemann sum.
+    """
     a = max(1, min(ig_batch_size, ig_steps))
-    n_chunks = -(-ig_steps // a)
-    alphas = np.zeros((n_chunks * a,), np.float64)
-    weights = np.zeros((n_chunks * a,), np.float64)
-    alphas[:ig_steps] = (np.arange(ig_steps) + 0.5) / ig_steps
-    weights[:ig_steps] = 1.0 / ig_steps
-    return alphas.reshape(n_chunks, a), weights.reshape(n_chunks, a)
+    per = max(a, (max(1, int(steps_per_call)) // a) * a)
+    alphas = (np.arange(ig_steps, dtype=np.float64) + 0.5) / ig_steps
+    pieces = []
+    for start in range(0, ig_steps, per):
+        piece = alphas[start : start + per]
+        c = -(-piece.size // a)
+        al = np.zeros((c * a,), np.float64)
+        w = np.zeros((c * a,), np.float64)
+        al[: piece.size] = piece
+        w[: piece.size] = 1.0 / ig_steps
+        pieces.append((al.reshape(c, a), w.reshape(c, a), int(piece.size)))
+    return pieces
+
+
+def _check_piece_size(value: int, name: str, where: str) -> int:
+    if isinstance(value, bool) or int(value) < 1:
+        raise ValueError(f"{where}: {name} must be >= 1 (how much work one compiled call does), "
+                         f"got {value!r}.")
+    return int(value)
 
 
 def _baseline(fwd: LMForward, params: Any, ids: Any, e: Any, kind: Any) -> Any:
@@ -218,17 +260,17 @@ def sequence_log_probs(fwd: LMForward, token_ids: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- span_salience
 
 
-def _span_fn(
-    fwd: LMForward, methods: tuple[str, ...], ig_steps: int, ig_batch_size: int, baseline: Any
-) -> Callable[..., Any]:
+def _span_fn(fwd: LMForward, methods: tuple[str, ...], baseline: Any) -> Callable[..., Any]:
     hidden_fn, head_fn = _split(fwd)
     use_ig = "integrated_gradients" in methods
     grad_methods = tuple(m for m in methods if m != "integrated_gradients")
-    alphas_np, weights_np = _alpha_chunks(ig_steps, ig_batch_size) if use_ig else (None, None)
 
     @jax.jit
-    def run(params: Any, ids: Any, mask: Any, pos: Any, wpos: Any) -> dict[str, Any]:
-        """pos `<int>[S]`: target positions (padding: 0 with weight 0); wpos `<float>[S]`."""
+    def run(
+        params: Any, ids: Any, mask: Any, pos: Any, wpos: Any, alphas: Any, weights: Any
+    ) -> dict[str, Any]:
+        """pos `<int>[S]`: target positions (padding: 0 with weight 0); wpos `<float>[S]`;
+        alphas, weights `<float>[C, A]`: this call's IG alphas (None without IG)."""
         e = fwd.embed(params, ids[None])[0]  # [N, D]
         pred = jnp.maximum(pos - 1, 0)  # the hidden rows that predict the targets
         targets = ids[pos]
@@ -266,8 +308,8 @@ def _span_fn(
         if use_ig:
             b = _baseline(fwd, params, ids, e, baseline)
             diff = e - b
-            alphas = jnp.asarray(alphas_np, e.dtype)
-            weights = jnp.asarray(weights_np, jnp.promote_types(e.dtype, jnp.float32))
+            alphas = alphas.astype(e.dtype)
+            weights = weights.astype(jnp.promote_types(e.dtype, jnp.float32))
 
             def step(acc: Any, chunk: tuple[Any, Any]) -> tuple[Any, None]:
                 a, wa = chunk  # [A], [A]
@@ -295,11 +337,15 @@ def span_salience(
     ig_steps: int = 32,
     ig_baseline: str | int = "zero",
     ig_batch_size: int = 4,
+    ig_steps_per_call: int = IG_STEPS_PER_CALL,
+    progress: ProgressFn | None = None,
 ) -> dict[str, np.ndarray]:
     """Salience of every token for the log-probability of a chosen target span.
 
     One compiled call computes all requested methods: a single forward + backward for Grad L2 and
     Grad.Input, and, for IG, `ig_steps` gradient evaluations batched `ig_batch_size` at a time.
+    IG with more than `ig_steps_per_call` steps runs as several calls over disjoint alpha subsets
+    whose results are summed (exactly the one-call Riemann sum), reporting progress between them.
 
     Args:
         fwd: from `lm_forward(causal_lm)`.
@@ -311,6 +357,11 @@ def span_salience(
         ig_baseline: "zero" (all-zero embeddings) or a token id whose embedding fills every
             position.
         ig_batch_size: alpha steps evaluated per batched forward/backward (memory vs speed).
+        ig_steps_per_call: the most IG steps one compiled call evaluates (cancellation latency
+            vs per-call overhead: each extra call repeats one forward pass).
+        progress: called as `progress(fraction, message)` after each compiled call (fraction of
+            the IG steps done; 1.0 after the last call). If it raises (e.g.
+            `promptlit.lib.cancel.Cancelled`), no further call runs and the exception propagates.
 
     Returns:
         `{method: <float>[N]}` for each requested method (scores for every token, target tokens
@@ -339,6 +390,7 @@ def span_salience(
             f"{where}: ig_steps must be >= 1 for integrated_gradients, got {ig_steps}."
         )
     baseline = _check_baseline(ig_baseline, where)
+    steps_per_call = _check_piece_size(ig_steps_per_call, "ig_steps_per_call", where)
     padded, mask = _pad(ids)
     # Target positions padded to a power of two >= 8 (few compiled shapes); the LM head runs on
     # these rows only, never on all N x V logits.
@@ -348,15 +400,32 @@ def span_salience(
     pos[: positions.size] = positions
     wpos = np.zeros((size,), np.float32)
     wpos[: positions.size] = 1.0
-    key = ("span", methods, ig_steps if use_ig else 0, ig_batch_size if use_ig else 0, baseline)
-    run = _cached(
-        fwd, key, functools.partial(_span_fn, fwd, methods, ig_steps, ig_batch_size, baseline)
-    )
-    out = run(fwd.params, padded, mask, pos, wpos)
     n = ids.shape[0]
     dtype = _out_dtype()
-    result = {m: np.asarray(out[m], dtype)[:n] for m in methods}
-    result["log_prob"] = np.asarray(out["log_prob"], dtype)
+    pieces = _alpha_pieces(ig_steps, ig_batch_size, steps_per_call) if use_ig else [(None, None, 0)]
+    result: dict[str, np.ndarray] = {}
+    ig_sum: np.ndarray | None = None
+    done = 0
+    for i, (alphas, weights, steps) in enumerate(pieces):
+        # The first call computes every method; later ones only their share of the IG steps.
+        piece_methods = methods if i == 0 else ("integrated_gradients",)
+        key = ("span", piece_methods, baseline if use_ig else None)
+        run = _cached(fwd, key, functools.partial(_span_fn, fwd, piece_methods, baseline))
+        out = run(fwd.params, padded, mask, pos, wpos, alphas, weights)
+        if i == 0:
+            result = {m: np.asarray(out[m], dtype)[:n] for m in methods}
+            result["log_prob"] = np.asarray(out["log_prob"], dtype)
+        if use_ig:
+            piece = np.asarray(out["integrated_gradients"], np.float64)[:n]
+            ig_sum = piece if ig_sum is None else ig_sum + piece
+            done += steps
+        if progress is not None:
+            if use_ig:
+                progress(done / ig_steps, f"integrated gradients: {done}/{ig_steps} steps")
+            else:
+                progress(1.0, "span salience: done")
+    if ig_sum is not None:
+        result["integrated_gradients"] = ig_sum.astype(dtype)
     return result
 
 
@@ -367,15 +436,11 @@ def _matrix_fn(
     fwd: LMForward,
     methods: tuple[str, ...],
     chunk: int,
-    ig_steps: int,
-    ig_batch_size: int,
     baseline: Any,
 ) -> Callable[..., Any]:
     hidden_fn, head_fn = _split(fwd)
     grad_methods = tuple(m for m in methods if m != "integrated_gradients")
     use_ig = "integrated_gradients" in methods
-    alphas_np, weights_np = _alpha_chunks(ig_steps, ig_batch_size) if use_ig else (None, None)
-    ig_chunk = max(1, chunk // max(1, min(ig_batch_size, ig_steps))) if use_ig else 1
 
     def one_hot_rows(dh: Any, idx: Any) -> Any:
         """Cotangents `<float>[C, ..., N, H]`: for target idx[c] only row idx[c] - 1 is set."""
@@ -388,7 +453,11 @@ def _matrix_fn(
         return sel[:, None, :, None] * dh[None]  # dh [A, N, H] -> [C, A, N, H]
 
     @jax.jit
-    def run(params: Any, ids: Any, mask: Any, targets: Any, n_targets: Any) -> dict[str, Any]:
+    def run(
+        params: Any, ids: Any, mask: Any, targets: Any, n_targets: Any, alphas: Any, weights: Any
+    ) -> dict[str, Any]:
+        """targets `<int>[nb + chunk]` (the first n_targets used); alphas, weights
+        `<float>[C, A]`: this call's IG alphas (None without IG)."""
         e = fwd.embed(params, ids[None])[0]  # [N, D]
         n = ids.shape[0]
         n_targets = n_targets.astype(jnp.int32)
@@ -423,8 +492,9 @@ def _matrix_fn(
         if use_ig:
             b = _baseline(fwd, params, ids, e, baseline)
             diff = e - b
-            alphas = jnp.asarray(alphas_np, e.dtype)
-            weights = jnp.asarray(weights_np, jnp.promote_types(e.dtype, jnp.float32))
+            alphas = alphas.astype(e.dtype)
+            weights = weights.astype(jnp.promote_types(e.dtype, jnp.float32))
+            ig_chunk = max(1, chunk // alphas.shape[1])
             n_ig_chunks = (n_targets + ig_chunk - 1) // ig_chunk
 
             def alpha_step(acc: Any, a_chunk: tuple[Any, Any]) -> tuple[Any, None]:
@@ -464,8 +534,11 @@ def salience_matrix(
     chunk_size: int = 32,
     ig_baseline: str | int = "zero",
     ig_batch_size: int = 4,
+    ig_steps_per_call: int = IG_STEPS_PER_CALL,
+    targets_per_call: int = MATRIX_TARGETS_PER_CALL,
+    progress: ProgressFn | None = None,
 ) -> dict[str, np.ndarray]:
-    """The full target x source salience matrix in one compiled call.
+    """The full target x source salience matrix, in one compiled call when it is small.
 
     Row `t` holds the salience of every token for `lp[target_positions[t]]` (the log-prob of that
     single target token). One forward pass is linearised (`jax.vjp`) and its VJP is `vmap`-ed over
@@ -484,6 +557,13 @@ def salience_matrix(
             use the next power of two >= T instead.
         ig_baseline: "zero" or a token id (see `span_salience`).
         ig_batch_size: alpha steps per batched forward for the IG matrix.
+        ig_steps_per_call: the most IG steps one compiled call evaluates; more run as several
+            calls over disjoint alpha subsets, summed (exactly the one-call Riemann sum).
+        targets_per_call: the most targets one compiled call explains; more run as several
+            calls (each repeats one forward pass).
+        progress: called as `progress(fraction, message)` after each compiled call (fraction
+            of the target rows x IG steps done; 1.0 after the last). If it raises (e.g.
+            `promptlit.lib.cancel.Cancelled`), no further call runs and it propagates.
 
     Returns:
         `{method: <float>[T, N]}` for each requested method.
@@ -512,22 +592,47 @@ def salience_matrix(
     if chunk_size < 1:
         raise ValueError(f"{where}: chunk_size must be >= 1, got {chunk_size}.")
     baseline = _check_baseline(ig_baseline, where)
+    steps_per_call = _check_piece_size(ig_steps_per_call, "ig_steps_per_call", where)
+    rows_per_call = _check_piece_size(targets_per_call, "targets_per_call", where)
     t = targets.shape[0]
     if t == 0:
         return {m: np.zeros((0, n), _out_dtype()) for m in methods}
     padded, mask = _pad(ids)
     nb = padded.shape[0]
+    rows_per_call = min(rows_per_call, t)
     # Never vmap over more rows than needed: for few targets, a power-of-two chunk >= T (at most
     # log2(chunk_size) extra compiles); padding rows would cost a full backward pass each.
-    chunk = min(chunk_size, nb, 1 << (t - 1).bit_length())
-    tpad = np.zeros((nb + chunk,), np.int32)  # room for a full last chunk
-    tpad[:t] = targets
-    key = ("matrix", methods, chunk, ig_steps if use_ig else 0, ig_batch_size, baseline)
-    run = _cached(
-        fwd,
-        key,
-        functools.partial(_matrix_fn, fwd, methods, chunk, ig_steps, ig_batch_size, baseline),
-    )
-    out = run(fwd.params, padded, mask, tpad, np.int32(t))
+    chunk = min(chunk_size, nb, 1 << (rows_per_call - 1).bit_length())
+    pieces = _alpha_pieces(ig_steps, ig_batch_size, steps_per_call) if use_ig else [(None, None, 1)]
+    total_steps = ig_steps if use_ig else 1
     dtype = _out_dtype()
-    return {m: np.asarray(out[m], dtype)[:t, :n] for m in methods}
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    for a in range(0, t, rows_per_call):
+        b = min(a + rows_per_call, t)
+        tpad = np.zeros((nb + chunk,), np.int32)  # room for a full last chunk
+        tpad[: b - a] = targets[a:b]
+        ig_sum: np.ndarray | None = None
+        done = 0
+        for i, (alphas, weights, steps) in enumerate(pieces):
+            piece_methods = methods if i == 0 else ("integrated_gradients",)
+            key = ("matrix", piece_methods, chunk, baseline if use_ig else None)
+            run = _cached(
+                fwd, key, functools.partial(_matrix_fn, fwd, piece_methods, chunk, baseline)
+            )
+            out = run(fwd.params, padded, mask, tpad, np.int32(b - a), alphas, weights)
+            if i == 0:
+                for m in methods:
+                    if m != "integrated_gradients":
+                        parts[m].append(np.asarray(out[m], dtype)[: b - a, :n])
+            if use_ig:
+                piece = np.asarray(out["integrated_gradients"], np.float64)[: b - a, :n]
+                ig_sum = piece if ig_sum is None else ig_sum + piece
+            done += steps
+            if progress is not None:
+                message = f"salience matrix: targets {a}-{b - 1} of {t}"
+                if use_ig:
+                    message += f", IG steps {done}/{ig_steps}"
+                progress((a * total_steps + (b - a) * done) / (t * total_steps), message)
+        if ig_sum is not None:
+            parts["integrated_gradients"].append(ig_sum.astype(dtype))
+    return {m: x[0] if len(x) == 1 else np.concatenate(x, axis=0) for m, x in parts.items()}

@@ -6,6 +6,12 @@ Picking a response span and a granularity is then pure numpy: `SequenceSalience.
 selected rows into a `SpanSalience`, whose `SpanSalience.aggregate` sums tokens into words,
 sentences, lines or paragraphs (rules in `promptlit.salience.aggregation`).
 
+Results are **immutable values**: they live in caches shared by every session, so nothing in
+them can be changed in place (arrays are read-only, mappings are read-only views, attributes are
+frozen). Adding a span's scores returns a new object (`SequenceSalience.with_span_scores`), and
+the settings that produced a method's numbers (IG steps, baseline) travel in the metadata
+(`SequenceSalience.settings_for`), so scores made with other settings are never mixed in.
+
 Scores are **sums**, exact at every level: a span's salience is the sum of its tokens' rows, a
 segment's score the sum of its tokens' scores. Colour is a separate, per-view concern:
 `normalize_for_display` rescales the scores of one view to [-1, 1] (signed methods) or [0, 1]
@@ -28,7 +34,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import Mapping
+import types
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -79,7 +86,8 @@ class SpanNotComputedError(KeyError):
     """Salience for this (method, span) has not been computed: there is no matrix for the method.
 
     Methods such as Integrated Gradients are computed per span by a kernel
-    (`promptlit.salience.kernels.span_salience`) and stored with `SequenceSalience.add_span_scores`.
+    (`promptlit.salience.kernels.span_salience`, or ``model.salience(..., span=(a, b))``); a result
+    holding them is made with `SequenceSalience.with_span_scores`.
     """
 
     def __str__(self) -> str:  # KeyError would repr() the message
@@ -122,6 +130,31 @@ def _decode_array(d: Any, dtype: Any = None) -> np.ndarray:
     return x.astype(dtype) if dtype is not None else x
 
 
+def _readonly(x: Any, dtype: Any = None) -> np.ndarray:
+    """A read-only array nobody else can write to: ``x`` itself when it is already a read-only
+    array owning its data (of ``dtype``), else a read-only copy."""
+    if (isinstance(x, np.ndarray) and not x.flags.writeable and x.base is None
+            and (dtype is None or x.dtype == np.dtype(dtype))):
+        return x
+    out = np.array(x, dtype=dtype, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def _freeze(value: Any) -> Any:
+    """A deep read-only copy of JSON-like ``value``: mappings become read-only views, lists and
+    tuples tuples, arrays read-only arrays, numpy scalars Python scalars."""
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, np.ndarray):
+        return _readonly(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
@@ -134,38 +167,51 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SequenceSalience:
     """Salience of every input token for every response token of one prompt + response.
+
+    An immutable value (it is shared through caches): the constructor copies what it is given
+    into read-only arrays and read-only mappings, and attributes cannot be reassigned. Derive a
+    new result with `with_span_scores` (or `dataclasses.replace`).
 
     Attributes:
         text: prompt + response, the exact characters the offsets index.
         prompt_length: number of characters of ``text`` that belong to the prompt.
-        tokens: ``N`` display tokens (cleaned, see `promptlit.salience.aggregation.clean_tokens`).
-        offsets: ``<int>[N, 2]`` char ``[start, end)`` of each token in ``text``.
+        tokens: ``N`` display tokens, a tuple (cleaned, see
+            `promptlit.salience.aggregation.clean_tokens`).
+        offsets: ``<int>[N, 2]`` char ``[start, end)`` of each token in ``text`` (read-only).
         num_prompt_tokens: tokens ``[0, num_prompt_tokens)`` are the prompt.
         matrices: method -> ``<float>[T, N]``, row ``t`` = salience of all ``N`` input tokens for
-            response token ``t`` (``T = N - num_prompt_tokens``).
+            response token ``t`` (``T = N - num_prompt_tokens``); read-only.
         signed: method -> whether its scores are signed (missing entries come from
             `DEFAULT_SIGNED`, else from the data: signed if any score is negative).
         span_scores: ``(method, start, stop)`` -> ``<float>[N]`` salience of the response-token
             span ``[start, stop)`` computed directly (e.g. Integrated Gradients per span).
-        metadata: free JSON-safe facts (model name, ig_steps, ...).
+        metadata: free JSON-safe facts (model name, ...), frozen (lists become tuples). Its
+            ``"settings"`` entry maps a method to the settings its numbers were computed with
+            (e.g. ``{"integrated_gradients": {"ig_steps": 16, "ig_baseline": "zero"}}``).
     """
 
     text: str
     prompt_length: int
-    tokens: list[str]
+    tokens: Sequence[str]
     offsets: np.ndarray
     num_prompt_tokens: int
-    matrices: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    signed: dict[str, bool] = dataclasses.field(default_factory=dict)
-    span_scores: dict[tuple[str, int, int], np.ndarray] = dataclasses.field(default_factory=dict)
-    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    matrices: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    signed: Mapping[str, bool] = dataclasses.field(default_factory=dict)
+    span_scores: Mapping[tuple[str, int, int], np.ndarray] = dataclasses.field(
+        default_factory=dict)
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.tokens = list(self.tokens)
-        self.offsets = np.asarray(self.offsets, dtype=np.int64).reshape(-1, 2)
+        def set_(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        set_("tokens", tuple(str(t) for t in self.tokens))
+        set_("offsets", _readonly(np.asarray(self.offsets, dtype=np.int64).reshape(-1, 2)))
+        set_("prompt_length", int(self.prompt_length))
+        set_("num_prompt_tokens", int(self.num_prompt_tokens))
         n = len(self.offsets)
         if len(self.tokens) != n:
             raise ValueError(
@@ -190,25 +236,30 @@ class SequenceSalience:
         t = n - self.num_prompt_tokens
         matrices = {}
         for method, matrix in self.matrices.items():
-            matrix = np.asarray(matrix)
+            matrix = _readonly(matrix)
             if matrix.shape != (t, n):
                 raise ValueError(
                     f"SequenceSalience: matrices[{method!r}] has shape {matrix.shape}; expected "
                     f"[num_response_tokens, num_tokens] = [{t}, {n}]."
                 )
-            matrices[method] = matrix
-        self.matrices = matrices
+            matrices[str(method)] = matrix
+        set_("matrices", types.MappingProxyType(matrices))
         span_scores = {}
         for key, scores in self.span_scores.items():
             method, start, stop = key
             self._check_span(int(start), int(stop))
             span_scores[(str(method), int(start), int(stop))] = self._check_scores(method, scores)
-        self.span_scores = span_scores
+        set_("span_scores", types.MappingProxyType(span_scores))
         signed = {str(k): bool(v) for k, v in self.signed.items()}
         for method in self.methods:
             if method not in signed:
                 signed[method] = DEFAULT_SIGNED.get(method, self._any_negative(method))
-        self.signed = signed
+        set_("signed", types.MappingProxyType(signed))
+        set_("metadata", _freeze(self.metadata))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles (the SQLite cache, copies) through `to_json`: exact, and frozen again on load."""
+        return (type(self).from_json, (self.to_json(),))
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -233,8 +284,8 @@ class SequenceSalience:
 
     @property
     def response_tokens(self) -> list[str]:
-        """The ``T`` display tokens of the response."""
-        return self.tokens[self.num_prompt_tokens :]
+        """The ``T`` display tokens of the response (a new list)."""
+        return list(self.tokens[self.num_prompt_tokens :])
 
     @property
     def methods(self) -> list[str]:
@@ -270,8 +321,8 @@ class SequenceSalience:
                 "stop exclusive)."
             )
 
-    def _check_scores(self, method: str, scores: np.ndarray) -> np.ndarray:
-        scores = np.asarray(scores)
+    def _check_scores(self, method: str, scores: Any) -> np.ndarray:
+        scores = _readonly(scores)
         if scores.shape != (self.num_tokens,):
             raise ValueError(
                 f"span scores for {method!r} have shape {scores.shape}; expected [num_tokens] = "
@@ -279,15 +330,60 @@ class SequenceSalience:
             )
         return scores
 
-    def add_span_scores(self, method: str, start: int, stop: int, scores: np.ndarray, *,
-                        signed: bool | None = None) -> None:  # fmt: skip
-        """Store directly computed salience ``<float>[N]`` of response span ``[start, stop)``."""
-        self._check_span(int(start), int(stop))
-        self.span_scores[(method, int(start), int(stop))] = self._check_scores(method, scores)
+    def settings_for(self, method: str) -> Mapping[str, Any]:
+        """The settings ``method``'s numbers were computed with (e.g. ``{"ig_steps": 16,
+        "ig_baseline": "zero"}``), from ``metadata["settings"]``; empty when none are recorded."""
+        return self.metadata.get("settings", {}).get(method, types.MappingProxyType({}))
+
+    def with_span_scores(self, method: str, start: int, stop: int, scores: Any, *,
+                         signed: bool | None = None,
+                         settings: Mapping[str, Any] | None = None) -> SequenceSalience:  # fmt: skip
+        """A new result: this one plus directly computed salience of response span ``[start, stop)``.
+
+        This result is not changed (it may be shared through a cache).
+
+        Args:
+            method: the method (e.g. "integrated_gradients").
+            start, stop: the response-token span (stop exclusive).
+            scores: ``<float>[N]`` salience of every token for the span (copied, read-only).
+            signed: whether the method is signed (default: this result's entry, else
+                `DEFAULT_SIGNED`, else signed if any score is negative).
+            settings: what the scores were computed with (e.g. ``{"ig_steps": 16}``), recorded
+                in ``metadata["settings"][method]``.
+
+        Raises:
+            IndexError: bad span. ValueError: scores of the wrong shape, or ``settings`` that
+                contradict the ones this result's ``method`` numbers were computed with (one
+                result holds one setting per method; keep other settings in separate results).
+        """
+        start, stop = int(start), int(stop)
+        self._check_span(start, stop)
+        scores = self._check_scores(method, scores)
+        metadata = dict(self.metadata)
+        if settings:
+            have = dict(self.settings_for(method))
+            clash = {k: (v, have[k]) for k, v in settings.items() if k in have and have[k] != v}
+            if clash:
+                got = ", ".join(f"{k}={new!r}" for k, (new, _) in clash.items())
+                held = ", ".join(f"{k}={old!r}" for k, (_, old) in clash.items())
+                raise ValueError(
+                    f"with_span_scores: these {method!r} scores were computed with {got}, but "
+                    f"this result's {method!r} numbers were computed with {held}. One result "
+                    "holds one setting per method: keep these in separate results (e.g. ask "
+                    "Workbench.salience with those settings; its cache keys hold them)."
+                )
+            all_settings = {k: dict(v) for k, v in self.metadata.get("settings", {}).items()}
+            all_settings[method] = {**have, **settings}
+            metadata["settings"] = all_settings
+        sign = dict(self.signed)
         if signed is not None:
-            self.signed[method] = bool(signed)
-        elif method not in self.signed:
-            self.signed[method] = DEFAULT_SIGNED.get(method, self._any_negative(method))
+            sign[method] = bool(signed)
+        return dataclasses.replace(
+            self,
+            span_scores={**self.span_scores, (str(method), start, stop): scores},
+            signed=sign,
+            metadata=metadata,
+        )
 
     # -------------------------------------------------------------------------------- views
     def for_span(self, start: int, stop: int, method: str | None = None) -> SpanSalience:
@@ -324,8 +420,8 @@ class SequenceSalience:
             raise SpanNotComputedError(
                 f"{method!r} salience for response span [{start}, {stop}) has not been computed "
                 f"(it has no full matrix; computed spans: {computed}). Compute it with "
-                "kernels.span_salience(...) and store it with add_span_scores(), or use one of "
-                f"the matrix methods {list(self.matrices)}."
+                "model.salience(..., span=(start, stop)) (or kernels.span_salience and "
+                f"with_span_scores), or use one of the matrix methods {list(self.matrices)}."
             )
         else:
             raise SpanNotComputedError(
@@ -336,7 +432,7 @@ class SequenceSalience:
             method=method,
             start=start,
             stop=stop,
-            scores=np.asarray(scores, dtype=np.float64),
+            scores=scores,
             signed=self.signed[method],
         )
 
@@ -376,7 +472,7 @@ class SequenceSalience:
             "matrices": {m: _encode_array(x) for m, x in self.matrices.items()},
             "signed": dict(self.signed),
             "span_scores": [
-                {"method": m, "start": a, "stop": b, "scores": _encode_array(x)}
+                {"method": m, "start": int(a), "stop": int(b), "scores": _encode_array(x)}
                 for (m, a, b), x in self.span_scores.items()
             ],
             "metadata": _json_safe(self.metadata),
@@ -407,12 +503,14 @@ class SequenceSalience:
         )
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SpanSalience:
     """Salience of all ``N`` input tokens for one response span ``[start, stop)`` and one method.
 
+    Immutable, like its parent: ``scores`` is a read-only float64 array.
+
     Attributes:
-        parent: the `SequenceSalience` it came from (text, tokens, offsets).
+        parent: the `SequenceSalience` it came from (text, tokens, offsets, settings).
         method: the salience method.
         start, stop: the response-token span (relative to the response, stop exclusive).
         scores: ``<float>[N]`` per input token (prompt then response).
@@ -425,6 +523,15 @@ class SpanSalience:
     stop: int
     scores: np.ndarray
     signed: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scores", _readonly(self.scores, np.float64))
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """What the scores were computed with (e.g. ``{"ig_steps": 16, "ig_baseline": "zero"}``),
+        ``parent.settings_for(method)``."""
+        return self.parent.settings_for(self.method)
 
     @property
     def target_chars(self) -> tuple[int, int]:

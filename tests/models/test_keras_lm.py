@@ -244,7 +244,7 @@ def test_salience_matrix_rows_match_single_token_span_salience(lm: KerasCausalLM
     ids, offsets, tokens, p = lm.encode_pair(prompt, response)
     n, t = len(ids), len(ids) - p
     assert sal.text == prompt + response and sal.prompt_length == len(prompt)
-    assert sal.num_prompt_tokens == p and sal.tokens == tokens
+    assert sal.num_prompt_tokens == p and list(sal.tokens) == tokens
     np.testing.assert_array_equal(sal.offsets, offsets)
     for m in ("grad_l2", "grad_dot_input"):
         assert sal.matrices[m].shape == (t, n)
@@ -265,13 +265,52 @@ def test_salience_ig_for_a_span_is_stored_in_span_scores(lm: KerasCausalLM) -> N
     assert sal.matrices == {}
     scores = sal.span_scores[("integrated_gradients", 0, 2)]
     assert scores.shape == (sal.num_tokens,) and np.isfinite(scores).all()
+    assert not scores.flags.writeable
     assert sal.for_span(0, 2, "integrated_gradients").scores.shape == (sal.num_tokens,)
+    # The settings that made the numbers travel with them.
+    assert sal.settings_for("integrated_gradients") == {"ig_steps": 4, "ig_baseline": "zero"}
+    assert sal.for_span(0, 2, "integrated_gradients").settings["ig_steps"] == 4
+    tok = lm.salience("apple river stone", " apple river", methods=("integrated_gradients",),
+                      ig_steps=4, span=(0, 2), ig_baseline=0)
+    assert tok.settings_for("integrated_gradients") == {"ig_steps": 4, "ig_baseline": 0}
+    assert np.abs(tok.span_scores[("integrated_gradients", 0, 2)] - scores).max() > 1e-4
     with pytest.raises(ValueError, match="span"):
         lm.salience("apple", " river", methods=("integrated_gradients",), span=(0, 50))
     with pytest.raises(ValueError, match="empty"):
         lm.salience("apple", "")
     with pytest.raises(ValueError, match="unknown method"):
         lm.salience("apple", " river", methods=("attention",))
+
+
+def test_salience_reports_progress_and_stops_when_cancelled(lm: KerasCausalLM) -> None:
+    """Issue 10: a 96-step IG runs as 3 compiled pieces of 32 steps, reporting after each; a
+    callback that raises after the first piece stops it there."""
+    from promptlit.lib.cancel import Cancelled
+
+    prompt, response = "apple river stone", " apple river"
+    seen: list[tuple[float, str]] = []
+    sal = lm.salience(prompt, response, methods=("grad_l2", "integrated_gradients"),
+                      ig_steps=96, span=(0, 2), progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(seen) == 4
+    assert [m for _, m in seen][1:] == [f"integrated gradients: {k}/96 steps"
+                                        for k in (32, 64, 96)]
+    one_call = lm.salience(prompt, response, methods=("integrated_gradients",), ig_steps=96,
+                           span=(0, 2), ig_steps_per_call=96)
+    np.testing.assert_allclose(sal.span_scores[("integrated_gradients", 0, 2)],
+                               one_call.span_scores[("integrated_gradients", 0, 2)],
+                               rtol=1e-5, atol=1e-6)
+    calls: list[float] = []
+
+    def cancel(fraction: float, message: str) -> None:
+        calls.append(fraction)
+        if len(calls) > 1 or "steps" in message:
+            raise Cancelled("the client went away")
+
+    with pytest.raises(Cancelled):
+        lm.salience(prompt, response, methods=("integrated_gradients",), ig_steps=100_000,
+                    span=(0, 2), progress=cancel)
+    assert len(calls) == 1 and 0 < calls[0] < 0.001  # one 32-step piece of 100,000
 
 
 # ----------------------------------------------------------------------------- the shipped tiny LM

@@ -198,6 +198,66 @@ def test_compiles_once_per_bucket(gemma: tuple[Any, LMForward]) -> None:
     assert run._cache_size() == before + 1
 
 
+def test_ig_in_pieces_is_the_one_call_riemann_sum(gemma: tuple[Any, LMForward]) -> None:
+    """IG's alpha steps split over several compiled calls sum to exactly the one-call result
+    (every midpoint alpha_k is used once), and progress is reported after each piece."""
+    _, fwd = gemma
+    ids = _ids(20, seed=6)
+    tmask = np.zeros(20, bool)
+    tmask[14:18] = True
+    methods = ("grad_dot_input", "integrated_gradients")
+    seen: list[tuple[float, str]] = []
+    pieces = K.span_salience(fwd, ids, tmask, methods=methods, ig_steps=40, ig_batch_size=4,
+                             ig_steps_per_call=16, progress=lambda f, m: seen.append((f, m)))
+    whole = K.span_salience(fwd, ids, tmask, methods=methods, ig_steps=40, ig_batch_size=4,
+                            ig_steps_per_call=40)
+    assert seen == [(0.4, "integrated gradients: 16/40 steps"),
+                    (0.8, "integrated gradients: 32/40 steps"),
+                    (1.0, "integrated gradients: 40/40 steps")]
+    for key in (*methods, "log_prob"):
+        np.testing.assert_allclose(pieces[key], whole[key], rtol=1e-5, atol=1e-6)
+    assert np.abs(whole["integrated_gradients"]).max() > 1e-3
+    # The full matrix too: 15 targets in pieces of 6 (3 calls) x alpha pieces of 4 (2 calls).
+    seen.clear()
+    targets = np.arange(5, 20)
+    m_pieces = K.salience_matrix(fwd, ids, targets, methods=("grad_l2", "integrated_gradients"),
+                                 ig_steps=8, chunk_size=4, ig_steps_per_call=4,
+                                 targets_per_call=6, progress=lambda f, m: seen.append((f, m)))
+    m_whole = K.salience_matrix(fwd, ids, targets, methods=("grad_l2", "integrated_gradients"),
+                                ig_steps=8, chunk_size=4)
+    fractions = [f for f, _ in seen]
+    assert len(seen) == 6 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert seen[0][1] == "salience matrix: targets 0-5 of 15, IG steps 4/8"
+    for key in m_whole:
+        np.testing.assert_allclose(m_pieces[key], m_whole[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_raising_progress_callback_stops_ig_at_the_next_piece(
+        gemma: tuple[Any, LMForward]) -> None:
+    """A cancelled client: the callback raises after the first piece and no other runs."""
+    from promptlit.lib.cancel import Cancelled
+
+    _, fwd = gemma
+    ids = _ids(12, seed=7)
+    tmask = np.zeros(12, bool)
+    tmask[9:11] = True
+    seen: list[float] = []
+
+    def cancel(fraction: float, message: str) -> None:
+        seen.append(fraction)
+        raise Cancelled("client disconnected")
+
+    with pytest.raises(Cancelled, match="client disconnected"):
+        K.span_salience(fwd, ids, tmask, methods=("integrated_gradients",), ig_steps=100_000,
+                        ig_batch_size=4, ig_steps_per_call=8, progress=cancel)
+    assert seen == [8 / 100_000]
+    seen.clear()
+    with pytest.raises(Cancelled):
+        K.salience_matrix(fwd, ids, np.arange(2, 12), methods=("integrated_gradients",),
+                          ig_steps=100_000, ig_steps_per_call=8, progress=cancel)
+    assert seen == [8 / 100_000]
+
+
 def test_bad_inputs_are_explained(gemma: tuple[Any, LMForward]) -> None:
     _, fwd = gemma
     ids = _ids(10)

@@ -1,6 +1,9 @@
 """Tests for promptlit.salience.result: span sums, views, JSON round trip, errors."""
 
+import copy
+import dataclasses
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -147,19 +150,71 @@ def test_response_segments_map_to_token_ranges():
 def test_span_scores_for_methods_without_matrix():
     sal = make()
     ig = np.linspace(-1, 1, 14)
-    sal.add_span_scores("integrated_gradients", 1, 3, ig)
-    assert sal.methods == ["grad_l2", "grad_dot_input", "integrated_gradients"]
-    assert sal.signed["integrated_gradients"] is True
-    span = sal.for_span(1, 3, "integrated_gradients")
+    with_ig = sal.with_span_scores("integrated_gradients", 1, 3, ig,
+                                   settings={"ig_steps": 8, "ig_baseline": "zero"})
+    assert with_ig is not sal
+    assert with_ig.methods == ["grad_l2", "grad_dot_input", "integrated_gradients"]
+    assert with_ig.signed["integrated_gradients"] is True
+    assert with_ig.settings_for("integrated_gradients") == {"ig_steps": 8, "ig_baseline": "zero"}
+    span = with_ig.for_span(1, 3, "integrated_gradients")
     np.testing.assert_allclose(span.scores, ig)
+    assert span.settings == {"ig_steps": 8, "ig_baseline": "zero"}
+    # The original is a value: unchanged.
+    assert sal.methods == ["grad_l2", "grad_dot_input"] and dict(sal.span_scores) == {}
+    assert sal.settings_for("integrated_gradients") == {}
+    with pytest.raises(SpanNotComputedError, match="Unknown salience method"):
+        sal.for_span(1, 3, "integrated_gradients")
     with pytest.raises(
         SpanNotComputedError, match=r"has not been computed.*computed spans: \[\(1, 3\)\]"
     ):
-        sal.for_span(0, 3, "integrated_gradients")
+        with_ig.for_span(0, 3, "integrated_gradients")
     with pytest.raises(KeyError, match="Unknown salience method 'lime'"):
-        sal.for_span(0, 3, "lime")
+        with_ig.for_span(0, 3, "lime")
     with pytest.raises(ValueError, match=r"expected \[num_tokens\] = \[14\]"):
-        sal.add_span_scores("integrated_gradients", 0, 1, np.zeros(3))
+        with_ig.with_span_scores("integrated_gradients", 0, 1, np.zeros(3))
+    # Scores of other settings never join a result's: they would be indistinguishable.
+    with pytest.raises(ValueError, match=r"ig_steps.*64.*8.*separate results"):
+        with_ig.with_span_scores("integrated_gradients", 0, 1, ig, settings={"ig_steps": 64})
+    more = with_ig.with_span_scores("integrated_gradients", 0, 1, -ig, settings={"ig_steps": 8})
+    assert sorted(k[1:] for k in more.span_scores) == [(0, 1), (1, 3)]
+    assert sorted(k[1:] for k in with_ig.span_scores) == [(1, 3)]
+
+
+def test_results_are_immutable_values():
+    """Cached results are shared across sessions: nothing in them can be changed in place."""
+    grad = np.ones((6, 14))
+    offsets = make().offsets.copy()
+    sal = SequenceSalience(PROMPT + RESPONSE, len(PROMPT), PIECES, offsets, 8,
+                           matrices={"grad_l2": grad}, metadata={"methods": ["grad_l2"]})
+    grad[0, 0] = 99.0  # the caller's arrays are copied, not kept
+    offsets[0, 0] = 3
+    assert sal.matrices["grad_l2"][0, 0] == 1.0 and sal.offsets[0, 0] == 0
+    for arr in (sal.matrices["grad_l2"], sal.offsets, sal.for_span(0, 2).scores):
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = 7
+    with pytest.raises(TypeError):
+        sal.matrices["grad_dot_input"] = grad  # type: ignore[index]
+    with pytest.raises(TypeError):
+        sal.signed["grad_l2"] = True  # type: ignore[index]
+    with pytest.raises(TypeError):
+        sal.span_scores[("integrated_gradients", 0, 1)] = np.zeros(14)  # type: ignore[index]
+    with pytest.raises(TypeError):
+        sal.metadata["model"] = "other"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        sal.metadata["methods"].append("x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sal.text = "changed"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        sal.tokens[0] = "x"  # type: ignore[index]
+    assert not hasattr(sal, "add_span_scores")
+    # Pickling (the SQLite cache) and copying give equal, equally frozen values.
+    for back in (pickle.loads(pickle.dumps(sal)), copy.deepcopy(sal)):
+        np.testing.assert_array_equal(back.matrices["grad_l2"], sal.matrices["grad_l2"])
+        assert back.tokens == sal.tokens and back.metadata == {"methods": ("grad_l2",)}
+        assert not back.matrices["grad_l2"].flags.writeable
+        with pytest.raises(TypeError):
+            back.matrices["x"] = grad  # type: ignore[index]
 
 
 def test_span_only_result_has_no_matrix():
@@ -173,8 +228,9 @@ def test_span_only_result_has_no_matrix():
 
 
 def test_json_round_trip_is_exact():
-    sal = make(seed=3)
-    sal.add_span_scores("integrated_gradients", 0, 2, np.arange(14, dtype=np.float32) - 3.5)
+    sal = make(seed=3).with_span_scores(
+        "integrated_gradients", 0, 2, np.arange(14, dtype=np.float32) - 3.5,
+        settings={"ig_steps": 16, "ig_baseline": 0})
     d = json.loads(json.dumps(sal.to_json()))
     back = SequenceSalience.from_json(d)
     assert back.text == sal.text and back.tokens == sal.tokens
@@ -190,7 +246,9 @@ def test_json_round_trip_is_exact():
         sal.span_scores[("integrated_gradients", 0, 2)],
     )
     assert back.signed == sal.signed
-    assert back.metadata == {"model": "tiny", "ig_steps": 16}
+    assert back.metadata == {"model": "tiny", "ig_steps": 16, "settings": {
+        "integrated_gradients": {"ig_steps": 16, "ig_baseline": 0}}}
+    assert back.settings_for("integrated_gradients") == {"ig_steps": 16, "ig_baseline": 0}
 
 
 def test_from_json_accepts_plain_lists_and_rejects_future_versions():

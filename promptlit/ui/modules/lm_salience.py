@@ -8,7 +8,11 @@ list); the prompt is then coloured by how much each segment mattered to the sele
 for the matrix methods (Grad L2, Grad·Input) through `Workbench.salience` (cached). From then on
 every click, granularity, method or intensity change is pure numpy over that cached
 `SequenceSalience`: no model call. Integrated Gradients has no full matrix; it is computed for
-the selected span on demand (and cached too).
+the selected span on demand, through the Workbench cache too, whose key holds the span, the IG
+steps and everything else that changes the numbers.
+
+Cached results are shared by every session and immutable: this module never changes one; it
+only reads them (a span's scores come back as a new `SpanSalience`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import inspect
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 from promptlit.salience.aggregation import GRANULARITIES
 from promptlit.ui import render
@@ -52,26 +55,30 @@ def _matrix_salience(wb: Any, state: SessionState, ex: dict, model: str | None =
 
 def span_salience(wb: Any, state: SessionState, ex: dict, sal: Any, span: tuple[int, int],
                   progress: Any = None) -> Any:
-    """The `SpanSalience` of ``span`` for the session's method.
+    """The `SpanSalience` of response tokens ``span`` for the session's method and settings.
 
-    Matrix methods slice the cached matrix. Integrated Gradients asks the Workbench for that
-    span (cached there), and stores the scores on ``sal`` so the next render is instant.
+    Matrix methods sum rows of ``sal`` (the cached matrix result of `_matrix_salience`).
+    Integrated Gradients (no matrix) asks the Workbench for exactly this span with the
+    session's ``ig_steps``; the Workbench caches it under a key holding the method, steps, span,
+    target text and model config, so other settings are never served stale. ``sal`` itself is
+    never changed (it is shared by every session); the returned span's ``parent`` is the result
+    its scores came from (same text and tokens as ``sal``), and ``span.settings`` says which
+    steps made them.
+
+    Args:
+      wb: the Workbench. state: the session (model, method, ig_steps, explain_target).
+      ex: the example. sal: its cached matrix `SequenceSalience`.
+      span: ``(start, stop)`` response-token indices, stop exclusive.
+      progress: ``progress(fraction, message)`` for the Workbench (it may raise
+        `promptlit.lib.cancel.Cancelled` to stop the work between pieces).
     """
     method = state.method
-    if method in sal.matrices or (method, *span) in sal.span_scores:
+    if method in sal.matrices:
         return sal.for_span(span[0], span[1], method)
-    ig = wb.salience(state.model, ex, target=state.explain_target, methods=(method,),
-                     ig_steps=int(state.ig_steps), progress=progress,
-                     **_span_kwargs(wb, state.model, span))
-    if (method, *span) in getattr(ig, "span_scores", {}):
-        scores = ig.span_scores[(method, *span)]
-    elif method in getattr(ig, "matrices", {}):
-        scores = ig.matrices[method][span[0]:span[1]].sum(axis=0)
-    else:
-        return ig.for_span(span[0], span[1], method)
-    sal.add_span_scores(method, span[0], span[1], np.asarray(scores),
-                        signed=ig.signed.get(method))
-    return sal.for_span(span[0], span[1], method)
+    result = wb.salience(state.model, ex, target=state.explain_target, methods=(method,),
+                         ig_steps=int(state.ig_steps), progress=progress,
+                         **_span_kwargs(wb, state.model, span))
+    return result.for_span(span[0], span[1], method)
 
 
 def _span_kwargs(wb: Any, model: str, span: tuple[int, int]) -> dict[str, Any]:
@@ -130,10 +137,10 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
                                                     "span": f"{state.span[0]}:{state.span[1]}"})
     out["matrix_fn"] = lambda: render.matrix_html(sal, state.method, granularity=g,
                                                   intensity=state.intensity)
-    out["info"] = (f"**{state.model}** · explaining the {state.explain_target} · selected "
-                   f"response tokens {state.span[0]}–{state.span[1] - 1}: "
-                   f"“{base.short(span.target_text, 80)}” · {len(sal.tokens)} tokens "
-                   f"({sal.num_prompt_tokens} prompt)")
+    out["info"] = render.md("**{}** · explaining the {} · selected response tokens {}–{}: "
+                            "“{}” · {} tokens ({} prompt)", state.model, state.explain_target,
+                            state.span[0], state.span[1] - 1, base.short(span.target_text, 80),
+                            len(sal.tokens), sal.num_prompt_tokens)
     segs = []
     for seg in sal.response_segments(state.target_granularity):
         segs.append((base.short(seg.text, 60) or "⏎", f"{seg.token_start}:{seg.token_stop}"))
@@ -155,7 +162,7 @@ def build(ctx: base.Context) -> base.Module:
     """Draws the salience module and wires its controls (no model call on clicks)."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-lm-salience") as container:
-        info = gr.Markdown("", elem_id="pl-salience-info")
+        info = base.markdown("", elem_id="pl-salience-info")
         with gr.Row():
             explain_btn = gr.Button("Generate & explain", variant="primary", scale=2,
                                     elem_id="pl-explain")
@@ -180,7 +187,7 @@ def build(ctx: base.Context) -> base.Module:
         view = gr.HTML('<div class="pl-empty">Select an example in the data table.</div>',
                        elem_id="pl-salience-view", js_on_load=CLICK_JS)
         compare = gr.HTML("", elem_id="pl-compare-view", js_on_load=None)
-        gr.Markdown("**Most salient prompt segments** (score = sum over the selected tokens)")
+        base.markdown("**Most salient prompt segments** (score = sum over the selected tokens)")
         ranked = gr.HTML("", elem_id="pl-ranked", js_on_load=None)
         show_matrix = gr.Checkbox(label="Show the target×source matrix", value=False,
                                   elem_id="pl-show-matrix")
@@ -189,7 +196,9 @@ def build(ctx: base.Context) -> base.Module:
     draw_outputs = [view, legend, ranked, matrix, info, target_seg, compare]
 
     def draw(state: SessionState, with_matrix: bool, progress: Any = None) -> list[Any]:
-        r = render_views(wb, state, progress=progress)
+        # Always a callback: a click can start IG for a new span, which must stop (Cancelled)
+        # once its client cancels or leaves.
+        r = render_views(wb, state, progress=progress or base.progress_adapter(None))
         matrix_html = r["matrix_fn"]() if with_matrix and "matrix_fn" in r else ""
         current = (f"{state.span[0]}:{state.span[1]}" if state.span else None)
         values = [v for _, v in r["segments"]]
