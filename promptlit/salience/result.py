@@ -261,6 +261,12 @@ class SequenceSalience:
         """Pickles (the SQLite cache, copies) through `to_json`: exact, and frozen again on load."""
         return (type(self).from_json, (self.to_json(),))
 
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        """Loads pickles of the earlier, mutable class (attribute dicts) as frozen values."""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self.__post_init__()
+
     # ----------------------------------------------------------------------------- properties
     @property
     def prompt_text(self) -> str:

@@ -217,6 +217,27 @@ def test_results_are_immutable_values():
             back.matrices["x"] = grad  # type: ignore[index]
 
 
+def test_pickles_of_the_earlier_mutable_class_load_frozen():
+    """SQLite caches written before results were frozen held plain attribute dicts."""
+    old_state = {"text": PROMPT + RESPONSE, "prompt_length": len(PROMPT), "tokens": list(PIECES),
+                 "offsets": make().offsets.copy(), "num_prompt_tokens": 8,
+                 "matrices": {"grad_l2": np.ones((6, 14))}, "signed": {},
+                 "span_scores": {("integrated_gradients", 0, 2): np.arange(14.0)},
+                 "metadata": {"ig_steps": 16}}
+
+    class OldPickle:
+        def __reduce_ex__(self, protocol):
+            return (object.__new__, (SequenceSalience,), old_state)
+
+    back = pickle.loads(pickle.dumps(OldPickle(), protocol=2))
+    assert isinstance(back, SequenceSalience) and back.tokens == tuple(PIECES)
+    assert back.signed == {"grad_l2": False, "integrated_gradients": True}
+    assert back.for_span(0, 2, "integrated_gradients").scores.tolist() == list(range(14))
+    assert not back.matrices["grad_l2"].flags.writeable
+    with pytest.raises(TypeError):
+        back.span_scores[("integrated_gradients", 0, 1)] = np.zeros(14)  # type: ignore[index]
+
+
 def test_span_only_result_has_no_matrix():
     base = make()
     sal = SequenceSalience(base.text, base.prompt_length, base.tokens, base.offsets, 8,
