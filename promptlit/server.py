@@ -233,6 +233,37 @@ class _LoginThrottleMiddleware:
             self.throttle.succeeded(client)
 
 
+#: Gradio components whose values arrive through the upload route.
+_UPLOAD_COMPONENTS = ("File", "UploadButton", "Image", "ImageEditor", "Audio", "Video",
+                      "Model3D", "Gallery", "MultimodalTextbox", "ImageSlider")
+
+
+def takes_uploads(demo: Any) -> bool:
+    """Whether any component of the app takes a file from the browser."""
+    return any(type(b).__name__ in _UPLOAD_COMPONENTS
+               and getattr(b, "interactive", None) is not False
+               for b in getattr(demo, "blocks", {}).values())
+
+
+class _NoUploadsMiddleware:
+    """ASGI middleware: refuses Gradio's upload route (403) in an app where no control takes a
+    file, so a stranger cannot park files on the server at all (other routes pass)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if (scope.get("type") == "http" and scope.get("method") == "POST"
+                and str(scope.get("path", "")).rstrip("/").endswith("/upload")):
+            from starlette.responses import JSONResponse
+
+            response = JSONResponse({"detail": "this workbench takes no file uploads"},
+                                    status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 ##
 # Host and port
 
@@ -491,12 +522,15 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
     launch_kwargs.update(kw)
     launch_kwargs.setdefault("max_file_size", max(1, int(limits.max_upload_mb * 1024 * 1024)))
     app_kwargs = dict(launch_kwargs.pop("app_kwargs", None) or {})
-    if pairs:
-        from starlette.middleware import Middleware
+    from starlette.middleware import Middleware
 
-        app_kwargs["middleware"] = [
-            *app_kwargs.get("middleware", ()),
-            Middleware(_LoginThrottleMiddleware, throttle=login_throttle or LoginThrottle())]
+    middleware = list(app_kwargs.get("middleware", ()))
+    if pairs:
+        middleware.append(Middleware(_LoginThrottleMiddleware,
+                                     throttle=login_throttle or LoginThrottle()))
+    if not takes_uploads(demo):
+        middleware.append(Middleware(_NoUploadsMiddleware))
+    app_kwargs["middleware"] = middleware
     try:
         demo.launch(server_name=host, server_port=port, share=False,
                     auth=_Logins(pairs) if pairs else None, prevent_thread_lock=True,

@@ -181,9 +181,21 @@ def test_uploads_over_the_limit_are_refused(guarded):
             source="127.0.0.3")
         return status, text
 
-    status, text = upload(20_000)  # the limit is 0.01 MB = 10,485 bytes
-    assert status == 413 and b"maximum allowed size" in text
-    assert upload(1_000)[0] == 200
+    # No control of the workbench takes a file: the upload route is closed (it accepted any
+    # file of any size, even in demo mode); the size limit still bounds apps that do.
+    for size in (20_000, 1_000):
+        status, text = upload(size)
+        assert status == 403 and b"takes no file uploads" in text
+    assert guarded.app.max_file_size == 10_485  # 0.01 MB
+
+
+def test_takes_uploads_finds_file_controls():
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        gr.File()
+    assert server_module.takes_uploads(demo)
+    assert not server_module.takes_uploads(gr.Blocks())
 
 
 ##
