@@ -1,56 +1,95 @@
 """Text-generation metrics: exact match, BLEU, ROUGE-L, perplexity; and a Metrics component.
 
-Pure functions with no dependencies beyond numpy, so they can be tested against hand-computed
-values and used from a notebook directly. `GenerationMetrics` wires them into the LIT-style
+BLEU comes from `sacreBLEU <https://github.com/mjpost/sacrebleu>`_ and ROUGE-L from Google's
+`rouge-score <https://pypi.org/project/rouge-score/>`_, the libraries LIT itself uses, so the
+numbers are the ones those libraries (and papers that report them) give. Exact match and
+perplexity are small numpy functions. `GenerationMetrics` wires them into the LIT-style
 `promptlit.api.components.Metrics` interface (generated text scored against a reference).
 
-Scales follow LIT / sacreBLEU: BLEU is in [0, 100]; ROUGE-L, exact match are in [0, 1].
+Scales follow LIT / sacreBLEU: BLEU is in [0, 100]; ROUGE-L and exact match are in [0, 1].
+
+Tokenization, which decides what counts as a match:
+
+* **BLEU** uses sacreBLEU's standard ``"13a"`` tokenizer (the mteval-v13a rules): ASCII
+  punctuation is split off words, numbers like ``3.14`` and ``1,000`` stay whole, and every
+  other character, letters of any script included, is kept as written. Text in a script without
+  spaces (Chinese, Japanese, Thai) is therefore one token per run between spaces; pass
+  ``tokenize="zh"`` (Chinese), ``"char"`` (one token per character) or ``"intl"`` (Unicode
+  punctuation and symbols split off) for such text.
+* **ROUGE-L** uses rouge-score's tokenizer (``tokenizer="rouge"``, the default): lower-case,
+  then every character other than ASCII ``a-z`` and ``0-9`` is a separator and dropped. Accented
+  and non-Latin letters are dropped with it: "Café" is the token "caf", and a text with no ASCII
+  letters or digits has no tokens and scores 0. ``tokenizer="unicode"`` keeps every script's
+  letters and digits (runs of them are the tokens, after `str.casefold`). Stemming (rouge-score's
+  Porter stemmer, on words of more than 3 characters) is on by default, as in LIT;
+  ``use_stemmer=False`` turns it off.
 
 Example:
     >>> round(sentence_bleu("the cat sat on the mat", ["the cat is on the mat"]), 2)
     37.99
     >>> round(rouge_l("the cat sat on the mat", "the cat is on the mat"), 4)
     0.8333
+    >>> rouge_tokenize("Café au lait")                      # rouge-score drops non-ASCII letters
+    ['caf', 'au', 'lait']
+    >>> rouge_tokenize("Café au lait", tokenizer="unicode")
+    ['café', 'au', 'lait']
 """
 
 from __future__ import annotations
 
-import math
+import functools
 import re
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from nltk.stem import porter
+from rouge_score import rouge_scorer
+from rouge_score import tokenizers as rouge_tokenizers
+from sacrebleu.metrics import BLEU
 
 from promptlit.api import types
 from promptlit.api.components import SimpleMetrics
 from promptlit.api.types import JsonDict, Spec
 
 __all__ = [
+    "BLEU_TOKENIZERS",
+    "ROUGE_TOKENIZERS",
     "SMOOTHING_METHODS",
     "GenerationMetrics",
+    "UnicodeRougeTokenizer",
     "bleu_tokenize",
     "corpus_bleu",
     "exact_match",
-    "lcs_length",
     "perplexity",
     "rouge_l",
     "rouge_tokenize",
     "sentence_bleu",
 ]
 
-SMOOTHING_METHODS = ("exp", "floor", "add-k", "none")
+#: sacreBLEU's smoothing methods for n-gram orders without a match (its names).
+SMOOTHING_METHODS: tuple[str, ...] = tuple(BLEU.SMOOTH_DEFAULTS)
+#: sacreBLEU tokenizers that need nothing beyond sacreBLEU itself ("13a" is the standard one;
+#: "ja-mecab", "ko-mecab" and the "spm" family need extra packages and are not offered here).
+BLEU_TOKENIZERS: tuple[str, ...] = ("13a", "intl", "char", "zh", "none")
+#: ROUGE tokenizers: "rouge" is rouge-score's own (ASCII letters and digits only), "unicode"
+#: keeps the letters and digits of every script (`UnicodeRougeTokenizer`).
+ROUGE_TOKENIZERS: tuple[str, ...] = ("rouge", "unicode")
 
-_BLEU_TOKEN = re.compile(r"\d+(?:[.,]\d+)+|\w+|[^\w\s]")
-_WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
+_UNICODE_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script; "_" separates
 
 
 def _normalize(text: str, *, ignore_case: bool, normalize_whitespace: bool) -> str:
     if normalize_whitespace:
         text = _SPACE.sub(" ", text).strip()
     return text.casefold() if ignore_case else text
+
+
+def _as_list(references: str | Sequence[str]) -> list[str]:
+    """One reference or several, as a non-empty list (no reference at all: one empty one)."""
+    refs = [references] if isinstance(references, str) else [str(r) for r in references]
+    return refs or [""]
 
 
 def exact_match(
@@ -83,81 +122,46 @@ def exact_match(
 
 
 # ------------------------------------------------------------------------------------- BLEU
-def bleu_tokenize(text: str, *, lowercase: bool = False) -> list[str]:
-    """Tokens for BLEU: runs of word characters, numbers like "3.14"/"1,000", single punctuation.
-
-    Close to sacreBLEU's "13a" tokenizer for ordinary text (punctuation split off words).
-    """
-    if lowercase:
-        text = text.lower()
-    return _BLEU_TOKEN.findall(text)
-
-
-def _ngrams(tokens: Sequence[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-
-
-def _bleu_stats(
-    hyp: Sequence[str], refs: Sequence[Sequence[str]], max_order: int
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Clipped n-gram matches ``<int>[max_order]``, totals ``<int>[max_order]``, hyp/ref length."""
-    matches = np.zeros(max_order, dtype=np.int64)
-    totals = np.zeros(max_order, dtype=np.int64)
-    for n in range(1, max_order + 1):
-        hyp_counts = _ngrams(hyp, n)
-        max_ref: Counter = Counter()
-        for ref in refs:
-            for gram, count in _ngrams(ref, n).items():
-                max_ref[gram] = max(max_ref[gram], count)
-        matches[n - 1] = sum(min(c, max_ref[g]) for g, c in hyp_counts.items())
-        totals[n - 1] = max(len(hyp) - n + 1, 0)
-    # Closest reference length; ties go to the shorter reference (as in sacreBLEU / mteval).
-    ref_len = min((abs(len(r) - len(hyp)), len(r)) for r in refs)[1] if refs else 0
-    return matches, totals, len(hyp), ref_len
-
-
-def _bleu_from_stats(
-    matches: np.ndarray,
-    totals: np.ndarray,
-    hyp_len: int,
-    ref_len: int,
+@functools.lru_cache(maxsize=64)
+def _bleu(
     *,
+    max_order: int,
     smoothing: str,
     smooth_value: float | None,
+    lowercase: bool,
     effective_order: bool,
-) -> float:
+    tokenize: str,
+) -> BLEU:
+    """A sacreBLEU `BLEU` scorer for these settings (made once; scoring does not change it)."""
     if smoothing not in SMOOTHING_METHODS:
         raise ValueError(f"Unknown smoothing {smoothing!r}; expected one of {SMOOTHING_METHODS}.")
-    if hyp_len == 0:
-        return 0.0
-    max_order = len(matches)
-    matches = matches.astype(np.float64)
-    totals = totals.astype(np.float64)
-    precisions = np.zeros(max_order)
-    order = max_order
-    exp_denominator = 1.0
-    for n in range(1, max_order + 1):
-        if smoothing == "add-k" and n > 1:
-            k = 1.0 if smooth_value is None else smooth_value
-            matches[n - 1] += k
-            totals[n - 1] += k
-        if totals[n - 1] == 0:
-            break
-        if effective_order:
-            order = n
-        if matches[n - 1] == 0:
-            if smoothing == "exp":
-                exp_denominator *= 2
-                precisions[n - 1] = 1.0 / (exp_denominator * totals[n - 1])
-            elif smoothing == "floor":
-                floor = 0.1 if smooth_value is None else smooth_value
-                precisions[n - 1] = floor / totals[n - 1]
-        else:
-            precisions[n - 1] = matches[n - 1] / totals[n - 1]
-    if np.any(precisions[:order] == 0):
-        return 0.0
-    brevity = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
-    return 100.0 * brevity * math.exp(float(np.mean(np.log(precisions[:order]))))
+    if tokenize not in BLEU_TOKENIZERS:
+        raise ValueError(f"Unknown BLEU tokenizer {tokenize!r}; expected one of {BLEU_TOKENIZERS}.")
+    if max_order < 1:
+        raise ValueError(f"max_order must be >= 1, got {max_order}.")
+    return BLEU(
+        lowercase=lowercase,
+        tokenize=tokenize,
+        smooth_method=smoothing,
+        smooth_value=smooth_value,
+        max_ngram_order=max_order,
+        effective_order=effective_order,
+    )
+
+
+def bleu_tokenize(text: str, *, lowercase: bool = False, tokenize: str = "13a") -> list[str]:
+    """The tokens BLEU compares: sacreBLEU's tokenizer ``tokenize`` (default "13a") applied to
+    ``text`` (lower-cased first with ``lowercase``), as sacreBLEU does before counting n-grams.
+
+    Example:
+        >>> bleu_tokenize("Hello, world! Pi=3.14")
+        ['Hello', ',', 'world', '!', 'Pi', '=', '3.14']
+    """
+    scorer = _bleu(max_order=4, smoothing="exp", smooth_value=None, lowercase=lowercase,
+                   effective_order=False, tokenize=tokenize)
+    if lowercase:
+        text = text.lower()
+    return scorer.tokenizer(text.rstrip()).split()  # what sacreBLEU does to every segment
 
 
 def corpus_bleu(
@@ -169,55 +173,47 @@ def corpus_bleu(
     smooth_value: float | None = None,
     lowercase: bool = False,
     effective_order: bool = False,
+    tokenize: str = "13a",
 ) -> float:
-    """Corpus BLEU in [0, 100]: n-gram matches and lengths summed over all pairs, then combined.
+    """Corpus BLEU in [0, 100] (sacreBLEU's ``corpus_bleu``): n-gram matches and lengths summed
+    over all pairs, then combined.
 
     BLEU = BP · exp(mean_n log p_n), ``p_n`` the clipped n-gram precision (n = 1..max_order) and
-    BP = min(1, exp(1 - r / c)) with c the hypothesis length and r the closest reference length.
+    BP = min(1, exp(1 - r / c)) with c the total hypothesis length and r the total closest
+    reference length. An order without any match makes corpus BLEU 0 unless smoothed.
 
     Args:
         predictions: ``M`` generated texts.
-        references: ``M`` references, each a string or a list of alternative strings.
+        references: ``M`` references, each a string or a list of alternative strings (their
+            number may differ from one prediction to the next).
         max_order: longest n-gram (4 = BLEU-4).
-        smoothing: what to do with an n-gram order without matches (as in sacreBLEU):
-            "exp" (default; the k-th such order gets precision 1 / (2^k · total)),
-            "floor" (matches := smooth_value, default 0.1), "add-k" (add smooth_value, default 1,
-            to matches and totals for n > 1), "none" (BLEU is 0).
+        smoothing: sacreBLEU's smoothing for an order without matches: "exp" (default, its
+            standard), "floor" (``smooth_value``, default 0.1, as the match count), "add-k"
+            (``smooth_value``, default 1, added to matches and totals for n > 1), "none".
         smooth_value: the constant for "floor" / "add-k".
         lowercase: compare case-insensitively.
-        effective_order: only use the orders the hypothesis is long enough for (sentence BLEU).
+        effective_order: only use the orders the hypotheses are long enough for.
+        tokenize: a sacreBLEU tokenizer name (`BLEU_TOKENIZERS`; "13a" is the standard).
 
     Raises:
-        ValueError: different numbers of predictions and references, or unknown smoothing.
+        ValueError: different numbers of predictions and references, unknown smoothing or
+            tokenizer.
     """
     if len(predictions) != len(references):
         raise ValueError(
             f"corpus_bleu: {len(predictions)} predictions but {len(references)} references; "
             "pass one reference (or list of references) per prediction."
         )
-    matches = np.zeros(max_order, dtype=np.int64)
-    totals = np.zeros(max_order, dtype=np.int64)
-    hyp_len = ref_len = 0
-    for pred, ref in zip(predictions, references, strict=True):
-        refs = [ref] if isinstance(ref, str) else list(ref)
-        m, t, h, r = _bleu_stats(
-            bleu_tokenize(pred, lowercase=lowercase),
-            [bleu_tokenize(x, lowercase=lowercase) for x in refs],
-            max_order,
-        )
-        matches += m
-        totals += t
-        hyp_len += h
-        ref_len += r
-    return _bleu_from_stats(
-        matches,
-        totals,
-        hyp_len,
-        ref_len,
-        smoothing=smoothing,
-        smooth_value=smooth_value,
-        effective_order=effective_order,
-    )
+    scorer = _bleu(max_order=max_order, smoothing=smoothing, smooth_value=smooth_value,
+                   lowercase=lowercase, effective_order=effective_order, tokenize=tokenize)
+    if not predictions:
+        return 0.0
+    per_example = [_as_list(r) for r in references]
+    # sacreBLEU takes reference *streams* (the k-th reference of every example); examples with
+    # fewer references are padded with None, which it skips.
+    width = max(len(r) for r in per_example)
+    streams = [[r[k] if k < len(r) else None for r in per_example] for k in range(width)]
+    return float(scorer.corpus_score([str(p) for p in predictions], streams).score)
 
 
 def sentence_bleu(
@@ -228,60 +224,83 @@ def sentence_bleu(
     smoothing: str = "exp",
     smooth_value: float | None = None,
     lowercase: bool = False,
+    tokenize: str = "13a",
 ) -> float:
-    """BLEU in [0, 100] of one prediction, with smoothing and effective order (like sacreBLEU).
+    """BLEU in [0, 100] of one prediction (sacreBLEU's ``sentence_bleu``: smoothing and effective
+    order, so a short hypothesis is scored on the orders it has).
 
     See `corpus_bleu` for the formula and options.
     """
-    refs = [references] if isinstance(references, str) else list(references)
-    return corpus_bleu(
-        [prediction],
-        [refs],
-        max_order=max_order,
-        smoothing=smoothing,
-        smooth_value=smooth_value,
-        lowercase=lowercase,
-        effective_order=True,
-    )
+    scorer = _bleu(max_order=max_order, smoothing=smoothing, smooth_value=smooth_value,
+                   lowercase=lowercase, effective_order=True, tokenize=tokenize)
+    return float(scorer.sentence_score(str(prediction), _as_list(references)).score)
 
 
 # ---------------------------------------------------------------------------------- ROUGE-L
-def rouge_tokenize(text: str) -> list[str]:
-    """Lower-cased runs of word characters (Unicode-aware; punctuation dropped)."""
-    return _WORD.findall(text.lower())
+class UnicodeRougeTokenizer(rouge_tokenizers.Tokenizer):
+    """rouge-score's tokenization for every script: case-folded runs of letters and digits.
 
-
-def lcs_length(a: Sequence[Any], b: Sequence[Any]) -> int:
-    """Length of the longest common subsequence of two sequences (O(len(a)·len(b)) time)."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
-
-
-def rouge_l(prediction: str, reference: str | Sequence[str], *, beta: float = 1.0) -> float:
-    """ROUGE-L F-measure in [0, 1] from the longest common subsequence of tokens.
-
-    P = LCS / len(prediction), R = LCS / len(reference), F = (1 + β²)·P·R / (R + β²·P)
-    (β = 1: the harmonic mean). With several references the best F is returned. Tokens come from
-    `rouge_tokenize`; an empty prediction or reference scores 0.
+    Like rouge-score's default tokenizer, everything that is not a letter or a digit separates
+    tokens and is dropped, and the Porter stemmer (``use_stemmer``) shortens words of more than
+    3 characters; unlike it, letters and digits outside ASCII are kept ("café", "北京欢迎你").
+    A script written without spaces gives one token per run of letters.
     """
-    refs = [reference] if isinstance(reference, str) else list(reference)
-    pred = rouge_tokenize(prediction)
-    best = 0.0
-    for ref in refs:
-        ref_tokens = rouge_tokenize(ref)
-        lcs = lcs_length(pred, ref_tokens)
-        if lcs == 0:
-            continue
-        p, r = lcs / len(pred), lcs / len(ref_tokens)
-        best = max(best, (1 + beta**2) * p * r / (r + beta**2 * p))
-    return best
+
+    def __init__(self, use_stemmer: bool = False) -> None:
+        self._stemmer = porter.PorterStemmer() if use_stemmer else None
+
+    def tokenize(self, text: str) -> list[str]:
+        tokens = _UNICODE_WORD.findall(text.casefold())
+        if self._stemmer is not None:
+            tokens = [self._stemmer.stem(t) if len(t) > 3 else t for t in tokens]
+        return tokens
+
+
+@functools.lru_cache(maxsize=8)
+def _rouge_tokenizer(use_stemmer: bool, tokenizer: str) -> rouge_tokenizers.Tokenizer:
+    """The ROUGE tokenizer called ``tokenizer`` (`ROUGE_TOKENIZERS`), made once per setting."""
+    if tokenizer == "rouge":
+        return rouge_tokenizers.DefaultTokenizer(use_stemmer)
+    if tokenizer == "unicode":
+        return UnicodeRougeTokenizer(use_stemmer)
+    raise ValueError(f"Unknown ROUGE tokenizer {tokenizer!r}; expected one of "
+                     f"{ROUGE_TOKENIZERS}.")
+
+
+@functools.lru_cache(maxsize=8)
+def _rouge_scorer(use_stemmer: bool, tokenizer: str) -> rouge_scorer.RougeScorer:
+    """A rouge-score ROUGE-L scorer (made once per setting)."""
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_rouge_tokenizer(use_stemmer, tokenizer))
+
+
+def rouge_tokenize(text: str, *, use_stemmer: bool = False, tokenizer: str = "rouge"
+                   ) -> list[str]:
+    """The tokens ROUGE-L compares (see the module docstring for what each tokenizer keeps)."""
+    return list(_rouge_tokenizer(bool(use_stemmer), tokenizer).tokenize(text))
+
+
+def rouge_l(
+    prediction: str,
+    reference: str | Sequence[str],
+    *,
+    use_stemmer: bool = True,
+    tokenizer: str = "rouge",
+) -> float:
+    """ROUGE-L F-measure in [0, 1] (rouge-score's ``rougeL``): from the longest common
+    subsequence of tokens, P = LCS / len(prediction), R = LCS / len(reference), F = 2PR / (P + R).
+
+    With several references the best F is returned (rouge-score's ``score_multi``). An empty
+    prediction or reference (no tokens after tokenization) scores 0.
+
+    Args:
+        prediction: generated text.
+        reference: one reference or several.
+        use_stemmer: Porter-stem words of more than 3 characters (default True, as LIT does).
+        tokenizer: "rouge" (rouge-score's: ASCII letters and digits only) or "unicode".
+    """
+    scorer = _rouge_scorer(bool(use_stemmer), tokenizer)
+    refs = _as_list(reference)
+    return float(scorer.score_multi(refs, str(prediction))["rougeL"].fmeasure)
 
 
 # ------------------------------------------------------------------------------- perplexity
@@ -331,9 +350,13 @@ class GenerationMetrics(SimpleMetrics):
     """BLEU, ROUGE-L and exact match of generated text against reference text(s).
 
     Scores model output fields of type GeneratedText / GeneratedTextCandidates (top candidate)
-    whose ``parent`` names a dataset field of type TextSegment or ReferenceTexts.
+    whose ``parent`` names a dataset field of type TextSegment or ReferenceTexts. BLEU is
+    sacreBLEU's corpus BLEU (13a tokenizer, "exp" smoothing); ROUGE-L the mean of rouge-score's
+    per-example F-measure (best over an example's references).
 
-    Config (all optional): ``ignore_case`` (bool, default False) for exact match and BLEU.
+    Config (all optional): ``ignore_case`` (bool, default False) for exact match and BLEU;
+    ``use_stemmer`` (bool, default True) and ``rouge_tokenizer`` ("rouge" or "unicode", default
+    "rouge") for ROUGE-L.
     """
 
     def is_field_compatible(
@@ -344,13 +367,24 @@ class GenerationMetrics(SimpleMetrics):
         )
 
     def config_spec(self) -> Spec:
-        return {"ignore_case": types.Boolean(default=False, required=False)}
+        return {
+            "ignore_case": types.Boolean(default=False, required=False),
+            "use_stemmer": types.Boolean(
+                default=True, required=False,
+                description="ROUGE-L: Porter-stem words longer than 3 characters."),
+            "rouge_tokenizer": types.CategoryLabel(
+                vocab=list(ROUGE_TOKENIZERS), default="rouge", required=False,
+                description="ROUGE-L: 'rouge' keeps ASCII letters and digits only (rouge-score's "
+                            "tokenizer); 'unicode' keeps the letters of every script."),
+        }
 
     def meta_spec(self) -> Spec:
         best = types.MetricBestValue.HIGHEST
         return {
-            "bleu": types.MetricResult(best_value=best, description="Corpus BLEU-4, 0-100."),
-            "rouge_l": types.MetricResult(best_value=best, description="Mean ROUGE-L F, 0-1."),
+            "bleu": types.MetricResult(best_value=best,
+                                       description="Corpus BLEU-4 (sacreBLEU), 0-100."),
+            "rouge_l": types.MetricResult(best_value=best,
+                                          description="Mean ROUGE-L F (rouge-score), 0-1."),
             "exact_match": types.MetricResult(best_value=best, description="Fraction exact."),
         }
 
@@ -368,18 +402,17 @@ class GenerationMetrics(SimpleMetrics):
             raise ValueError(f"{len(labels)} labels but {len(preds)} predictions.")
         if not labels:
             return {}
-        ignore_case = bool((config or {}).get("ignore_case", False))
+        cfg = config or {}
+        ignore_case = bool(cfg.get("ignore_case", False))
+        use_stemmer = bool(cfg.get("use_stemmer", True))
+        rouge_tok = str(cfg.get("rouge_tokenizer") or "rouge")
         texts = [_as_text(p) for p in preds]
         refs = [_as_references(label) for label in labels]
+        pairs = list(zip(texts, refs, strict=True))
         return {
             "bleu": corpus_bleu(texts, refs, lowercase=ignore_case),
-            "rouge_l": float(np.mean([rouge_l(t, r) for t, r in zip(texts, refs, strict=True)])),
-            "exact_match": float(
-                np.mean(
-                    [
-                        exact_match(t, r, ignore_case=ignore_case)
-                        for t, r in zip(texts, refs, strict=True)
-                    ]
-                )
-            ),
+            "rouge_l": float(np.mean([
+                rouge_l(t, r, use_stemmer=use_stemmer, tokenizer=rouge_tok) for t, r in pairs])),
+            "exact_match": float(np.mean([
+                exact_match(t, r, ignore_case=ignore_case) for t, r in pairs])),
         }
