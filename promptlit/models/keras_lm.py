@@ -270,6 +270,11 @@ class KerasCausalLM(BatchedModel):
             "SentencePiece" in c.__name__ for c in type(self.tokenizer).__mro__)
         self._special_ids = self._find_special_ids()
         self._stop_ids = self._find_stop_ids()
+        from promptlit.models.gemma_attention import correct_query_scaling
+
+        # Gemma 2 / 3 27B layouts: the checkpoint's query scaling, not keras-hub's 1/sqrt(head_dim)
+        # (a no-op for every other model, and when presets.load_causal_lm already corrected it).
+        self.query_scaling = correct_query_scaling(causal_lm)
         self._configure_sampler()
 
     # -- construction -------------------------------------------------------------------------
@@ -350,10 +355,13 @@ class KerasCausalLM(BatchedModel):
 
     def cache_config(self) -> JsonDict:
         """Settings that change outputs (part of the prediction cache key)."""
+        from promptlit.models.gemma_attention import query_scaling_key
+
         return {"max_length": self.max_length, "max_new_tokens": self.max_new_tokens,
                 "sampler": self.sampler, "temperature": self.temperature, "top_k": self.top_k,
                 "top_p": self.top_p, "seed": self.seed, "stop_sequences": list(self.stop_sequences),
-                "dtype": str(getattr(getattr(self.causal_lm, "dtype_policy", None), "name", ""))}
+                "dtype": str(getattr(getattr(self.causal_lm, "dtype_policy", None), "name", "")),
+                **query_scaling_key(self.causal_lm)}
 
     def max_minibatch_size(self) -> int:
         """Prompts generated per call."""

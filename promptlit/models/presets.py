@@ -318,8 +318,14 @@ def _describe_remote(resolved: ResolvedHandle) -> str:
 def _from_preset(source: str, dtype: str | None) -> Any:
     import keras_hub
 
+    from promptlit.models.gemma_attention import correct_query_scaling
+
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    return keras_hub.models.CausalLM.from_preset(source, **kwargs)
+    causal_lm = keras_hub.models.CausalLM.from_preset(source, **kwargs)
+    # Gemma 2 / 3 27B layouts: keras-hub scales queries by 1/sqrt(head_dim), not the checkpoint's
+    # 1/sqrt(query_pre_attn_scalar) (docs/upstream/keras-hub-gemma-query-scaling.md).
+    correct_query_scaling(causal_lm, source=source)
+    return causal_lm
 
 
 def _local_failure(resolved: ResolvedHandle, error: Exception) -> ModelLoadError:
