@@ -28,7 +28,10 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from promptlit.api.dataset import OnError
 
 DEFAULT_MODELS = "tiny:presets/tiny_lm"
 DEFAULT_DATASETS = "sample_prompts"
@@ -217,7 +220,7 @@ def load_models(specs: str, options: dict[str, Any] | None = None) -> dict[str, 
     return models
 
 
-def load_datasets(specs: str, *, on_error: str = "raise", max_examples: int | None = None
+def load_datasets(specs: str, *, on_error: OnError = "raise", max_examples: int | None = None
                   ) -> dict[str, Any]:
     """Loads every dataset of a --datasets value (raises `DataError` with all problems)."""
     from promptlit import data

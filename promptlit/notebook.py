@@ -94,8 +94,9 @@ class Workbench:
                                 **workbench_kwargs)
         self.height = int(height)
         self.host = host
-        self._serve_kwargs = {"page_title": page_title, "layouts": layouts,
-                              "default_layout": default_layout, "demo_mode": demo_mode}
+        self._serve_kwargs: dict[str, Any] = {
+            "page_title": page_title, "layouts": layouts, "default_layout": default_layout,
+            "demo_mode": demo_mode}
         self._server: Any = None
 
     @property
@@ -163,7 +164,7 @@ class Workbench:
         frame = _Frame(server.local_url + (f"?{query}" if query else ""),
                        int(height or self.height))
         if "google.colab" in sys.modules:  # pragma: no cover - only inside Colab
-            from google.colab import output  # type: ignore[import-not-found]
+            from google.colab import output
 
             port = int(urllib.parse.urlsplit(server.local_url).port or 0)
             path = "/" + (f"?{query}" if query else "")

@@ -112,7 +112,7 @@ def parse_auth(auth: AuthLike, *, label: str = "auth") -> list[tuple[str, str]] 
     if auth is None or auth == "" or auth == []:
         return None
     if isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(x, str) for x in auth):
-        return [_split_entry(":".join(auth), label)]
+        return [_split_entry(f"{auth[0]}:{auth[1]}", label)]
     if isinstance(auth, os.PathLike):
         return _read_auth_file(Path(auth).expanduser(), label, os.fspath(auth))
     if isinstance(auth, str):
@@ -123,7 +123,7 @@ def parse_auth(auth: AuthLike, *, label: str = "auth") -> list[tuple[str, str]] 
             raise ValueError(f"{label}: {auth!r} is neither USER:PASS nor an existing file "
                              "(no such file)")
         return [_split_entry(auth, label)]
-    pairs = [tuple(p) for p in auth]  # type: ignore[union-attr]
+    pairs = [tuple(p) for p in auth]
     if not all(len(p) == 2 for p in pairs):
         raise ValueError(f"{label}: expected (user, password) pairs, got {auth!r}")
     return pairs  # type: ignore[return-value]
@@ -515,7 +515,7 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
                      canonical_url=canonical_url, save_dir=save_dir, limits=limits)
     notices = getattr(demo, "promptlit_notices", None)
     if notices is None:
-        notices = demo.promptlit_notices = []
+        notices = demo.promptlit_notices = []  # type: ignore[attr-defined]
     port = int(port) or free_port(_local_host(host))
     demo.queue(default_concurrency_limit=1, max_size=limits.max_queue)
     launch_kwargs = dict(getattr(demo, "promptlit_launch_kwargs", {}))
@@ -541,11 +541,12 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
                         "--port N (or --port 0 for any), or stop what is using it") from e
     port = int(demo.server_port)
     local_url = f"http://{_url_host(_local_host(host))}:{port}/"
-    share_url = share_error = None
+    share_url: str | None = None
+    share_error: str | None = None
     if share:
         share_url, share_error = _try_share(host, port, share_timeout)
         if share_url:
-            demo.share_url = share_url
+            demo.share_url = share_url  # type: ignore[assignment]  # gradio types it as None
             print(f"Share link: {share_url}", flush=True)
         else:
             line = (f"Could not create a share link ({share_error}); serving locally at "

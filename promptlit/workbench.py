@@ -465,7 +465,8 @@ class Workbench:
             ``ig_baseline=0``).
         """
         m = self._model(model)
-        if not callable(getattr(m, "salience", None)):
+        salience_fn = getattr(m, "salience", None)
+        if not callable(salience_fn):
             raise TypeError(f"model {model!r} ({type(getattr(m, 'unwrap', lambda: m)()).__name__}) "
                             "has no salience() method; sequence salience needs a language model "
                             "such as promptlit.models.KerasCausalLM")
@@ -484,7 +485,7 @@ class Workbench:
                 raise ValueError(f"target must be 'response' or 'target', got {target!r}")
         mcfg = m.config_hash if isinstance(m, CachingModelWrapper) else caching.config_hash(
             model_config(m))
-        params = _parameters(m.salience)
+        params = _parameters(salience_fn)
         key = caching.cache_key("salience", f"v{SALIENCE_KEY_VERSION}", model, mcfg,
                                 example_id({"p": ex["prompt"], "r": response}),
                                 _salience_settings(params, methods, ig_steps, kwargs))
@@ -495,8 +496,8 @@ class Workbench:
             call = dict(kwargs)
             if progress is not None and "progress" in params:
                 call["progress"] = progress
-            result = m.salience(ex["prompt"], response, methods=tuple(methods),
-                                ig_steps=ig_steps, **call)
+            result = salience_fn(ex["prompt"], response, methods=tuple(methods),
+                                 ig_steps=ig_steps, **call)
             self._salience_cache.put(key, result)
         if progress is not None:
             progress(1.0, f"{model}: salience ready")
@@ -531,9 +532,9 @@ class Workbench:
             seen = set(ds.index)
             fresh = []
             for ex in new:
-                i = ds.id_of(ex)
-                if i not in seen:
-                    seen.add(i)
+                ex_id = ds.id_of(ex)
+                if ex_id not in seen:
+                    seen.add(ex_id)
                     fresh.append(ex)
             if fresh:
                 self.datasets[dataset] = ds.add(fresh, meta={"added": True})

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs promptlit with its test extra into .venv, Debian's chromium for the browser tests,
-# and runs the whole test suite. Extra arguments go to pytest, e.g. `bash scripts/test.sh -k salience`.
+# lints (ruff) and type-checks (mypy) the code, and runs the whole test suite. Extra arguments go to pytest, e.g. `bash scripts/test.sh -k salience`.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_venv
 "$venv/bin/python" -m pip install --quiet -e "$repo_root[test]"
@@ -16,6 +16,8 @@ fi
 
 cd "$repo_root"
 "$venv/bin/ruff" check .
+# Type check promptlit/ (settings: [tool.mypy] in pyproject.toml; ~25 s cold, ~2 s cached).
+"$venv/bin/mypy"
 set +e
 "$venv/bin/python" -m pytest "$@"
 status=$?

@@ -124,11 +124,12 @@ class Metrics(Interpreter):
         preds: Sequence[Any],
         label_spec: types.LitType,
         pred_spec: types.LitType,
-        indices: Sequence[str],
+        indices: Sequence[str | None],
         metas: Sequence[JsonDict],
         config: JsonDict | None = None,
     ) -> dict[str, float]:
-        """As `compute`, with example ids and metadata (for metrics that need them)."""
+        """As `compute`, with example ids (None: an input without one) and metadata (for metrics
+        that need them)."""
         del indices, metas
         return self.compute(labels, preds, label_spec, pred_spec, config)
 

@@ -34,7 +34,6 @@ import contextlib
 import csv
 import dataclasses
 import inspect
-import io
 import json
 import logging
 import os
@@ -213,7 +212,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[io.TextIOBase]:
+def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[typing.IO[str]]:
     """Opens a temporary file next to `path`; on success it atomically replaces `path`.
 
     If the body raises, `path` is left untouched and the temporary file is removed.
@@ -263,6 +262,8 @@ class Dataset:
 
     Subclasses may instead override `spec()` and set `self._examples` (LIT style).
     """
+
+    source: str | None
 
     def __init__(self, examples: list[JsonDict] | None = None, spec: Spec | None = None,
                  description: str = "", *, base: Dataset | None = None,

@@ -183,7 +183,7 @@ def remap_spec(spec: Mapping[str, LitType], keymap: Mapping[str, str]) -> Spec:
     """Renames fields of a spec, also renaming field references (`parent=`, `align=`, ...)."""
     ret: Spec = {}
     for key, t in spec.items():
-        changes = {
+        changes: dict[str, Any] = {
             name: keymap.get(value, value)
             for name, value in _fields(t).items()
             if name in FIELD_REF_ATTRIBUTES and isinstance(value, str)

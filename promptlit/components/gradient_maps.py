@@ -340,6 +340,7 @@ class IntegratedGradients(_GradientMap):
                 if idx is None and target_key and ex.get(target_key) not in (None, ""):
                     idx = common.class_index(pred_spec, ex[target_key], self.name)
                 if idx is None:
+                    assert pred_key is not None  # set whenever pred_spec is
                     idx = common.predicted_class(out[pred_key], pred_spec)
                 base = common.with_grad_class(base, model, pred_spec, idx)
             for key in keys:

@@ -223,7 +223,7 @@ class LIME(Interpreter):
         if len(spans) != len(tokens):
             raise ValueError(f"{self.name}: example {i}: {len(tokens)} tokens but {len(spans)} "
                              "offsets.")
-        return tokens, spans  # type: ignore[return-value]
+        return tokens, spans
 
     @staticmethod
     def _mask(text: str, units: list[tuple[int, int]], keep: np.ndarray, mask_token: str) -> str:

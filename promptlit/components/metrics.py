@@ -424,7 +424,8 @@ class MulticlassPairedMetrics(SimpleMetrics):
         }
 
     @staticmethod
-    def find_pairs(indices: Sequence[str], metas: Sequence[JsonDict]) -> list[tuple[int, int]]:
+    def find_pairs(indices: Sequence[str | None], metas: Sequence[JsonDict]
+                   ) -> list[tuple[int, int]]:
         """(parent position, child position) for every child whose parent is in `indices`."""
         position = {ex_id: i for i, ex_id in enumerate(indices)}
         pairs = []
@@ -446,7 +447,7 @@ class MulticlassPairedMetrics(SimpleMetrics):
         preds: Sequence[Any],
         label_spec: types.LitType,
         pred_spec: types.LitType,
-        indices: Sequence[str],
+        indices: Sequence[str | None],
         metas: Sequence[JsonDict],
         config: JsonDict | None = None,
     ) -> dict[str, float]:
@@ -619,9 +620,9 @@ def multilabel_metrics(
         raise ValueError(f"Labels {unknown} are not in the vocabulary {classes}.")
     y = np.zeros((len(truth), len(classes)), dtype=int)
     y_hat = np.zeros_like(y)
-    for i, (t, p) in enumerate(zip(truth, predicted, strict=True)):
-        y[i, [index[c] for c in t]] = 1
-        y_hat[i, [index[c] for c in p]] = 1
+    for i, (true_set, predicted_set) in enumerate(zip(truth, predicted, strict=True)):
+        y[i, [index[c] for c in true_set]] = 1
+        y_hat[i, [index[c] for c in predicted_set]] = 1
     return _finite({
         "exactmatch": sk_metrics.accuracy_score(y, y_hat),
         "precision": sk_metrics.precision_score(y, y_hat, average="samples", zero_division=0),

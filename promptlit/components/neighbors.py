@@ -30,8 +30,8 @@ METRICS = ("cosine", "euclidean")
 """Supported distances."""
 
 
-def pairwise_distances(queries: np.ndarray, embeddings: np.ndarray, metric: str = "cosine"
-                       ) -> np.ndarray:
+def pairwise_distances(queries: Sequence[float] | np.ndarray, embeddings: np.ndarray,
+                       metric: str = "cosine") -> np.ndarray:
     """`<float>[num_queries, num_examples]` distances between `<float>[q, d]` and `<float>[n, d]`.
 
     Cosine distance is ``1 - cos(angle)`` in [0, 2]; a zero-norm example gets distance 1 (no

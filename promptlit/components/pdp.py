@@ -61,7 +61,7 @@ def partial_dependence_grid(values: Sequence[Any], spec: types.LitType, num_poin
 
 
 def partial_dependence(model: Any, examples: Sequence[JsonDict], feature: str,
-                       grid: Sequence[Any]) -> dict[str, dict[Any, Any]]:
+                       grid: Sequence[Any] | np.ndarray) -> dict[str, dict[Any, Any]]:
     """Mean prediction per grid value of `feature`, for every supported output field.
 
     Args:

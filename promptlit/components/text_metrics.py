@@ -40,7 +40,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from nltk.stem import porter
@@ -213,7 +213,9 @@ def corpus_bleu(
     # fewer references are padded with None, which it skips.
     width = max(len(r) for r in per_example)
     streams = [[r[k] if k < len(r) else None for r in per_example] for k in range(width)]
-    return float(scorer.corpus_score([str(p) for p in predictions], streams).score)
+    # (sacreBLEU documents None entries but annotates the streams as plain strings.)
+    return float(scorer.corpus_score([str(p) for p in predictions],
+                                     cast(Sequence[Sequence[str]], streams)).score)
 
 
 def sentence_bleu(

@@ -140,6 +140,7 @@ def find_thresholds(
     names = list(dict.fromkeys(str(g) for g in groups if g is not None)) if groups else []
     if len(names) < 2:
         return {names[0] if names else "": {"Single": single}}
+    assert groups is not None  # names come from the groups
 
     group_of = np.asarray(["" if g is None else str(g) for g in groups], dtype=object)
     result: dict[str, dict[str, float]] = {}

@@ -117,7 +117,7 @@ def _decode(obj: Any, depth: int) -> Any:
     tag = obj.get("__class__")
     if tag == "np.ndarray":
         dtype = obj.get("dtype")
-        dtype = {"O": object, "U": str}.get(dtype, dtype)
+        dtype = {"O": object, "U": str}.get(str(dtype), dtype)
         arr = np.asarray(_decode(obj["__value__"], depth), dtype=dtype)
         return arr.reshape(obj["shape"]) if "shape" in obj else arr
     if tag == "tuple":

@@ -265,10 +265,11 @@ def _check_category(t: types.LitType, v: Any) -> str | None:
     fix="encode the image as a base64 data URL",
 )
 def _check_image(t: types.LitType, v: Any) -> str | None:
-    prefixes = {
+    by_type: dict[type[types.LitType], tuple[str, ...]] = {
         types.JPEGBytes: ("data:image/jpeg", "data:image/jpg"),
         types.PNGBytes: ("data:image/png",),
-    }.get(type(t), ("data:image",))
+    }
+    prefixes = by_type.get(type(t), ("data:image",))
     if not isinstance(v, str):
         return ""
     return None if v.startswith(prefixes) else f"does not start with {prefixes[0]!r}"
@@ -556,7 +557,8 @@ def validate_example(
     Fields not in the spec, private (`_`-prefixed) keys included, are only checked for nesting;
     optional fields may be absent or None.
     """
-    where = {"example_id": example_id, "index": index, "source": source, "line": line}
+    where: dict[str, Any] = {"example_id": example_id, "index": index, "source": source,
+                             "line": line}
     if not isinstance(example, Mapping):
         return [
             Problem(
@@ -794,7 +796,7 @@ def validate_model(model: Any, dataset: Any, mode: str = "first", seed: int = 0)
             )
         ]
     for i, ex_id, ex, out in zip(indices, ex_ids, inputs, outputs, strict=True):
-        where = {"example_id": ex_id, "index": i, "source": source}
+        where: dict[str, Any] = {"example_id": ex_id, "index": i, "source": source}
         if not isinstance(out, Mapping):
             problems.append(
                 Problem(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class _SklearnModel(BatchedModel):
     feature_names: list[str]
     feature_ranges: dict[str, tuple[float, float]]
     name: str
+    metadata: JsonDict
 
     def _features_spec(self) -> types.Spec:
         spec: types.Spec = {}
@@ -149,7 +150,8 @@ class _SklearnModel(BatchedModel):
         config = dict(doc["config"])
         estimator = _load_estimator(path, config.pop("estimator_file", ESTIMATOR_FILE))
         config.update(kwargs)
-        return cls(estimator, metadata=doc["metadata"], **config)
+        make: Callable[..., _SklearnModel] = cls  # a subclass, whose __init__ takes these
+        return make(estimator, metadata=doc["metadata"], **config)
 
 
 def _ranges(feature_ranges: Mapping[str, Sequence[float]] | None, names: list[str]

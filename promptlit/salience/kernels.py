@@ -516,8 +516,8 @@ def _matrix_fn(
 
                 return jax.lax.fori_loop(0, n_ig_chunks, row_block, acc), None
 
-            acc0 = jnp.zeros((n + ig_chunk, n), weights.dtype)
-            ig, _ = jax.lax.scan(alpha_step, acc0, (alphas, weights))
+            ig_acc0 = jnp.zeros((n + ig_chunk, n), weights.dtype)
+            ig, _ = jax.lax.scan(alpha_step, ig_acc0, (alphas, weights))
             out["integrated_gradients"] = ig
         return out
 

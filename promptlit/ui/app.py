@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def compatible_modules(workbench: Any, dataset: str) -> set[str]:
     """The implemented modules the loaded models / dataset can feed."""
     ok = {"data_table", "datapoint_editor", "slice_editor", "footer"}
     fields = set(base.spec_fields(workbench, dataset))
-    models = []
+    models: list[str] = []
     try:
         models = workbench.compatible_models(dataset) if dataset else []
     except Exception:  # noqa: BLE001 - unknown dataset: nothing model-based
@@ -222,7 +223,8 @@ def build_app(workbench: Any, *, layout: str | None = None,
               layouts: Mapping[str, Any] | None = None, page_title: str = "promptlit",
               demo_mode: bool = False, inline_doc: str | None = None,
               onboarding: str | None = None, canonical_url: str | None = None,
-              save_dir: str | Path | None = None, limits: RequestLimits | None = None
+              save_dir: str | os.PathLike[str] | None = None,
+              limits: RequestLimits | None = None
               ) -> gr.Blocks:
     """Builds the workbench page for ``workbench``.
 
@@ -333,7 +335,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     base.ok(f"dataset {name}"))
 
         bar.dataset.input(on_dataset, [state, bar.dataset],
-                          [state, *vis_outputs, *refresh_outs, status], api_name=False)
+                          [state, *vis_outputs, *refresh_outs, status], api_visibility="private")
 
         @base.guard(2 + len(refresh_outs))
         def on_models(st: SessionState, names: list[str] | None) -> Any:
@@ -347,7 +349,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
             return (st, *ctx.refresh(st), base.ok(msg + ": press “Generate & explain”"))
 
         bar.models.input(on_models, [state, bar.models], [state, *refresh_outs, status],
-                         api_name=False)
+                         api_visibility="private")
 
         @base.guard(2 + len(vis_outputs) + 2)
         def on_layout(st: SessionState, name: str) -> Any:
@@ -358,7 +360,8 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     base.ok(f"layout {name}: {all_layouts[name].description}"))
 
         bar.layout.input(on_layout, [state, bar.layout],
-                         [state, *vis_outputs, bar.info, bar.query, status], api_name=False)
+                         [state, *vis_outputs, bar.info, bar.query, status],
+                         api_visibility="private")
 
         # -- URL query parameters on page load -----------------------------------------------
         load_outs = [state, bar.dataset, bar.models, bar.layout, *([gran] if gran else []),
@@ -400,7 +403,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
                               visible=bool(notices)),
                     *visibility(st.layout, st.dataset), *ctx.refresh(st), msg)
 
-        demo.load(on_load, [state], load_outs, api_name=False)
+        demo.load(on_load, [state], load_outs, api_visibility="private")
 
         # -- API endpoints ---------------------------------------------------------------------
         def generate(dataset: str = "", model: str = "", example: int | None = None,
@@ -409,7 +412,8 @@ def build_app(workbench: Any, *, layout: str | None = None,
             response, tokens, log-probs, and exact match / BLEU / ROUGE-L against the target."""
             ds, m, ex = _api_example(workbench, limits, dataset, model, example, prompt)
             out = workbench.predict(m, ds, [ex], progress=base.progress_adapter())[0]
-            row = generated_text.metrics_row(None if prompt else int(example), ex, out)
+            row = generated_text.metrics_row(None if prompt or example is None else int(example),
+                                             ex, out)
             return {"dataset": ds, "model": m, "prompt": ex.get("prompt", ""),
                     "target": ex.get("target"), "response": str(out.get("response", "")),
                     "response_tokens": [str(t) for t in out.get("response_tokens", []) or []],
@@ -519,7 +523,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
     head = ('<meta name="referrer" content="no-referrer">'
             + (f'<link rel="canonical" href="{render.escape_text(canonical_url)}">'
                if canonical_url else ""))
-    demo.promptlit_launch_kwargs = {"css": PAGE_CSS, "head": head}  # type: ignore[attr-defined]
-    demo.promptlit_layout = layout  # type: ignore[attr-defined]
-    demo.promptlit_notices = notices  # type: ignore[attr-defined]
+    demo.promptlit_launch_kwargs = {"css": PAGE_CSS, "head": head}
+    demo.promptlit_layout = layout
+    demo.promptlit_notices = notices
     return demo

@@ -50,7 +50,7 @@ def markdown(value: str = "", **kwargs: Any) -> gr.Markdown:
     def postprocess(v: Any) -> Any:
         return plain(str(render.as_markdown(v)) if isinstance(v, str) else v)
 
-    component.postprocess = postprocess  # type: ignore[method-assign]
+    component.postprocess = postprocess  # type: ignore[method-assign, assignment]
     return component
 
 

@@ -138,8 +138,8 @@ def build(ctx: base.Context) -> base.Module:
 
             return handler
 
-        table_a.select(on_cell(0), [ctx.state], outs, api_name=False)
-        table_b.select(on_cell(1), [ctx.state], outs, api_name=False)
+        table_a.select(on_cell(0), [ctx.state], outs, api_visibility="private")
+        table_b.select(on_cell(1), [ctx.state], outs, api_visibility="private")
 
         @base.guard(2 + len(outputs))
         def on_rows(state: SessionState, field: str) -> Any:
@@ -147,6 +147,6 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *draw(state), "")
 
         rows_dd.input(on_rows, [ctx.state, rows_dd], [ctx.state, *outputs, ctx.footer],
-                      api_name=False)
+                      api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

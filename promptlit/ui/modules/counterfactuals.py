@@ -13,6 +13,7 @@ other browser sessions do not see them) and selects them.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from typing import Any
 
@@ -29,7 +30,7 @@ from promptlit.ui.state import SessionState
 NAME = "counterfactuals"
 LABELS = {"word_replacer": "Word replacer", "scrambler": "Scrambler",
           "ablation_flip": "Ablation flip", "hotflip": "HotFlip"}
-DEFAULTS = {"generator": None, "subs": None, "settings": {}, "generated": []}
+DEFAULTS: dict[str, Any] = {"generator": None, "subs": None, "settings": {}, "generated": []}
 # Config fields the settings box leaves out: field pickers (the generator's defaults apply)
 # and the substitutions, which have their own box.
 _HIDDEN_TYPES = (types.SingleFieldMatcher, types.MultiFieldMatcher)
@@ -259,7 +260,7 @@ def build(ctx: base.Context) -> base.Module:
                 v.update(generator=gen, settings={})
             return (state, *draw(state), "")
 
-        generator.input(on_generator, [ctx.state, generator], outs, api_name=False)
+        generator.input(on_generator, [ctx.state, generator], outs, api_visibility="private")
 
         @base.guard(len(outs))
         def on_generate(state: SessionState, gen: str, sub: str, sett: str,
@@ -282,7 +283,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *draw(state), base.ok(msg) if rows else "⚠ " + msg)
 
         generate_btn.click(on_generate, [ctx.state, generator, subs, settings], outs,
-                           api_name=False, concurrency_id="model", concurrency_limit=1)
+                           api_visibility="private", concurrency_id="model", concurrency_limit=1)
 
         all_outs = [ctx.state, *ctx.refresh_outputs(), ctx.footer]
 
@@ -294,13 +295,13 @@ def build(ctx: base.Context) -> base.Module:
                     base.ok(f"added {len(ids)} example(s) to this session's {state.dataset} "
                             f"(now {n}); they are selected"))
 
-        add_btn.click(on_add, [ctx.state, picks], all_outs, api_name=False)
+        add_btn.click(on_add, [ctx.state, picks], all_outs, api_visibility="private")
 
         @base.guard(len(all_outs))
         def on_add_all(state: SessionState) -> Any:
             rows = interp_common.view(state, NAME, **DEFAULTS)["generated"]
-            return on_add.__wrapped__(state, [str(i) for i in range(1, len(rows) + 1)])
+            return inspect.unwrap(on_add)(state, [str(i) for i in range(1, len(rows) + 1)])
 
-        add_all_btn.click(on_add_all, [ctx.state], all_outs, api_name=False)
+        add_all_btn.click(on_add_all, [ctx.state], all_outs, api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

@@ -120,6 +120,7 @@ def build(ctx: base.Context) -> base.Module:
             state.settings["curves.class"] = c or ALL_CLASSES
             return (state, *redraw(state), "")
 
-        cls.input(on_class, [ctx.state, cls], [ctx.state, *outputs, ctx.footer], api_name=False)
+        cls.input(on_class, [ctx.state, cls], [ctx.state, *outputs, ctx.footer],
+                  api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

@@ -108,8 +108,9 @@ def build(ctx: base.Context) -> base.Module:
             multi = gr.Checkbox(label="Multi-select", value=False, scale=1,
                                 elem_id="pl-multi-select")
         fields0 = base.spec_fields(wb, ctx.state.value.dataset)
-        widths = ["44px", "44px", *(("320px" if f == "prompt" else "200px") for f in fields0),
-                  "70px", "90px"]
+        widths: list[str | int] = [
+            "44px", "44px", *(("320px" if f == "prompt" else "200px") for f in fields0),
+            "70px", "90px"]
         table = gr.Dataframe(interactive=False, wrap=True, max_height=420, column_widths=widths,
                              elem_id="pl-table", label="Examples (click a row to select)")
         with gr.Row():
@@ -177,22 +178,22 @@ def build(ctx: base.Context) -> base.Module:
     def wire(ctx: base.Context) -> None:
         outs = [ctx.state, *view_outputs, ctx.footer]
         for comp in (search, value):
-            comp.submit(on_query, [ctx.state, *query_inputs], outs, api_name=False)
-        for comp in (field, slice_dd, sort, descending, page_size):
-            comp.input(on_query, [ctx.state, *query_inputs], outs, api_name=False)
+            comp.submit(on_query, [ctx.state, *query_inputs], outs, api_visibility="private")
+        for control in (field, slice_dd, sort, descending, page_size):
+            control.input(on_query, [ctx.state, *query_inputs], outs, api_visibility="private")
 
         def keep_page(*a: Any) -> Any:
             return on_query(*a, reset_page=False)
 
-        page.submit(keep_page, [ctx.state, *query_inputs], outs, api_name=False)
+        page.submit(keep_page, [ctx.state, *query_inputs], outs, api_visibility="private")
 
         @base.guard(len(view_outputs) + 2)
         def step(state: SessionState, delta: int) -> Any:
             state.table_query["page"] = int(state.table_query.get("page", 1)) + delta
             return (state, *view(state), "")
 
-        prev_btn.click(lambda st: step(st, -1), [ctx.state], outs, api_name=False)
-        next_btn.click(lambda st: step(st, +1), [ctx.state], outs, api_name=False)
+        prev_btn.click(lambda st: step(st, -1), [ctx.state], outs, api_visibility="private")
+        next_btn.click(lambda st: step(st, +1), [ctx.state], outs, api_visibility="private")
 
         refresh_outs = ctx.refresh_outputs()
 
@@ -207,7 +208,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *ctx.refresh(state), base.ok(f"selected example #{n}"))
 
         table.select(on_select, [ctx.state, multi], [ctx.state, *refresh_outs, ctx.footer],
-                     api_name=False)
+                     api_visibility="private")
 
         @base.guard(2 + len(refresh_outs))
         def on_select_all(state: SessionState) -> Any:
@@ -218,6 +219,6 @@ def build(ctx: base.Context) -> base.Module:
                     base.ok(f"selected {len(state.selected_ids)} examples"))
 
         select_all.click(on_select_all, [ctx.state], [ctx.state, *refresh_outs, ctx.footer],
-                         api_name=False)
+                         api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, view_outputs, refresh, wire))

@@ -236,13 +236,13 @@ def build(ctx: base.Context) -> base.Module:
                             "“Generate & explain” to see its salience"))
 
         add_btn.click(on_add, [ctx.state, prompt, target, other],
-                      [ctx.state, *refresh_outs, ctx.footer], api_name=False)
+                      [ctx.state, *refresh_outs, ctx.footer], api_visibility="private")
 
         @base.guard(len(outputs) + 1)
         def on_reset(state: SessionState) -> Any:
             return (*refresh(wb, state), "")
 
-        reset_btn.click(on_reset, [ctx.state], [*outputs, ctx.footer], api_name=False,
+        reset_btn.click(on_reset, [ctx.state], [*outputs, ctx.footer], api_visibility="private",
                         concurrency_limit=None)
 
         @base.guard(len(outputs) - 1 + 1)
@@ -252,7 +252,7 @@ def build(ctx: base.Context) -> base.Module:
                     "Write a prompt (and the other fields), then “Add as new example”.")
 
         blank_btn.click(on_blank, [ctx.state], [prompt, target, other, ctx.footer],
-                        api_name=False, concurrency_limit=None)
+                        api_visibility="private", concurrency_limit=None)
 
         @base.guard(2)
         def on_save(state: SessionState, name: str) -> Any:
@@ -271,6 +271,6 @@ def build(ctx: base.Context) -> base.Module:
 
         if can_save:
             save_btn.click(on_save, [ctx.state, path], [ctx.state, ctx.footer],
-                           api_name=False)
+                           api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

@@ -331,8 +331,8 @@ def build(ctx: base.Context) -> base.Module:
                                              f"{LABELS.get(v['method'], v['method'])}"))
 
         inputs = [ctx.state, method, field, colour, mode]
-        project_btn.click(on_project, inputs, outs, api_name=False, concurrency_id="model",
-                          concurrency_limit=1)
+        project_btn.click(on_project, inputs, outs, api_visibility="private",
+                          concurrency_id="model", concurrency_limit=1)
 
         @base.guard(len(outs))
         def on_setting(state: SessionState, m: str, f: str, c: str, md: str) -> Any:
@@ -340,7 +340,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *draw(state), "")
 
         for comp in (method, field, colour, mode):
-            comp.input(on_setting, inputs, outs, api_name=False, concurrency_id="model",
+            comp.input(on_setting, inputs, outs, api_visibility="private", concurrency_id="model",
                        concurrency_limit=1)
 
         all_outs = [ctx.state, *ctx.refresh_outputs(), ctx.footer]
@@ -358,7 +358,7 @@ def build(ctx: base.Context) -> base.Module:
                    f"selected {len(chosen)} examples in the projector (#{n} shown)")
             return (state, *ctx.refresh(state), base.ok(msg))
 
-        plot.click(on_pick, [ctx.state], all_outs, api_name=False, concurrency_id="model",
+        plot.click(on_pick, [ctx.state], all_outs, api_visibility="private", concurrency_id="model",
                    concurrency_limit=1)
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

@@ -117,7 +117,7 @@ def build(ctx: base.Context) -> base.Module:
             updates = draw(state, generate=True, progress=base.progress_adapter(progress))
             return (state, *updates, base.ok(f"generated {len(state.selected_ids)} response(s)"))
 
-        generate_btn.click(on_generate, [ctx.state], outs, api_name=False,
+        generate_btn.click(on_generate, [ctx.state], outs, api_visibility="private",
                            concurrency_id="model", concurrency_limit=1)
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

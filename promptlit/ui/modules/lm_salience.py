@@ -86,6 +86,8 @@ def _span_kwargs(wb: Any, model: str, span: tuple[int, int]) -> dict[str, Any]:
     or ``target_span=(a, b)``, whichever its signature takes (nothing: whole response only)."""
     m = wb.models[model]
     fn = getattr(m.unwrap() if callable(getattr(m, "unwrap", None)) else m, "salience", None)
+    if not callable(fn):
+        return {}
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -237,7 +239,7 @@ def build(ctx: base.Context) -> base.Module:
                                                         "tokens to explain them"))
 
         explain_btn.click(on_explain, [ctx.state, explain_target, show_matrix], all_outs,
-                          api_name=False, concurrency_id="model", concurrency_limit=1)
+                          api_visibility="private", concurrency_id="model", concurrency_limit=1)
 
         @base.guard(n)
         def on_click(state: SessionState, with_matrix: bool, evt: gr.EventData) -> Any:
@@ -249,7 +251,7 @@ def build(ctx: base.Context) -> base.Module:
             state.select_token(int(data["index"]), extend=bool(data.get("shift")))
             return (state, *draw(state, with_matrix), "")
 
-        view.click(on_click, [ctx.state, show_matrix], outs, api_name=False,
+        view.click(on_click, [ctx.state, show_matrix], outs, api_visibility="private",
                    concurrency_id="model", concurrency_limit=1)
 
         @base.guard(n)
@@ -264,16 +266,16 @@ def build(ctx: base.Context) -> base.Module:
 
         settings = [ctx.state, method, granularity, intensity, ig_steps, show_matrix]
         for comp in (method, granularity):
-            comp.change(on_setting, settings, outs, api_name=False, concurrency_id="model",
-                        concurrency_limit=1)
-        for comp in (intensity, ig_steps):
-            comp.release(on_setting, settings, outs, api_name=False, concurrency_id="model",
-                         concurrency_limit=1)
-        show_matrix.change(on_setting, settings, outs, api_name=False, concurrency_id="model",
-                           concurrency_limit=1).then(
-            lambda v: gr.update(visible=bool(v)), [show_matrix], [matrix], api_name=False)
+            comp.change(on_setting, settings, outs, api_visibility="private",
+                        concurrency_id="model", concurrency_limit=1)
+        for slider in (intensity, ig_steps):
+            slider.release(on_setting, settings, outs, api_visibility="private",
+                           concurrency_id="model", concurrency_limit=1)
+        show_matrix.change(on_setting, settings, outs, api_visibility="private",
+                           concurrency_id="model", concurrency_limit=1).then(
+            lambda v: gr.update(visible=bool(v)), [show_matrix], [matrix], api_visibility="private")
         method.change(lambda m: gr.update(visible=m == "integrated_gradients"), [method],
-                      [ig_steps], api_name=False)
+                      [ig_steps], api_visibility="private")
 
         @base.guard(n)
         def on_target_gran(state: SessionState, tg: str, with_matrix: bool) -> Any:
@@ -283,7 +285,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *draw(state, with_matrix), "")
 
         target_gran.input(on_target_gran, [ctx.state, target_gran, show_matrix], outs,
-                          api_name=False)
+                          api_visibility="private")
 
         @base.guard(n)
         def on_target_seg(state: SessionState, value: str, with_matrix: bool) -> Any:
@@ -294,7 +296,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *draw(state, with_matrix), "")
 
         target_seg.input(on_target_seg, [ctx.state, target_seg, show_matrix], outs,
-                         api_name=False, concurrency_id="model", concurrency_limit=1)
+                         api_visibility="private", concurrency_id="model", concurrency_limit=1)
 
     return ctx.register(base.Module(NAME, container, draw_outputs, refresh, wire,
                                     controls={"granularity": granularity, "method": method}))

@@ -154,6 +154,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *draw(state), "")
 
         for comp in (metric, sort, descending):
-            comp.input(on_view, [ctx.state, metric, sort, descending], outs, api_name=False)
+            comp.input(on_view, [ctx.state, metric, sort, descending], outs,
+                       api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

@@ -150,9 +150,9 @@ def build(ctx: base.Context) -> base.Module:
 
         inputs = [ctx.state, feature, scope, points]
         for comp in (feature, scope):
-            comp.input(on_setting, inputs, outs, api_name=False, concurrency_id="model",
+            comp.input(on_setting, inputs, outs, api_visibility="private", concurrency_id="model",
                        concurrency_limit=1)
-        points.release(on_setting, inputs, outs, api_name=False, concurrency_id="model",
+        points.release(on_setting, inputs, outs, api_visibility="private", concurrency_id="model",
                        concurrency_limit=1)
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

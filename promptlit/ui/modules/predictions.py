@@ -147,6 +147,7 @@ def decision_config(wb: Any, state: SessionState, model: str) -> JsonDict:
 
 def positive_class(spec: types.MulticlassPreds) -> str:
     """The positive class of a binary field with `null_idx` (the other class)."""
+    assert spec.null_idx is not None, "positive_class needs a field with a null_idx"
     return spec.vocab[1 - int(spec.null_idx)]
 
 

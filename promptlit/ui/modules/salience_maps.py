@@ -257,7 +257,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *updates, base.ok(f"salience maps ready ({names})"))
 
         inputs = [ctx.state, methods, ig_steps, lime_samples, intensity]
-        explain.click(on_explain, inputs, outs, api_name=False, concurrency_id="model",
+        explain.click(on_explain, inputs, outs, api_visibility="private", concurrency_id="model",
                       concurrency_limit=1)
 
         @base.guard(len(outs))
@@ -266,10 +266,10 @@ def build(ctx: base.Context) -> base.Module:
             settings(state, ms, steps, samples, inten)
             return (state, *draw(state), "")
 
-        methods.input(on_setting, inputs, outs, api_name=False, concurrency_id="model",
+        methods.input(on_setting, inputs, outs, api_visibility="private", concurrency_id="model",
                       concurrency_limit=1)
         for comp in (ig_steps, lime_samples, intensity):
-            comp.release(on_setting, inputs, outs, api_name=False, concurrency_id="model",
+            comp.release(on_setting, inputs, outs, api_visibility="private", concurrency_id="model",
                          concurrency_limit=1)
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

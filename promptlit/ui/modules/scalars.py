@@ -50,7 +50,7 @@ def plot_model(wb: Any, state: SessionState, model: str, colour_field: str,
     values = [ex.get(colour_field) for _, ex in pairs] if colour_field != NO_COLOUR else []
     colours, legend = plots.colours_for(values) if values else ([], [])
     cls_keys = P.fields(wb, model, state.dataset, P.CLASSIFICATION)
-    points = []
+    points: list[dict[str, Any]] = []
     if cls_keys:
         key = cls_keys[0]
         field = spec[key]
@@ -160,7 +160,7 @@ def build(ctx: base.Context) -> base.Module:
                     base.ok(f"selected example #{n}" if not data.get("shift") else
                             f"{len(state.selected_ids)} examples selected"))
 
-        view.click(on_click, [ctx.state], outs, api_name=False)
+        view.click(on_click, [ctx.state], outs, api_visibility="private")
 
         @base.guard(2 + len(outputs))
         def on_setting(state: SessionState, c: str, k: str) -> Any:
@@ -169,6 +169,6 @@ def build(ctx: base.Context) -> base.Module:
 
         for comp in (colour, cls):
             comp.input(on_setting, [ctx.state, colour, cls], [ctx.state, *outputs, ctx.footer],
-                       api_name=False)
+                       api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

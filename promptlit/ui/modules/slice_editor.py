@@ -78,7 +78,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *ctx.refresh(state),
                     base.ok(f"saved slice {n!r} ({len(state.selected_ids)} examples)"))
 
-        save_btn.click(on_save, [ctx.state, name], outs, api_name=False)
+        save_btn.click(on_save, [ctx.state, name], outs, api_visibility="private")
 
         @base.guard(len(outs))
         def on_by_field(state: SessionState, f: str) -> Any:
@@ -88,7 +88,7 @@ def build(ctx: base.Context) -> base.Module:
             state.slices.update(new)
             return (state, *ctx.refresh(state), base.ok(f"made {len(new)} slices by {f!r}"))
 
-        by_field_btn.click(on_by_field, [ctx.state, field], outs, api_name=False)
+        by_field_btn.click(on_by_field, [ctx.state, field], outs, api_visibility="private")
 
         @base.guard(len(outs))
         def on_pick(state: SessionState, n: str) -> Any:
@@ -100,7 +100,7 @@ def build(ctx: base.Context) -> base.Module:
             state.select_examples(ids)
             return (state, *ctx.refresh(state), base.ok(f"selected slice {n!r}"))
 
-        pick.input(on_pick, [ctx.state, pick], outs, api_name=False)
+        pick.input(on_pick, [ctx.state, pick], outs, api_visibility="private")
 
         @base.guard(len(outs))
         def on_delete(state: SessionState, n: str) -> Any:
@@ -109,6 +109,6 @@ def build(ctx: base.Context) -> base.Module:
             del state.slices[n]
             return (state, *ctx.refresh(state), base.ok(f"deleted slice {n!r}"))
 
-        delete_btn.click(on_delete, [ctx.state, pick], outs, api_name=False)
+        delete_btn.click(on_delete, [ctx.state, pick], outs, api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

@@ -205,8 +205,8 @@ def build(ctx: base.Context) -> base.Module:
 
             return handler
 
-        slider_a.release(on_slide(0), [ctx.state, slider_a], outs, api_name=False)
-        slider_b.release(on_slide(1), [ctx.state, slider_b], outs, api_name=False)
+        slider_a.release(on_slide(0), [ctx.state, slider_a], outs, api_visibility="private")
+        slider_b.release(on_slide(1), [ctx.state, slider_b], outs, api_visibility="private")
 
         @base.guard(len(outs))
         def on_optimise(state: SessionState, ratio: float) -> Any:
@@ -220,7 +220,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *ctx.refresh(state),
                     base.ok(f"cost ratio {float(ratio):g}: threshold {', '.join(done)}"))
 
-        optimise_btn.click(on_optimise, [ctx.state, cost], outs, api_name=False)
+        optimise_btn.click(on_optimise, [ctx.state, cost], outs, api_visibility="private")
 
         @base.guard(4)
         def on_groups(state: SessionState, field: str, m: str, ratio: float) -> Any:
@@ -233,7 +233,8 @@ def build(ctx: base.Context) -> base.Module:
                                    f"{field}"))
 
         groups_btn.click(on_groups, [ctx.state, group, measure, cost],
-                         [groups_table, apply_group, ctx.state, ctx.footer], api_name=False)
+                         [groups_table, apply_group, ctx.state, ctx.footer],
+                         api_visibility="private")
 
         @base.guard(len(outs))
         def on_apply(state: SessionState, table: Any, g: str) -> Any:
@@ -248,6 +249,7 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *ctx.refresh(state),
                     base.ok(f"{names[0]}: threshold {t:.2f} (group {g})"))
 
-        apply_btn.click(on_apply, [ctx.state, groups_table, apply_group], outs, api_name=False)
+        apply_btn.click(on_apply, [ctx.state, groups_table, apply_group], outs,
+                        api_visibility="private")
 
     return ctx.register(base.Module(NAME, container, outputs, refresh, wire))

@@ -80,7 +80,7 @@ def build(wb: Any, state: SessionState, layouts: list[str], *, hide: bool = Fals
                 link = gr.Textbox(show_label=False, placeholder="link to this view", scale=4,
                                   elem_id="pl-link", interactive=False)
                 copy = gr.Button("Copy link", size="sm", scale=1, elem_id="pl-copy-link")
-    copy.click(None, [query], [link], js=COPY_LINK_JS, api_name=False)
+    copy.click(None, [query], [link], js=COPY_LINK_JS, api_visibility="private")
     del hide
     return Toolbar(container, dataset, models, layout, info, query, link, copy)
 
