@@ -286,7 +286,7 @@ def aggregate(
     if granularity == "tokens":
         idx = np.flatnonzero(mask)
         return [
-            Segment(tokens[i] if tokens is not None else text[s:e], s, e, float(totals[j]))
+            Segment(tokens[int(i)] if tokens is not None else text[s:e], s, e, float(totals[j]))
             for j, (i, (s, e)) in enumerate(zip(idx, spans, strict=True))
         ]
     return [Segment(text[s:e], s, e, float(t)) for (s, e), t in zip(spans, totals, strict=True)]
