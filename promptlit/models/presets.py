@@ -450,6 +450,8 @@ def load_model(handle: str, name: str | None = None, **kwargs: Any) -> KerasCaus
     if resolved is not None and resolved.kind == "local_promptlit":
         from promptlit.models.local_presets import load_preset
 
+        assert resolved.path is not None  # set for every local kind
+
         # generation settings (e.g. the CLI's --max-new-tokens) concern causal LMs only
         kwargs = {k: v for k, v in kwargs.items() if k not in (*GENERATION_OPTIONS, "dtype")}
 
