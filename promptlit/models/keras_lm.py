@@ -397,7 +397,7 @@ class KerasCausalLM(BatchedModel):
         return bool(getattr(self.preprocessor, "add_start_token", False)) and getattr(
             self.tokenizer, "start_token_id", None) is not None
 
-    def pieces(self, ids: Sequence[int]) -> list[str]:
+    def pieces(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         """Raw tokenizer pieces of `ids` (e.g. "▁world", "<0x0A>", "Ġworld").
 
         Ids the tokenizer does not know (an embedding table padded past the vocabulary) show as
@@ -411,18 +411,18 @@ class KerasCausalLM(BatchedModel):
                 out.append(f"<id:{int(i)}>")
         return out
 
-    def _ids_bytes(self, ids: Sequence[int]) -> list[bytes | None]:
+    def _ids_bytes(self, ids: Sequence[int] | np.ndarray) -> list[bytes | None]:
         return [None if int(i) in self._special_ids or p == f"<id:{int(i)}>"
                 else piece_bytes(p, self._byte_level)
                 for i, p in zip(ids, self.pieces(ids), strict=True)]
 
-    def display_tokens(self, ids: Sequence[int]) -> list[str]:
+    def display_tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         """Cleaned display tokens ("▁" -> " ", bytes decoded; multi-byte characters joined)."""
         from promptlit.salience.aggregation import clean_tokens
 
         return clean_tokens(self.pieces(ids), byte_level=self._byte_level)
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         """The text of `ids` (special tokens dropped), exactly what the offsets index."""
         return b"".join(b for b in self._ids_bytes(ids) if b).decode("utf-8", errors="replace")
 
