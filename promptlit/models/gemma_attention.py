@@ -28,8 +28,8 @@ Where the true scalar comes from:
   in memory: keras-hub's documented meaning of ``query_head_dim_normalize=False``,
   ``hidden_dim // num_query_heads`` (the Gemma reference's "embed_dim / num_heads"), except for
   the layouts of released Gemma models whose reference scalar is ``head_dim``
-  (`REFERENCE_SCALARS`): there a ``False`` flag is a known conversion slip (keras-hub's first
-  Gemma 2 9B preset carried one) and is ignored.
+  (`REFERENCE_SCALARS`): there a ``False`` flag is a conversion slip (keras-hub's first Gemma 2
+  9B preset most likely carried one) and is ignored.
 
 keras-hub's own Kaggle 27B presets need the same correction: every conversion path in keras-hub
 copies the query kernels verbatim (Flax ``q_einsum`` / HF ``q_proj``, no pre-scaling), and
@@ -63,7 +63,7 @@ HF_DEFAULT_QUERY_PRE_ATTN_SCALAR = 256.0
 #: config. Consulted only for keras-hub presets whose config says query_head_dim_normalize=False.
 REFERENCE_SCALARS: dict[tuple[str, int, int, int], float] = {
     ("GemmaBackbone", 2304, 8, 256): 256.0,  # Gemma 2 2B
-    ("GemmaBackbone", 3584, 16, 256): 256.0,  # Gemma 2 9B (keras-hub's v1 preset said False)
+    ("GemmaBackbone", 3584, 16, 256): 256.0,  # Gemma 2 9B (keras-hub's v1 preset: likely False)
     ("GemmaBackbone", 4608, 32, 128): 144.0,  # Gemma 2 27B
     ("Gemma3Backbone", 640, 4, 256): 256.0,  # Gemma 3 270M
     ("Gemma3Backbone", 1152, 4, 256): 256.0,  # Gemma 3 1B
