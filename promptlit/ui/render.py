@@ -151,14 +151,18 @@ class Markdown(str):
 
 def md(template: str, *args: Any, **kwargs: Any) -> Markdown:
     """``template.format(*args, **kwargs)`` with every argument passed through
-    `escape_markdown` (arguments that are already `Markdown` are kept as they are).
+    `escape_markdown` (arguments that are already `Markdown`, and numbers, which may use format
+    specs like ``{:.2f}``, are kept as they are).
 
         >>> print(md("**{}** examples in {name}", 3, name="<img src=x>"))
         **3** examples in &lt;img src=x&gt;
     """
 
-    def safe(v: Any) -> Any:
-        return v if isinstance(v, Markdown) else escape_markdown(v)
+    def safe(v: Any) -> Any:  # numbers carry no markup and keep their format specs
+        if isinstance(v, Markdown) or (isinstance(v, int | float | np.number)
+                                       and not isinstance(v, bool)):
+            return v
+        return escape_markdown(v)
 
     return Markdown(template.format(*(safe(a) for a in args),
                                     **{k: safe(v) for k, v in kwargs.items()}))

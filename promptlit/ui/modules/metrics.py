@@ -100,7 +100,7 @@ def paired_markdown(wb: Any, state: SessionState, names: list[str]) -> str:
     lines = [render.md("**Paired metrics: {} vs {}** (all {} examples)", a, b, len(pairs)), "",
              "| field | metric | value |", "|---|---|---|"]
     for key, values in result.items():
-        lines += [render.md("| {} | {} | {} |", key, m, f"{v:.4g}") for m, v in values.items()]
+        lines += [render.md("| {} | {} | {:.4g} |", key, m, v) for m, v in values.items()]
     return render.Markdown("\n".join(lines))
 
 

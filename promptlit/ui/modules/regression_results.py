@@ -51,7 +51,7 @@ def results(wb: Any, state: SessionState) -> tuple[pd.DataFrame, str]:
         first = outs[0]
         main = next(iter(first.values()), None)
         if main is not None:
-            lines.append(render.md("**{}**: score **{}**{}", m, f"{main.score:.4g}",
+            lines.append(render.md("**{}**: score **{:.4g}**{}", m, main.score,
                                    (f", error {main.error:+.4g}" if main.error is not None
                                     else "")
                                    + (f" · mean |error| over {len(errs)} selected: "

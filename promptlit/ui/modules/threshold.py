@@ -129,8 +129,8 @@ def counts_line(wb: Any, state: SessionState, model: str) -> str:
         truth = label == pos
         tp, fp = tp + (said and truth), fp + (said and not truth)
         tn, fn = tn + (not said and not truth), fn + (not said and truth)
-    return render.md("**{}** · positive class **{}** · threshold {}: TP {} · FP {} · TN {} · FN {}",
-                     model, pos, f"{t:.2f}", tp, fp, tn, fn)
+    return render.md("**{}** · positive class **{}** · threshold {:.2f}: TP {} · FP {} · TN {} · "
+                     "FN {}", model, pos, t, tp, fp, tn, fn)
 
 
 def build(ctx: base.Context) -> base.Module:
