@@ -388,6 +388,11 @@ def _add_generation(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stop", action="append", default=None, metavar="SEQ", type=_unescape,
                    help="end responses where SEQ begins; repeatable; escapes like \\n work "
                         "(e.g. --stop '\\n\\n' stops at the first blank line)")
+    g.add_argument("--chat-template", default=None, metavar="T", type=_chat_template_arg,
+                   help="wrap prompts in a chat format: auto (default: the checkpoint's own "
+                        "template, else the built-in one of instruct presets, else none), none, "
+                        "a built-in name (gemma, llama3, mistral, chatml/qwen, transcript) or a "
+                        "path to a .jinja file, tokenizer_config.json or checkpoint directory")
 
 
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -399,7 +404,22 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
                if getattr(args, attr, None) is not None}
     if getattr(args, "stop", None):
         options["stop_sequences"] = list(args.stop)
+    if getattr(args, "chat_template", None) is not None:
+        options["chat_template"] = args.chat_template
     return options
+
+
+def _chat_template_arg(value: str) -> str:
+    """A --chat-template value: auto, none, a built-in name, or an existing path."""
+    from promptlit.models import chat
+
+    text = value.strip()
+    if text.lower() in chat.EXAMPLE_CHOICES or Path(text).expanduser().exists():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not auto, none, a built-in template ({', '.join(chat.BUILTIN_TEMPLATES)}, "
+        "or the aliases qwen, gemma2, gemma3, llama) nor an existing file or directory; give "
+        "one of those, e.g. --chat-template gemma or --chat-template path/to/template.jinja")
 
 
 def _unescape(text: str) -> str:

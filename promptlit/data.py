@@ -13,6 +13,17 @@ optional `TextSegment` (the reference continuation), and other fields are inferr
 `source` becomes a `CategoryLabel`). A `<file>.spec` beside the file (written by
 `Dataset.save`) gives the fields' types; an explicit `spec=` overrides it field by field.
 
+Chat examples (JSONL): a row may carry a conversation instead of a prompt,
+``{"messages": [{"role": "system", "content": "..."}, {"role": "user", "content": "..."}]}``
+(roles system / user / assistant, ending with the user's turn). Language models with chat support
+(`promptlit.models.KerasCausalLM`) read the conversation and wrap it in their chat template; the
+row's `prompt` is filled with its plain transcript ("User: ...\n\nAssistant:", what a model
+without a template reads), so every prompt view still has text to show. A row may also say which
+template its prompt takes, ``"chat_template": "none"`` (e.g. a prompt already formatted by
+hand), ``"auto"`` (the model's own) or a built-in name; ``load_path(..., chat_template=...)``
+sets that for every row of a file that does not say. Bad conversations and template names are
+problems at their `file:line`.
+
 Example:
     >>> import promptlit as pl
     >>> data = pl.data.load("sample_prompts")
@@ -28,6 +39,7 @@ import csv
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +128,8 @@ def _unknown_name_error(name: str) -> DataError:
 
 
 def _is_prompt_file(path: Path) -> bool:
-    """Whether any readable example (for CSV/TSV: the header) has a `prompt` field.
+    """Whether any readable example (for CSV/TSV: the header) has a `prompt` (or, in JSONL, a
+    `messages`) field.
 
     Any row counts, not just the first: a file is prompt data as a whole, so that every row is
     then checked for its prompt. Unreadable lines are left to the loader to report.
@@ -135,13 +148,13 @@ def _is_prompt_file(path: Path) -> bool:
                 return False
             for line in f:
                 # Only lines that can hold a "prompt" key (maybe \u-escaped) are parsed.
-                if "prompt" not in line and "\\" not in line:
+                if "prompt" not in line and "messages" not in line and "\\" not in line:
                     continue
                 try:
                     obj = json.loads(line)
                 except (ValueError, RecursionError):
                     continue
-                if isinstance(obj, dict) and "prompt" in obj:
+                if isinstance(obj, dict) and ("prompt" in obj or "messages" in obj):
                     return True
     except OSError:
         return False
@@ -162,9 +175,45 @@ def _check_prompt_type(spec: types.Spec, sidecar: types.Spec | None, path: Path)
              else "pass spec={'prompt': types.TextSegment()}") + ", or rename the field"))
 
 
+def _chat_fields(source: str, default_template: str | None
+                 ) -> Callable[[dict[str, Any], int], list[Problem]]:
+    """The JSONL row hook of prompt files: checks `messages` and `chat_template`, fills the
+    `prompt` of a conversation with its transcript, and applies a file-wide template choice."""
+    from promptlit.models import chat
+
+    def prepare(obj: dict[str, Any], line: int) -> list[Problem]:
+        problems = []
+        if obj.get("messages") is not None:
+            try:
+                messages = chat.check_messages(obj["messages"], where="messages")
+            except chat.ChatTemplateError as e:
+                return [Problem(str(e), source=source, line=line, field="messages")]
+            text = chat.transcript(messages)
+            if obj.get("prompt") is None:
+                obj["prompt"] = text
+            elif obj["prompt"] != text:
+                problems.append(Problem(
+                    "this row has both 'prompt' and 'messages'; chat models read 'messages' "
+                    "and ignore 'prompt'", source=source, line=line, field="prompt",
+                    severity="warning", fix="keep one of the two"))
+        if default_template is not None and "chat_template" not in obj:
+            obj["chat_template"] = default_template
+        if "chat_template" in obj:
+            try:
+                obj["chat_template"] = chat.check_example_template(obj["chat_template"],
+                                                                   where="chat_template")
+            except chat.ChatTemplateError as e:
+                problems.append(Problem(str(e), source=source, line=line,
+                                        field="chat_template"))
+        return problems
+
+    return prepare
+
+
 def load_path(path: str | os.PathLike[str], *, name: str | None = None,
               on_error: OnError = "raise", max_examples: int | None = None,
-              indexed: bool = False, **kwargs: Any) -> Dataset:
+              indexed: bool = False, chat_template: str | None = None,
+              **kwargs: Any) -> Dataset:
     """Loads one file (.jsonl / .csv / .tsv); prompt files get the prompt spec.
 
     Args:
@@ -173,13 +222,22 @@ def load_path(path: str | os.PathLike[str], *, name: str | None = None,
       on_error: "raise" or "skip" bad lines (see `promptlit.api.dataset.load_jsonl`).
       max_examples: keep only the first N examples.
       indexed: return an `IndexedDataset`.
+      chat_template: the chat template every row of a prompt file takes unless it says
+        otherwise (its `chat_template` field): "none" (prompts already formatted, or meant
+        for a base model), "auto" or a built-in name (`promptlit.models.chat`).
       **kwargs: more arguments for the loader (`spec=`, `required_fields=`, `sep=`).
 
     Raises:
       DataError: for a missing or empty file, a malformed `<path>.spec`, or bad lines with
-        `on_error="raise"` (see `promptlit.api.dataset.load_jsonl` for what is checked).
+        `on_error="raise"` (see `promptlit.api.dataset.load_jsonl` for what is checked; chat
+        rows also for their `messages` and `chat_template`, see the module docstring).
+      ValueError: a `chat_template` argument that is not a template a dataset may choose.
     """
     path = Path(path).expanduser()
+    if chat_template is not None:
+        from promptlit.models import chat
+
+        chat_template = chat.check_example_template(chat_template, where="chat_template")
     sidecar = read_spec_file(path)  # DataError naming the .spec file if it is malformed
     spec = {**(sidecar or {}), **(kwargs.pop("spec", None) or {})}
     if _is_prompt_file(path):
@@ -187,6 +245,8 @@ def load_path(path: str | os.PathLike[str], *, name: str | None = None,
         _check_prompt_type(spec, sidecar, path)
         kwargs["required_fields"] = tuple(
             dict.fromkeys(("prompt", *kwargs.get("required_fields", ()))))
+        if path.suffix.lower() in (".jsonl", ".json", ".ndjson", ""):
+            kwargs["prepare"] = _chat_fields(os.fspath(path), chat_template)
     kwargs["spec"] = spec or None
     description = kwargs.pop("description", "") or (f"{name}: " if name else "") + path.name
     declared = set(spec)

@@ -471,8 +471,9 @@ class Workbench:
                             "has no salience() method; sequence salience needs a language model "
                             "such as promptlit.models.KerasCausalLM")
         ex = example["data"] if _is_indexed(example) else example
-        if "prompt" not in ex:
-            raise KeyError(f"salience needs a 'prompt' field; the example has {sorted(ex)}")
+        if "prompt" not in ex and not ex.get("messages"):
+            raise KeyError(f"salience needs a 'prompt' (or 'messages') field; the example has "
+                           f"{sorted(ex)}")
         if response is None:
             if target == "response":
                 response = self._predict_one(model, ex, progress)["response"]
@@ -486,8 +487,14 @@ class Workbench:
         mcfg = m.config_hash if isinstance(m, CachingModelWrapper) else caching.config_hash(
             model_config(m))
         params = _parameters(salience_fn)
+        prompt: Any = ex.get("prompt")
+        if "chat_template" in params:  # a chat model reads the conversation and the example's
+            # template choice; both are in the key (through the prompt and the kwargs)
+            prompt = ex.get("messages") or prompt
+            if ex.get("chat_template") is not None and "chat_template" not in kwargs:
+                kwargs = {**kwargs, "chat_template": ex["chat_template"]}
         key = caching.cache_key("salience", f"v{SALIENCE_KEY_VERSION}", model, mcfg,
-                                example_id({"p": ex["prompt"], "r": response}),
+                                example_id({"p": prompt, "r": response}),
                                 _salience_settings(params, methods, ig_steps, kwargs))
         result = self._salience_cache.get(key)
         if result is caching.MISSING:
@@ -496,7 +503,7 @@ class Workbench:
             call = dict(kwargs)
             if progress is not None and "progress" in params:
                 call["progress"] = progress
-            result = salience_fn(ex["prompt"], response, methods=tuple(methods),
+            result = salience_fn(prompt, response, methods=tuple(methods),
                                  ig_steps=ig_steps, **call)
             self._salience_cache.put(key, result)
         if progress is not None:

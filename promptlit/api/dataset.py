@@ -677,7 +677,8 @@ def read_spec_file(path: str | os.PathLike[str]) -> Spec | None:
 
 def load_jsonl(path: str | os.PathLike[str], spec: Mapping[str, types.LitType] | None = None, *,
                on_error: OnError = "raise", required_fields: Sequence[str] = (),
-               description: str = "", dataset_cls: type[Dataset] = Dataset) -> Dataset:
+               description: str = "", dataset_cls: type[Dataset] = Dataset,
+               prepare: Callable[[JsonDict, int], list[Problem]] | None = None) -> Dataset:
     """Loads a JSON Lines file: one JSON object (one example) per line.
 
     Blank lines are ignored. Every other line must be a JSON object whose fields match the spec
@@ -697,6 +698,9 @@ def load_jsonl(path: str | os.PathLike[str], spec: Mapping[str, types.LitType] |
       required_fields: fields every example must have (e.g. `("prompt",)` for LM prompts).
       description: the dataset description (default: file name and size).
       dataset_cls: the class to build (`Dataset` or `IndexedDataset`).
+      prepare: called as `prepare(obj, line)` on each parsed object before it is checked; it may
+        complete the object in place (e.g. derive a field) and returns the line's problems (a
+        line with an error is bad, like any other).
 
     Raises:
       DataError: with `on_error="raise"` when any line is bad, or when the file is unreadable.
@@ -731,6 +735,11 @@ def load_jsonl(path: str | os.PathLike[str], spec: Mapping[str, types.LitType] |
                 f"expected a JSON object, got {describe_value(obj)}", source=source, line=line,
                 fix='write one object per line, e.g. {"prompt": "Hello"}'))
             continue
+        if prepare is not None:
+            found = prepare(obj, line)
+            problems += found
+            if any(p.severity == "error" for p in found):
+                continue
         rows.append((line, obj))
     empty = "the file is empty" if lines == [(1, "", None)] else "the file has only blank lines"
     return _finish(rows, problems, source=source, spec=spec, on_error=on_error,

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -114,6 +115,11 @@ class SequenceSalienceInterpreter(Interpreter):
                 if not isinstance(text, str) or not text:
                     raise ValueError(f"sequence_salience: example {i} has no 'target' text; use "
                                      "target='response' to explain the model's generation.")
-            results.append(model.salience(str(ex["prompt"]), text, methods=(method,),
-                                          ig_steps=ig_steps))
+            prompt, kw = str(ex.get("prompt", "")), {}
+            if "chat_template" in inspect.signature(model.salience).parameters:
+                # a chat model reads the conversation and the example's template choice
+                prompt = ex.get("messages") or prompt
+                kw = {"chat_template": ex["chat_template"]} if ex.get("chat_template") else {}
+            results.append(model.salience(prompt, text, methods=(method,), ig_steps=ig_steps,
+                                          **kw))
         return results

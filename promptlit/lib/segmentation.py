@@ -37,6 +37,11 @@ Granularities:
     excluded. Blank lines produce no segment (their characters are owned by the line before).
 ``"paragraphs"``
     Blocks of lines separated by one or more blank (empty or whitespace-only) lines.
+``"turns"``
+    The whole text as one segment (stripped). A conversation's turns are the texts *between* its
+    chat-template tokens, which only the token level knows: `promptlit.salience.aggregation`
+    segments each such run on its own, so at "turns" each message of a chat prompt is one
+    segment, and a prompt without a template is one turn.
 
 Example:
     >>> text = "Hi there.  How are you?\\n\\nFine."
@@ -54,7 +59,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-SEGMENT_GRANULARITIES: tuple[str, ...] = ("words", "sentences", "lines", "paragraphs")
+SEGMENT_GRANULARITIES: tuple[str, ...] = ("words", "sentences", "lines", "paragraphs", "turns")
 """Granularities `segment_spans` understands ("tokens" is handled by the aggregation module)."""
 
 GRANULARITIES: tuple[str, ...] = ("tokens", *SEGMENT_GRANULARITIES)
@@ -86,6 +91,17 @@ class Segment(NamedTuple):
     start: int
     end: int
     score: float
+
+
+class TemplateSegment(Segment):
+    """A chat-template token as a segment of its own (``<start_of_turn>``, a role word, ...).
+
+    The same four fields as `Segment` (it unpacks and compares the same); only its class says
+    that the text is the chat format's, not the user's. ``text`` is the token's display text
+    (e.g. ``"<bos>"`` for a start token that has no characters, ``start == end``).
+    """
+
+    __slots__ = ()
 
 
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\u2028\u2029]")
@@ -143,6 +159,11 @@ def _lines(text: str) -> list[tuple[int, int]]:
         if stripped is not None:
             spans.append(stripped)
     return spans
+
+
+def _whole(text: str) -> list[tuple[int, int]]:
+    stripped = _strip_span(text, 0, len(text))
+    return [stripped] if stripped is not None else []
 
 
 def _paragraphs(text: str) -> list[tuple[int, int]]:
@@ -224,8 +245,8 @@ def segment_spans(text: str, granularity: str) -> list[tuple[int, int]]:
 
     Args:
         text: the text to split (any Unicode; ``\\r\\n`` line endings are fine).
-        granularity: one of "words", "sentences", "lines", "paragraphs" (see the module docstring
-            for the exact rules).
+        granularity: one of "words", "sentences", "lines", "paragraphs", "turns" (see the module
+            docstring for the exact rules).
 
     Returns:
         Sorted, non-overlapping, non-empty spans whose content has no leading or trailing
@@ -241,6 +262,8 @@ def segment_spans(text: str, granularity: str) -> list[tuple[int, int]]:
         return _lines(text)
     if granularity == "paragraphs":
         return _paragraphs(text)
+    if granularity == "turns":
+        return _whole(text)
     return _sentences(text)
 
 

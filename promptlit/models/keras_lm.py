@@ -19,15 +19,25 @@ boundary is exact (tokens never straddle it). Offsets are computed by aligning e
 (SentencePiece "▁" and byte-fallback "<0xNN>", GPT-2 byte-level "Ġ"/"Ċ") to the UTF-8 bytes of the
 original text, tolerant to whitespace the tokenizer adds or normalises away.
 
+Chat templates (`promptlit.models.chat`): an instruction-tuned model reads its prompt wrapped in its
+chat format. ``chat_template="auto"`` (the default) uses the template a Hugging Face checkpoint
+ships, else the built-in one of a keras-hub instruct preset, else none (so base models such as
+``presets/tiny_lm`` see the raw prompt). A prompt may also be a conversation
+``[{"role": "user", "content": ...}, ...]``. The template text and the messages' text are tokenized
+separately, so no token straddles the two; template tokens are marked in the `SequenceSalience`
+(``template_mask``), and generation also stops at the template's end-of-turn token.
+
 Precision: `dtype="bfloat16"` halves memory, but gradients in bf16 are coarse (8 bits of mantissa);
 for salience, load in float32 when the model fits (the default).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -37,13 +47,17 @@ import numpy as np
 from promptlit.api import types
 from promptlit.api.model import BatchedModel
 from promptlit.api.types import JsonDict, Spec
+from promptlit.models import chat
 
 MATRIX_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
 ALL_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input", "integrated_gradients")
 SAMPLERS: tuple[str, ...] = ("greedy", "top_k", "top_p")
 GENERATION_CONFIG_FILE = "promptlit_generation.json"
 GENERATION_OPTIONS: tuple[str, ...] = ("max_length", "max_new_tokens", "sampler", "temperature",
-                                       "top_k", "top_p", "seed", "batch_size", "stop_sequences")
+                                       "top_k", "top_p", "seed", "batch_size", "stop_sequences",
+                                       "chat_template")
+PromptInput = str | Sequence[Mapping[str, Any]]
+"""A prompt: its text, or a conversation ``[{"role": "user", "content": "..."}, ...]``."""
 _WS = frozenset(b" \t\n\r\x0b\x0c")
 _SPM_SPACE = "\u2581"
 
@@ -201,6 +215,14 @@ def read_generation_config(directory: str | Path) -> JsonDict:
     if unknown:
         raise ValueError(f"{path}: unknown generation setting(s) {unknown}; allowed: "
                          f"{list(GENERATION_OPTIONS)}.")
+    template = config.get("chat_template")
+    if template is not None:
+        if not isinstance(template, str) or not template.strip():
+            raise ValueError(f"{path}: 'chat_template' must be a string: 'auto', 'none', a "
+                             "built-in name or a template file relative to this directory.")
+        local = Path(directory) / template
+        if local.is_file():  # a template file shipped with the preset
+            config["chat_template"] = str(local.resolve())
     return config
 
 
@@ -213,6 +235,37 @@ def _check_stop_sequences(stop_sequences: Any) -> tuple[str, ...]:
         raise ValueError(f"KerasCausalLM: stop_sequences must be non-empty strings, got {bad!r} "
                          '(e.g. stop_sequences=["\\n\\n"] ends a response at its first blank line).')
     return stops
+
+
+# ----------------------------------------------------------------------------- encoded prompts
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EncodedPrompt:
+    """A prompt as the model reads it: its text (chat template included), tokens and which of
+    them are template.
+
+    Attributes:
+        text: the prompt text the model sees; ``offsets`` index it.
+        ids: ``<int>[P]`` token ids (the start token first when the model adds one).
+        offsets: ``<int>[P, 2]`` char ``[start, end)`` of each token in ``text`` (empty for the
+            start token).
+        template_mask: ``<bool>[P]``, True for template tokens (turn markers, role words, control
+            tokens, and the start token when a template is in use).
+        turns: the messages' texts in ``text`` (`promptlit.models.chat.Turn`).
+        template: the chat template's name, None without one.
+        stop_ids: token ids that end the model's turn under this template.
+        stop_texts: end-of-turn texts that are not single tokens (cut as stop sequences).
+    """
+
+    text: str
+    ids: np.ndarray
+    offsets: np.ndarray
+    template_mask: np.ndarray
+    turns: tuple[chat.Turn, ...] = ()
+    template: str | None = None
+    stop_ids: tuple[int, ...] = ()
+    stop_texts: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- the model
@@ -236,13 +289,23 @@ class KerasCausalLM(BatchedModel):
         stop_sequences: strings that end a response: it is cut before the token where the first
             of them begins (e.g. ``["\\n\\n"]`` for few-shot prompts whose examples are separated
             by blank lines). The end-of-sequence token always stops generation.
+        chat_template: how prompts are wrapped for an instruction-tuned model: "auto" (the
+            checkpoint's template, else the built-in one when ``handle`` names an instruct
+            preset, else none), "none", a built-in name ("gemma", "llama3", "mistral",
+            "chatml"/"qwen"), a path to a template (`promptlit.models.chat.load_template_file`)
+            or a `promptlit.models.chat.ChatTemplate`. Examples may override it per prompt
+            (their ``chat_template`` field: "none", "auto" or a built-in name).
+
+    Examples with a ``messages`` field (a conversation, see `promptlit.models.chat`) are read as
+    that conversation; their ``prompt`` is then only its plain-text transcript for display.
     """
 
     def __init__(self, causal_lm: Any, *, handle: str | None = None, name: str | None = None,
                  max_length: int = 1024, max_new_tokens: int = 64, sampler: str = "greedy",
                  temperature: float = 1.0, top_k: int = 5, top_p: float = 0.9,
                  seed: int | None = None, batch_size: int = 4,
-                 stop_sequences: Sequence[str] = ()) -> None:
+                 stop_sequences: Sequence[str] = (),
+                 chat_template: str | chat.ChatTemplate | None = chat.AUTO) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"KerasCausalLM: sampler must be one of {list(SAMPLERS)}, got "
                              f"{sampler!r}.")
@@ -269,7 +332,12 @@ class KerasCausalLM(BatchedModel):
         self._byte_level = type(self.tokenizer).__name__ != "SentencePieceTokenizer" and not any(
             "SentencePiece" in c.__name__ for c in type(self.tokenizer).__mro__)
         self._special_ids = self._find_special_ids()
-        self._stop_ids = self._find_stop_ids()
+        self.chat_template_setting = chat_template
+        self.chat_template: chat.ChatTemplate | None = chat.resolve_chat_template(
+            chat_template, handle=handle, model_class=type(causal_lm).__name__)
+        self._token_ids: dict[str, int | None] = {}
+        self._stop_ids = tuple(dict.fromkeys(
+            [*self._find_stop_ids(), *self._template_stops(self.chat_template)[0]]))
         from promptlit.models.gemma_attention import correct_query_scaling
 
         # Gemma 2 / 3 27B layouts: the checkpoint's query scaling, not keras-hub's 1/sqrt(head_dim)
@@ -289,8 +357,9 @@ class KerasCausalLM(BatchedModel):
             dtype: "float32" (recommended for salience) or "bfloat16"; None keeps the preset's.
             timeout_s: network probe bound (see `presets.load_causal_lm`).
             **kwargs: constructor arguments (max_length, max_new_tokens, sampler, temperature,
-                top_k, top_p, seed, batch_size, stop_sequences). A local preset directory's
-                ``promptlit_generation.json`` (`read_generation_config`) supplies defaults.
+                top_k, top_p, seed, batch_size, stop_sequences, chat_template). A local preset
+                directory's ``promptlit_generation.json`` (`read_generation_config`) supplies
+                defaults.
 
         Raises:
             promptlit.models.presets.ModelLoadError: offline, missing credentials/licence, bad
@@ -306,7 +375,12 @@ class KerasCausalLM(BatchedModel):
             except ValueError as e:
                 raise ModelLoadError(handle, str(e), "Fix or delete that file.") from None
         causal_lm = load_causal_lm(handle, dtype=dtype, timeout_s=timeout_s)
-        return cls(causal_lm, handle=handle, name=name, **{**defaults, **kwargs})
+        try:
+            return cls(causal_lm, handle=handle, name=name, **{**defaults, **kwargs})
+        except chat.ChatTemplateError as e:
+            raise ModelLoadError(handle, str(e), "Pass --chat-template none (or another "
+                                                 "template) to load the model without it."
+                                 ) from None
 
     def _find_special_ids(self) -> frozenset[int]:
         ids = set()
@@ -334,6 +408,34 @@ class KerasCausalLM(BatchedModel):
                 stops.append(int(i))
         return tuple(stops)
 
+    def _token_id(self, text: str) -> int | None:
+        """The id of the vocabulary token that is exactly ``text``, else None (cached)."""
+        if text not in self._token_ids:
+            found = None
+            try:
+                i = self.tokenizer.token_to_id(text)
+                if i is not None and self.tokenizer.id_to_token(int(i)) == text:
+                    found = int(i)
+            except Exception:  # noqa: BLE001 - not in this vocabulary
+                found = None
+            self._token_ids[text] = found
+        return self._token_ids[text]
+
+    def _template_stops(self, template: chat.ChatTemplate | None
+                        ) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """(token ids, texts) that end the model's turn under ``template``: each end-of-turn
+        text that is one vocabulary token stops generation there, the others cut the text."""
+        if template is None:
+            return (), ()
+        ids, texts = [], []
+        for stop in template.stop_tokens:
+            i = self._token_id(stop)
+            if i is not None:
+                ids.append(i)
+            else:
+                texts.append(stop)
+        return tuple(ids), tuple(texts)
+
     def _configure_sampler(self) -> None:
         import keras_hub
 
@@ -347,21 +449,32 @@ class KerasCausalLM(BatchedModel):
         self.causal_lm.compile(sampler=sampler)
 
     # -- Model API ----------------------------------------------------------------------------
+    @property
+    def chat_template_name(self) -> str:
+        """The chat template in use, for people: e.g. "gemma (built-in)", or "none"."""
+        return self.chat_template.describe() if self.chat_template is not None else chat.NONE
+
     def description(self) -> str:
-        """Class, handle and sampler, for the UI and the cache key."""
+        """Class, handle, sampler and chat template, for the UI and the cache key."""
         stops = f", stops at {list(self.stop_sequences)!r}" if self.stop_sequences else ""
+        template = (f", chat template {self.chat_template_name}"
+                    if self.chat_template is not None else "")
         return (f"{type(self.causal_lm).__name__} from {self.handle or '(in memory)'}, "
-                f"{self.sampler} sampling, at most {self.max_new_tokens} new tokens{stops}")
+                f"{self.sampler} sampling, at most {self.max_new_tokens} new tokens{stops}"
+                f"{template}")
 
     def cache_config(self) -> JsonDict:
-        """Settings that change outputs (part of the prediction cache key)."""
+        """Settings that change outputs (part of the prediction cache key); the chat template's
+        fingerprint when one is in use (none: the key of a base model is unchanged)."""
         from promptlit.models.gemma_attention import query_scaling_key
 
         return {"max_length": self.max_length, "max_new_tokens": self.max_new_tokens,
                 "sampler": self.sampler, "temperature": self.temperature, "top_k": self.top_k,
                 "top_p": self.top_p, "seed": self.seed, "stop_sequences": list(self.stop_sequences),
                 "dtype": str(getattr(getattr(self.causal_lm, "dtype_policy", None), "name", "")),
-                **query_scaling_key(self.causal_lm)}
+                **query_scaling_key(self.causal_lm),
+                **({"chat_template": self.chat_template.fingerprint()}
+                   if self.chat_template is not None else {})}
 
     def max_minibatch_size(self) -> int:
         """Prompts generated per call."""
@@ -444,29 +557,194 @@ class KerasCausalLM(BatchedModel):
         offsets = align_offsets(text, self._ids_bytes(raw.tolist()))
         return raw, offsets, self.display_tokens(raw.tolist())
 
-    def encode_pair(self, prompt: str, response: str
+    # -- chat templates -----------------------------------------------------------------------
+    def template_for(self, override: str | chat.ChatTemplate | None = None
+                     ) -> chat.ChatTemplate | None:
+        """The chat template for one prompt: the model's own, or an example's override.
+
+        Args:
+            override: None or "auto" (the model's template), "none" (no template: the prompt
+                is already formatted, or a base-model prompt), a built-in name, or a
+                `promptlit.models.chat.ChatTemplate`. Paths are not accepted here (an example
+                may not make the server read files); give them to the constructor.
+
+        Raises:
+            ValueError: any other value, with the allowed ones.
+        """
+        if override is None:
+            return self.chat_template
+        if isinstance(override, chat.ChatTemplate):
+            return override
+        key = chat.check_example_template(override)
+        if key == chat.AUTO:
+            return self.chat_template
+        if key == chat.NONE:
+            return None
+        return chat.get_builtin(key)
+
+    def format_prompt(self, prompt: PromptInput, *,
+                      chat_template: str | chat.ChatTemplate | None = None) -> chat.Rendered:
+        """The prompt text the model reads, with its template spans and the messages' turns.
+
+        Args:
+            prompt: a prompt text, or a conversation (`promptlit.models.chat.check_messages`).
+            chat_template: a per-prompt override (`template_for`).
+
+        A text prompt is wrapped as one user message, unless it already holds the template's turn
+        markers (formatted by hand: only its template text is marked). A conversation without a
+        template is read as a plain transcript (`promptlit.models.chat.transcript`). A start
+        token the template writes first is dropped when the preprocessor adds it anyway.
+
+        Raises:
+            ValueError: bad messages or override (`promptlit.models.chat.ChatTemplateError`).
+        """
+        template = self.template_for(chat_template)
+        if isinstance(prompt, str):
+            if template is None:
+                return chat.Rendered(prompt, (), (chat.Turn("user", 0, len(prompt), 0),), None)
+            if template.is_formatted(prompt):
+                rendered = template.mark(prompt)
+            else:
+                rendered = template.render([{"role": "user", "content": prompt}])
+        else:
+            template = template or chat.BUILTIN_TEMPLATES["transcript"]
+            rendered = template.render(prompt)
+        if self.adds_start_token and template.bos_token:
+            rendered = rendered.strip_prefix(template.bos_token)
+        return rendered
+
+    def _control_splitter(self, template: chat.ChatTemplate | None) -> re.Pattern[str] | None:
+        """A regex of the template's control texts that are single vocabulary tokens."""
+        if template is None:
+            return None
+        known = [c for c in dict.fromkeys(template.control_tokens) if c and self._token_id(c)
+                 is not None]
+        if not known:
+            return None
+        return re.compile("|".join(re.escape(c) for c in sorted(known, key=len, reverse=True)))
+
+    def _tokenize_piece(self, text: str, start: int, splitter: re.Pattern[str] | None
+                        ) -> tuple[list[int], list[np.ndarray]]:
+        """Ids and offsets (shifted by ``start``) of one piece; control texts become their token."""
+        ids: list[int] = []
+        offsets: list[np.ndarray] = []
+        pos = 0
+        cuts = list(splitter.finditer(text)) if splitter is not None else []
+        for m in [*cuts, None]:
+            stop = m.start() if m is not None else len(text)
+            if stop > pos:
+                sub = text[pos:stop]
+                raw = np.asarray(self.tokenizer.tokenize(sub)).astype(np.int64).reshape(-1)
+                ids += raw.tolist()
+                offsets.append(align_offsets(sub, self._ids_bytes(raw.tolist())) + start + pos)
+            if m is not None:
+                token = self._token_id(m.group(0))
+                assert token is not None
+                ids.append(token)
+                offsets.append(np.array([[start + m.start(), start + m.end()]], np.int64))
+                pos = m.end()
+        return ids, offsets
+
+    def encode_prompt(self, prompt: PromptInput, *,
+                      chat_template: str | chat.ChatTemplate | None = None) -> EncodedPrompt:
+        """Tokens of the prompt as the model reads it (`format_prompt`), template tokens marked.
+
+        Template text and the messages' text are tokenized separately (a token never straddles
+        the two); control texts such as ``<start_of_turn>`` become their vocabulary token. Without
+        a template this is exactly `tokenize_with_offsets(prompt, add_start_token=True)`.
+
+        Returns:
+            An `EncodedPrompt`: ``ids <int>[P]``, ``offsets <int>[P, 2]`` into its ``text``,
+            ``template_mask <bool>[P]``.
+        """
+        template = self.template_for(chat_template)
+        rendered = self.format_prompt(prompt, chat_template=chat_template)
+        if rendered.template is None:  # no template at all: the prompt as it is
+            ids, offsets, _ = self.tokenize_with_offsets(rendered.text, add_start_token=True)
+            return EncodedPrompt(rendered.text, ids, offsets, np.zeros(len(ids), bool),
+                                 rendered.turns, None)
+        used = template or chat.BUILTIN_TEMPLATES["transcript"]
+        splitter = self._control_splitter(used)
+        ids_list: list[int] = []
+        offsets_list: list[np.ndarray] = []
+        mask: list[bool] = []
+        if self.adds_start_token:
+            ids_list.append(int(self.tokenizer.start_token_id))
+            offsets_list.append(np.zeros((1, 2), np.int64))
+            mask.append(True)
+        for start, end, is_template in rendered.pieces():
+            piece_ids, piece_offsets = self._tokenize_piece(
+                rendered.text[start:end], start, splitter if is_template else None)
+            ids_list += piece_ids
+            offsets_list += piece_offsets
+            mask += [is_template] * len(piece_ids)
+        stop_ids, stop_texts = self._template_stops(used)
+        return EncodedPrompt(
+            rendered.text, np.asarray(ids_list, np.int64).reshape(-1),
+            np.concatenate(offsets_list).reshape(-1, 2) if offsets_list
+            else np.zeros((0, 2), np.int64),
+            np.asarray(mask, bool), rendered.turns, rendered.template, stop_ids, stop_texts)
+
+    def _encode(self, prompt: PromptInput, response: str,
+                chat_template: str | chat.ChatTemplate | None
+                ) -> tuple[EncodedPrompt, np.ndarray, np.ndarray, list[str]]:
+        enc = self.encode_prompt(prompt, chat_template=chat_template)
+        r_ids, r_off, _ = self.tokenize_with_offsets(response)
+        ids = np.concatenate([enc.ids, r_ids]).astype(np.int64)
+        offsets = np.concatenate([enc.offsets, r_off + len(enc.text)]).reshape(-1, 2)
+        return enc, ids, offsets, self.display_tokens(ids.tolist())
+
+    def encode_pair(self, prompt: PromptInput, response: str, *,
+                    chat_template: str | chat.ChatTemplate | None = None
                     ) -> tuple[np.ndarray, np.ndarray, list[str], int]:
         """Tokens of `prompt + response`, tokenized separately so the boundary is exact.
 
+        Args:
+            prompt: a prompt text or a conversation; wrapped in the chat template
+                (`encode_prompt`).
+            response: the continuation.
+            chat_template: a per-prompt override (`template_for`).
+
         Returns:
-            `(ids <int>[N], offsets <int>[N, 2] into prompt + response, tokens, num_prompt_tokens)`.
+            `(ids <int>[N], offsets <int>[N, 2] into format_prompt(prompt).text + response,
+            tokens, num_prompt_tokens)`; without a template the text is `prompt + response`.
         """
-        p_ids, p_off, _ = self.tokenize_with_offsets(prompt, add_start_token=True)
-        r_ids, r_off, _ = self.tokenize_with_offsets(response)
-        ids = np.concatenate([p_ids, r_ids]).astype(np.int64)
-        offsets = np.concatenate([p_off, r_off + len(prompt)]).reshape(-1, 2)
-        return ids, offsets, self.display_tokens(ids.tolist()), int(p_ids.shape[0])
+        enc, ids, offsets, tokens = self._encode(prompt, response, chat_template)
+        return ids, offsets, tokens, int(enc.ids.shape[0])
 
     # -- generation ---------------------------------------------------------------------------
     def _backbone_limit(self) -> int:
         limit = getattr(self.preprocessor, "sequence_length", None) or self.max_length
         return int(min(self.max_length, limit)) if self.max_length else int(limit)
 
-    def generate_ids(self, prompts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """`(prompt ids <int>[P], response ids <int>[R])` per prompt; R stops before the end token."""
+    def generate_ids(self, prompts: Sequence[PromptInput], *,
+                     chat_templates: Sequence[str | chat.ChatTemplate | None] | None = None
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`(prompt ids <int>[P], response ids <int>[R])` per prompt; R stops before the end token.
+
+        Args:
+            prompts: prompt texts or conversations, wrapped in the chat template
+                (`encode_prompt`).
+            chat_templates: per-prompt overrides (`template_for`), or None.
+
+        Generation stops at the end-of-sequence token, at the template's end-of-turn token(s),
+        and the response is cut at `stop_sequences` (and end-of-turn texts that are not tokens).
+        """
         if not prompts:
             return []
-        encoded = [self.tokenize_with_offsets(p, add_start_token=True)[0] for p in prompts]
+        overrides = list(chat_templates) if chat_templates is not None else [None] * len(prompts)
+        if len(overrides) != len(prompts):
+            raise ValueError(f"generate_ids: {len(overrides)} chat_templates for {len(prompts)} "
+                             "prompts; give one per prompt (or None).")
+        encodings = [self.encode_prompt(p, chat_template=t)
+                     for p, t in zip(prompts, overrides, strict=True)]
+        return self._generate(encodings)
+
+    def _generate(self, encodings: Sequence[EncodedPrompt]
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+        encoded = [e.ids for e in encodings]
+        stop_ids = tuple(dict.fromkeys([*self._stop_ids,
+                                        *(i for e in encodings for i in e.stop_ids)]))
         longest = max(len(e) for e in encoded)
         limit = self._backbone_limit()
         if longest >= limit:
@@ -474,34 +752,36 @@ class KerasCausalLM(BatchedModel):
                              f"{limit}; shorten the prompt or raise max_length.")
         length = min(limit, -(-(longest + self.max_new_tokens) // 32) * 32)
         pad = int(getattr(self.tokenizer, "pad_token_id", 0) or 0)
-        token_ids = np.full((len(prompts), length), pad, np.int32)
-        mask = np.zeros((len(prompts), length), bool)
+        token_ids = np.full((len(encoded), length), pad, np.int32)
+        mask = np.zeros((len(encoded), length), bool)
         for row, ids in enumerate(encoded):
             token_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = True
         with self._lock:
             fn = self.causal_lm.make_generate_function()
             out = fn({"token_ids": token_ids, "padding_mask": mask},
-                     stop_token_ids=self._stop_ids)
+                     stop_token_ids=stop_ids)
         out_ids = np.asarray(out["token_ids"])
         out_mask = np.asarray(out["padding_mask"]).astype(bool)
         results = []
-        for row, ids in enumerate(encoded):
+        for row, (ids, enc) in enumerate(zip(encoded, encodings, strict=True)):
             gen = out_ids[row, len(ids):][out_mask[row, len(ids):]]
-            stop = np.flatnonzero(np.isin(gen, self._stop_ids))
+            stop = np.flatnonzero(np.isin(gen, stop_ids))
             if stop.size:
                 gen = gen[: stop[0]]
-            gen = self._cut_at_stop_sequence(gen[: self.max_new_tokens])
+            gen = self._cut_at_stop_sequence(gen[: self.max_new_tokens], enc.stop_texts)
             results.append((ids, gen.astype(np.int64)))
         return results
 
-    def _cut_at_stop_sequence(self, gen: np.ndarray) -> np.ndarray:
+    def _cut_at_stop_sequence(self, gen: np.ndarray, extra: Sequence[str] = ()) -> np.ndarray:
         """`<int>[R]` -> its longest token prefix whose text ends before the first stop sequence
-        (a token that straddles the stop sequence's start is dropped with it)."""
-        if not self.stop_sequences or gen.size == 0:
+        (`stop_sequences` and ``extra``; a token that straddles the stop sequence's start is
+        dropped with it)."""
+        stops = (*self.stop_sequences, *extra)
+        if not stops or gen.size == 0:
             return gen
         text = self.decode(gen)
-        hits = [i for s in self.stop_sequences if (i := text.find(s)) >= 0]
+        hits = [i for s in stops if (i := text.find(s)) >= 0]
         if not hits:
             return gen
         cut = min(hits)
@@ -514,11 +794,15 @@ class KerasCausalLM(BatchedModel):
                 hi = mid - 1
         return gen[:lo]
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
-        """Responses only (the prompt stripped, stopped at the end token or a stop sequence)."""
+    def generate(self, prompts: Sequence[PromptInput], *,
+                 chat_templates: Sequence[str | chat.ChatTemplate | None] | None = None
+                 ) -> list[str]:
+        """Responses only (the prompt stripped, stopped at the end token, the template's
+        end-of-turn token or a stop sequence). A prompt is a text or a conversation."""
         if isinstance(prompts, str):
             raise TypeError("generate() takes a list of prompts; wrap a single prompt in [...].")
-        return [self.decode(r) for _, r in self.generate_ids(list(prompts))]
+        return [self.decode(r) for _, r in self.generate_ids(list(prompts),
+                                                            chat_templates=chat_templates)]
 
     # -- scoring ------------------------------------------------------------------------------
     @property
@@ -566,9 +850,10 @@ class KerasCausalLM(BatchedModel):
             lp, h = run(fwd.params, padded, mask)
         return np.asarray(lp)[:n], np.asarray(h)[:n]
 
-    def log_probs(self, prompt: str, response: str) -> np.ndarray:
+    def log_probs(self, prompt: PromptInput, response: str, *,
+                  chat_template: str | chat.ChatTemplate | None = None) -> np.ndarray:
         """`<float>[T]`: log p(response token t | prompt, earlier response tokens)."""
-        ids, _, _, p = self.encode_pair(prompt, response)
+        ids, _, _, p = self.encode_pair(prompt, response, chat_template=chat_template)
         return self._score(ids)[0][p:]
 
     def _scored_output(self, prompt_ids: np.ndarray, cont_ids: np.ndarray
@@ -587,10 +872,24 @@ class KerasCausalLM(BatchedModel):
         return ([float(x) for x in lp[p:]], self.display_tokens(cont_ids.tolist()), prompt_emb,
                 cont_emb)
 
+    @staticmethod
+    def prompt_of(example: Mapping[str, Any]) -> PromptInput:
+        """What the model reads from an example: its ``messages`` when it has them, else its
+        ``prompt``."""
+        messages = example.get("messages")
+        if messages:
+            return chat.check_messages(messages, where="example field 'messages'")
+        return str(example["prompt"])
+
     def predict_minibatch(self, inputs: list[JsonDict], **kw: Any) -> list[JsonDict]:
-        """Generates and scores a minibatch (see `output_spec`)."""
+        """Generates and scores a minibatch (see `output_spec`).
+
+        Each example's ``messages`` (if any) are the conversation to answer, else its ``prompt``;
+        its ``chat_template`` (if any) overrides the model's template (`template_for`).
+        """
         del kw
-        generated = self.generate_ids([str(ex["prompt"]) for ex in inputs])
+        generated = self.generate_ids([self.prompt_of(ex) for ex in inputs],
+                                      chat_templates=[ex.get("chat_template") for ex in inputs])
         outputs = []
         for ex, (p_ids, r_ids) in zip(inputs, generated, strict=True):
             logprobs, tokens, prompt_emb, resp_emb = self._scored_output(p_ids, r_ids)
@@ -611,7 +910,8 @@ class KerasCausalLM(BatchedModel):
         return outputs
 
     # -- salience -----------------------------------------------------------------------------
-    def salience(self, prompt: str, response: str, *,
+    def salience(self, prompt: PromptInput, response: str, *,
+                 chat_template: str | chat.ChatTemplate | None = None,
                  methods: Sequence[str] = MATRIX_METHODS, ig_steps: int = 16,
                  full_matrix: bool = True, span: tuple[int, int] | None = None,
                  chunk_size: int = 32, ig_baseline: str | int = "zero",
@@ -620,8 +920,10 @@ class KerasCausalLM(BatchedModel):
         """Sequence salience of `prompt + response` (a `promptlit.salience.result.SequenceSalience`).
 
         Args:
-            prompt: the prompt text.
+            prompt: the prompt text, or a conversation; wrapped in the chat template like for
+                generation (`encode_prompt`).
             response: the continuation to explain (the model's response or a reference).
+            chat_template: a per-prompt override of the model's template (`template_for`).
             methods: any of "grad_l2", "grad_dot_input", "integrated_gradients".
             ig_steps: midpoint-rule steps for Integrated Gradients.
             full_matrix: compute the full `<float>[T, N]` matrix for every requested method
@@ -641,9 +943,14 @@ class KerasCausalLM(BatchedModel):
                 the next call boundary and the exception propagates; nothing is returned.
 
         Returns:
-            `SequenceSalience` with `text = prompt + response`, `N` tokens (prompt with <bos>,
-            then response), `matrices[method]` `<float>[T, N]` and `span_scores`; its
-            ``settings_for("integrated_gradients")`` records the IG steps and baseline.
+            `SequenceSalience` with `text = prompt text + response` (the prompt text as the model
+            reads it, `format_prompt`; exactly ``prompt`` without a template), `N` tokens (prompt
+            with <bos>, then response), `matrices[method]` `<float>[T, N]`, `span_scores` and
+            ``template_mask <bool>[N]`` (template tokens: their salience is computed like any
+            other's, the views leave them out of rankings and colour ranges by default); its
+            ``settings_for("integrated_gradients")`` records the IG steps and baseline, its
+            ``metadata["chat_template"]`` the template's name ("none" without one) and, with a
+            template, ``metadata["turns"]`` each message's ``[role, start, end]`` in ``text``.
 
         Raises:
             ValueError: empty response, unknown method, a span outside the response or a bad
@@ -666,7 +973,8 @@ class KerasCausalLM(BatchedModel):
         baseline = kernels._check_baseline(ig_baseline, "salience") if use_ig else "zero"
         steps_per_call = (kernels.IG_STEPS_PER_CALL if ig_steps_per_call is None
                           else int(ig_steps_per_call))
-        ids, offsets, tokens, p = self.encode_pair(prompt, response)
+        enc, ids, offsets, tokens = self._encode(prompt, response, chat_template)
+        p = int(enc.ids.shape[0])
         n = int(ids.shape[0])
         t = n - p
         if t < 1:
@@ -711,14 +1019,19 @@ class KerasCausalLM(BatchedModel):
                     ig_steps=int(ig_steps) if use_ig else 0, ig_baseline=baseline,
                     ig_steps_per_call=steps_per_call, progress=_scaled(progress, split, 1.0))
             span_scores = {(m, start, stop): scores[m] for m in span_methods}
-        metadata: JsonDict = {"model": self.name, "handle": self.handle, "methods": list(methods)}
+        metadata: JsonDict = {"model": self.name, "handle": self.handle, "methods": list(methods),
+                              "chat_template": enc.template or chat.NONE}
+        if enc.template is not None:
+            metadata["turns"] = [[t.role, t.start, t.end] for t in enc.turns]
         if use_ig:
             metadata["settings"] = {"integrated_gradients": {"ig_steps": int(ig_steps),
                                                              "ig_baseline": baseline}}
+        template_mask = np.concatenate([enc.template_mask, np.zeros(t, bool)])
         return SequenceSalience(
-            text=prompt + response, prompt_length=len(prompt), tokens=tokens, offsets=offsets,
-            num_prompt_tokens=p, matrices=matrices, span_scores=span_scores,
-            signed={m: kernels.SIGNED[m] for m in methods}, metadata=metadata)
+            text=enc.text + response, prompt_length=len(enc.text), tokens=tokens,
+            offsets=offsets, num_prompt_tokens=p, matrices=matrices, span_scores=span_scores,
+            signed={m: kernels.SIGNED[m] for m in methods}, metadata=metadata,
+            template_mask=template_mask)
 
 
 def _scaled(progress: Callable[[float, str], None] | None, lo: float, hi: float

@@ -19,6 +19,13 @@ Assignment rule (one rule, every granularity):
   "tokens" granularity (anchored at its ``start``).
 * With ``char_range=(a, b)`` only tokens anchored in ``[a, b)`` count, and the segmentation is that
   of ``text[a:b]`` alone (a prompt's last sentence does not run into the response).
+* Chat templates: with ``template_mask`` (``<bool>[N]``, True for chat-template tokens such as
+  ``<start_of_turn>``, role words and control tokens), template tokens are segments of their own
+  (`TemplateSegment`): each template token at "tokens", each run of consecutive template tokens
+  (e.g. ``<end_of_turn>\\n<start_of_turn>model\\n``) at every other granularity, even when
+  they have no characters (``<bos>``). The text between template tokens is segmented run by run:
+  a sentence never runs from one message into the template or the next message, and at "turns"
+  each message is one segment. Scores still sum exactly (template segments included).
 
 Display helpers `clean_token` / `clean_tokens` turn tokenizer pieces into the characters they
 stand for (SentencePiece "▁", byte-fallback "<0x0A>", GPT-2 byte-level "Ġ"/"Ċ").
@@ -43,6 +50,7 @@ import numpy as np
 from promptlit.lib.segmentation import (
     GRANULARITIES,
     Segment,
+    TemplateSegment,
     segment_index_of,
     segment_spans,
 )
@@ -50,6 +58,7 @@ from promptlit.lib.segmentation import (
 __all__ = [
     "GRANULARITIES",
     "Segment",
+    "TemplateSegment",
     "aggregate",
     "assign_tokens",
     "clean_token",
@@ -193,12 +202,102 @@ def _resolve_range(char_range: tuple[int, int] | None, text_length: int) -> tupl
     return a, b
 
 
+def _check_mask(template_mask: np.ndarray | Sequence[bool] | None, n: int) -> np.ndarray | None:
+    """``template_mask`` as ``<bool>[n]``, or None when it marks nothing."""
+    if template_mask is None:
+        return None
+    mask = np.asarray(template_mask, dtype=bool).reshape(-1)
+    if mask.size == 0:
+        return None
+    if mask.shape != (n,):
+        raise ValueError(f"template_mask must have shape [num_tokens] = [{n}] (one flag per "
+                         f"token); got {mask.shape}.")
+    return mask if mask.any() else None
+
+
+def _template_positions(offsets: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Where each token sits for range tests: its anchor, or its start when it has no text."""
+    return np.where(anchors >= 0, anchors, offsets[:, 0])
+
+
+def _assign_with_template(
+    offsets: np.ndarray,
+    text: str,
+    granularity: str,
+    char_range: tuple[int, int] | None,
+    template_mask: np.ndarray,
+) -> tuple[list[tuple[int, int]], np.ndarray, list[bool]]:
+    """`assign_tokens` with template tokens as segments of their own (see the module docstring).
+
+    Returns ``(spans, segment_of, is_template)``: segments in text order, ``<int>[N]`` token ->
+    segment (-1 outside the range), and per segment whether it is a template token.
+    """
+    a, b = _resolve_range(char_range, len(text))
+    anchors = token_anchors(offsets, text)
+    pos = _template_positions(offsets, anchors)
+    in_range = (pos >= a) & (pos < b)
+    if b == len(text):
+        in_range |= (anchors < 0) & (pos == b) & (pos >= a)
+    if granularity == "tokens":  # every in-range token is a segment; the mask says which kind
+        idx = np.flatnonzero(in_range)
+        segment_of = np.full(len(offsets), -1, dtype=np.int64)
+        segment_of[idx] = np.arange(len(idx))
+        spans = [(max(int(s), 0), max(int(e), max(int(s), 0)))
+                 for s, e in np.clip(offsets[idx], 0, len(text))]
+        return spans, segment_of, [bool(template_mask[i]) for i in idx]
+    # (sort key, span, is_template, member tokens) for every segment
+    pieces: list[tuple[tuple[int, int, int], tuple[int, int], bool, np.ndarray]] = []
+    run: list[int] = []
+    lo = a
+
+    def close_run(hi: int) -> None:
+        hi = max(min(hi, b), lo)
+        idx = np.asarray(run, dtype=np.int64)
+        sub = offsets[idx] if len(idx) else np.zeros((0, 2), np.int64)
+        spans, seg_of = assign_tokens(sub, text, granularity, char_range=(lo, hi))
+        for k, span in enumerate(spans):
+            members = idx[seg_of == k]
+            first = int(members[0]) if len(members) else -1
+            pieces.append(((span[0], 1, first), span, False, members))
+
+    block: list[int] = []  # consecutive template tokens: one segment
+
+    def close_block() -> None:
+        if block:
+            spans = np.clip(offsets[block], 0, len(text))
+            s, e = int(spans[:, 0].min()), int(spans[:, 1].max())
+            pieces.append(((s, 0 if e == s else 1, block[0]), (s, max(e, s)), True,
+                           np.asarray(block, np.int64)))
+            block.clear()
+
+    for i in np.flatnonzero(in_range):
+        if not template_mask[i]:
+            close_block()
+            run.append(int(i))
+            continue
+        s, e = (int(x) for x in np.clip(offsets[i], 0, len(text)))
+        if run:
+            close_run(s)
+            run = []
+        lo = max(lo, e)
+        block.append(int(i))
+    close_block()
+    if run:
+        close_run(b)
+    pieces.sort(key=lambda piece: piece[0])
+    segment_of = np.full(len(offsets), -1, dtype=np.int64)
+    for k, (_, _, _, members) in enumerate(pieces):
+        segment_of[members] = k
+    return [p[1] for p in pieces], segment_of, [p[2] for p in pieces]
+
+
 def assign_tokens(
     offsets: np.ndarray,
     text: str,
     granularity: str,
     *,
     char_range: tuple[int, int] | None = None,
+    template_mask: np.ndarray | Sequence[bool] | None = None,
 ) -> tuple[list[tuple[int, int]], np.ndarray]:
     """Segment ``text`` (or ``text[char_range]``) and say which segment each token belongs to.
 
@@ -207,12 +306,22 @@ def assign_tokens(
         text: the full text the offsets index.
         granularity: one of `GRANULARITIES` ("tokens" gives every in-range token its own segment).
         char_range: optional ``(start, end)`` restricting both the text and the tokens.
+        template_mask: optional ``<bool>[N]``, True for chat-template tokens: each is a segment
+            of its own and the text between them is segmented run by run (module docstring).
 
     Returns:
         ``(spans, segment_of)``: the segments' absolute char spans ``[(start, end), ...]`` and
         ``<int>[N]`` the index into ``spans`` of each token's segment, -1 for tokens outside the
-        range (or with an empty span, except at "tokens" granularity).
+        range (or with an empty span, except at "tokens" granularity or for template tokens).
     """
+    mask = _check_mask(template_mask, len(np.asarray(offsets).reshape(-1, 2)))
+    if mask is not None:
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"Unknown granularity {granularity!r}; expected one of "
+                             f"{GRANULARITIES}.")
+        spans, segment_of, _ = _assign_with_template(
+            _as_offsets(offsets, len(text)), text, granularity, char_range, mask)
+        return spans, segment_of
     if granularity not in GRANULARITIES:
         raise ValueError(f"Unknown granularity {granularity!r}; expected one of {GRANULARITIES}.")
     offsets = _as_offsets(offsets, len(text))
@@ -251,6 +360,7 @@ def aggregate(
     *,
     char_range: tuple[int, int] | None = None,
     tokens: Sequence[str] | None = None,
+    template_mask: np.ndarray | Sequence[bool] | None = None,
 ) -> list[Segment]:
     """Sum token scores into segments of the text.
 
@@ -263,12 +373,16 @@ def aggregate(
             in it (e.g. ``(0, prompt_length)`` for the prompt).
         tokens: optional ``N`` display strings used as the text of "tokens" segments (default:
             ``text[start:end]`` of each token).
+        template_mask: optional ``<bool>[N]``, True for chat-template tokens: they become
+            `TemplateSegment` objects (one per token at "tokens", one per run of consecutive template
+            tokens otherwise; text: their characters, or the display token when there are none),
+            and the text between them is segmented run by run.
 
     Returns:
         Segments in text order, ``Segment(text, start, end, score)`` with ``score`` the sum of the
         scores of the tokens assigned to it (0.0 for a segment no token is anchored in). At every
         granularity the segment scores sum to the scores of the in-range tokens with a non-empty
-        span (plus, at "tokens", the empty-span ones).
+        span (plus, at "tokens", the empty-span ones, and always the template tokens).
     """
     scores = np.asarray(scores, dtype=np.float64)
     offsets = _as_offsets(offsets, len(text))
@@ -279,6 +393,28 @@ def aggregate(
         )
     if tokens is not None and len(tokens) != len(offsets):
         raise ValueError(f"got {len(tokens)} display tokens for {len(offsets)} offsets.")
+    mask = _check_mask(template_mask, len(offsets))
+    if mask is not None:
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"Unknown granularity {granularity!r}; expected one of "
+                             f"{GRANULARITIES}.")
+        spans, segment_of, is_template = _assign_with_template(offsets, text, granularity,
+                                                               char_range, mask)
+        totals = np.zeros(len(spans), dtype=np.float64)
+        inside = segment_of >= 0
+        np.add.at(totals, segment_of[inside], scores[inside])
+        first = {int(k): int(i) for i, k in reversed(list(enumerate(segment_of))) if k >= 0}
+        out: list[Segment] = []
+        for k, ((s, e), templ) in enumerate(zip(spans, is_template, strict=True)):
+            i = first.get(k)
+            if templ:
+                shown = text[s:e] if e > s or tokens is None or i is None else tokens[i]
+                out.append(TemplateSegment(shown, s, e, float(totals[k])))
+            elif granularity == "tokens" and tokens is not None and i is not None:
+                out.append(Segment(tokens[i], s, e, float(totals[k])))
+            else:
+                out.append(Segment(text[s:e], s, e, float(totals[k])))
+        return out
     spans, segment_of = assign_tokens(offsets, text, granularity, char_range=char_range)
     totals = np.zeros(len(spans), dtype=np.float64)
     mask = segment_of >= 0
@@ -299,6 +435,7 @@ def tokens_in_segment(
     segment: int | Segment | tuple[int, int],
     *,
     char_range: tuple[int, int] | None = None,
+    template_mask: np.ndarray | Sequence[bool] | None = None,
 ) -> np.ndarray:
     """Indices of the tokens assigned to one segment (selecting a word = selecting its tokens).
 
@@ -308,6 +445,7 @@ def tokens_in_segment(
         granularity: the granularity the segment comes from.
         segment: its index in `aggregate`'s output, a `Segment`, or its ``(start, end)`` span.
         char_range: the same ``char_range`` used for `aggregate`.
+        template_mask: the same ``template_mask`` used for `aggregate`.
 
     Returns:
         ``<int>[k]`` sorted token indices (possibly empty: a word whose characters all sit in a
@@ -316,7 +454,8 @@ def tokens_in_segment(
     Raises:
         ValueError: the span is not a segment at this granularity.
     """
-    spans, segment_of = assign_tokens(offsets, text, granularity, char_range=char_range)
+    spans, segment_of = assign_tokens(offsets, text, granularity, char_range=char_range,
+                                      template_mask=template_mask)
     if isinstance(segment, int | np.integer):
         index = int(segment)
         if not 0 <= index < len(spans):

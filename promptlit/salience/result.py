@@ -40,7 +40,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from promptlit.salience.aggregation import GRANULARITIES, Segment, aggregate, assign_tokens
+from promptlit.salience.aggregation import (
+    GRANULARITIES,
+    Segment,
+    TemplateSegment,
+    aggregate,
+    assign_tokens,
+)
 
 __all__ = [
     "DEFAULT_SIGNED",
@@ -50,6 +56,7 @@ __all__ = [
     "SpanNotComputedError",
     "SpanSalience",
     "TargetSegment",
+    "TemplateSegment",
     "normalize_for_display",
 ]
 
@@ -167,6 +174,17 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _mask_from_indices(indices: Sequence[int], n: int) -> np.ndarray:
+    """``<bool>[n]`` with the given token indices set (the JSON form of a template mask)."""
+    mask = np.zeros(n, dtype=bool)
+    idx = np.asarray(list(indices), dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"SequenceSalience JSON: template_mask indices must be token indices "
+                         f"0..{n - 1}; got {idx.min()}..{idx.max()}.")
+    mask[idx] = True
+    return mask
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class SequenceSalience:
     """Salience of every input token for every response token of one prompt + response.
@@ -191,6 +209,10 @@ class SequenceSalience:
         metadata: free JSON-safe facts (model name, ...), frozen (lists become tuples). Its
             ``"settings"`` entry maps a method to the settings its numbers were computed with
             (e.g. ``{"integrated_gradients": {"ig_steps": 16, "ig_baseline": "zero"}}``).
+        template_mask: ``<bool>[N]``, True for chat-template tokens (``<start_of_turn>``, role
+            words, control tokens; see `promptlit.models.chat`); read-only, all False when not
+            given. Their salience is computed like any token's; the views make each one a
+            `TemplateSegment` and leave them out of rankings and colour ranges by default.
     """
 
     text: str
@@ -203,6 +225,7 @@ class SequenceSalience:
     span_scores: Mapping[tuple[str, int, int], np.ndarray] = dataclasses.field(
         default_factory=dict)
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    template_mask: np.ndarray = dataclasses.field(default=())  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         def set_(name: str, value: Any) -> None:
@@ -256,6 +279,15 @@ class SequenceSalience:
                 signed[method] = DEFAULT_SIGNED.get(method, self._any_negative(method))
         set_("signed", types.MappingProxyType(signed))
         set_("metadata", _freeze(self.metadata))
+        mask = np.asarray(self.template_mask, dtype=bool).reshape(-1)
+        if mask.size == 0:
+            mask = np.zeros(n, dtype=bool)
+        if mask.shape != (n,):
+            raise ValueError(
+                f"SequenceSalience: template_mask has {mask.size} entries; expected one per "
+                f"token ({n})."
+            )
+        set_("template_mask", _readonly(mask))
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles (the SQLite cache, copies) through `to_json`: exact, and frozen again on load."""
@@ -263,6 +295,7 @@ class SequenceSalience:
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         """Loads pickles of the earlier, mutable class (attribute dicts) as frozen values."""
+        object.__setattr__(self, "template_mask", ())  # absent from older pickles
         for name, value in state.items():
             object.__setattr__(self, name, value)
         self.__post_init__()
@@ -277,6 +310,11 @@ class SequenceSalience:
     def response_text(self) -> str:
         """The response: ``text[prompt_length:]``."""
         return self.text[self.prompt_length :]
+
+    @property
+    def has_template(self) -> bool:
+        """Whether some tokens are chat-template tokens (`template_mask`)."""
+        return bool(self.template_mask.any())
 
     @property
     def num_tokens(self) -> int:
@@ -452,7 +490,8 @@ class SequenceSalience:
         p = self.num_prompt_tokens
         offsets = self.offsets[p:]
         spans, segment_of = assign_tokens(
-            offsets, self.text, granularity, char_range=(self.prompt_length, len(self.text))
+            offsets, self.text, granularity, char_range=(self.prompt_length, len(self.text)),
+            template_mask=self.template_mask[p:],
         )
         out = []
         tokens = self.response_tokens
@@ -482,6 +521,8 @@ class SequenceSalience:
                 for (m, a, b), x in self.span_scores.items()
             ],
             "metadata": _json_safe(self.metadata),
+            **({"template_mask": np.flatnonzero(self.template_mask).tolist()}
+               if self.has_template else {}),
         }
 
     @classmethod
@@ -506,6 +547,8 @@ class SequenceSalience:
                 for e in d.get("span_scores", [])
             },
             metadata=dict(d.get("metadata", {})),
+            template_mask=_mask_from_indices(d.get("template_mask", ()),
+                                             len(d["tokens"])),
         )
 
 
@@ -560,12 +603,15 @@ class SpanSalience:
         """Sum the token scores into segments.
 
         Args:
-            granularity: "tokens", "words", "sentences", "lines" or "paragraphs".
+            granularity: "tokens", "words", "sentences", "lines", "paragraphs" or "turns".
             side: "prompt" (the prompt tokens only), "response", or "all" (the prompt's segments
                 followed by the response's; each side is segmented on its own).
 
         Returns:
             ``Segment(text, start, end, score)`` in text order; positions index ``parent.text``.
+            Chat-template tokens (``parent.template_mask``) are `TemplateSegment` objects of their
+            own, with their scores (drop them with ``[s for s in segs if not
+            isinstance(s, TemplateSegment)]``).
         """
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}; got {side!r}.")
@@ -576,22 +622,39 @@ class SpanSalience:
             out += aggregate(
                 self.scores[:k], p.offsets[:k], p.text, granularity,
                 char_range=(0, p.prompt_length), tokens=p.tokens[:k],
+                template_mask=p.template_mask[:k],
             )  # fmt: skip
         if side in ("response", "all"):
             out += aggregate(
                 self.scores[k:], p.offsets[k:], p.text, granularity,
                 char_range=(p.prompt_length, len(p.text)), tokens=p.tokens[k:],
+                template_mask=p.template_mask[k:],
             )  # fmt: skip
         return out
 
-    def top(self, k: int, granularity: str = "words", side: str = "prompt") -> list[Segment]:
-        """The ``k`` most salient segments, highest first: by ``|score|`` if signed else score."""
+    def top(self, k: int, granularity: str = "words", side: str = "prompt", *,
+            include_template: bool = False) -> list[Segment]:
+        """The ``k`` most salient segments, highest first: by ``|score|`` if signed else score.
+
+        Chat-template segments are left out unless ``include_template``.
+        """
         segments = self.aggregate(granularity, side)
+        if not include_template:
+            segments = [s for s in segments if not isinstance(s, TemplateSegment)]
         key = (lambda s: -abs(s.score)) if self.signed else (lambda s: -s.score)
         return sorted(segments, key=key)[: max(int(k), 0)]
 
-    def display_scores(self, granularity: str, side: str = "prompt") -> list[tuple[Segment, float]]:
-        """Segments paired with their colour value (`normalize_for_display` over this view)."""
+    def display_scores(self, granularity: str, side: str = "prompt", *,
+                       include_template: bool = False) -> list[tuple[Segment, float]]:
+        """Segments paired with their colour value (`normalize_for_display` over this view).
+
+        Chat-template segments do not set the colour range and get colour 0.0 unless
+        ``include_template`` (their exact scores stay on the segments).
+        """
         segments = self.aggregate(granularity, side)
-        colours = normalize_for_display(np.array([s.score for s in segments]), self.signed)
+        counted = np.array([include_template or not isinstance(s, TemplateSegment)
+                            for s in segments], dtype=bool)
+        scores = np.array([s.score for s in segments], dtype=np.float64)
+        colours = np.zeros(len(segments))
+        colours[counted] = normalize_for_display(scores[counted], self.signed)
         return list(zip(segments, colours.tolist(), strict=True))

@@ -15,6 +15,11 @@ Colour is normalised per view (`promptlit.salience.result.normalize_for_display`
 multiplied by the intensity factor (the UI's slider), clipped to 1. The exact (unnormalised)
 score of every segment is on hover (the ``title`` attribute) and in the ranked table.
 
+Chat-template tokens (``<start_of_turn>``, role words, control tokens: `TemplateSegment`) are
+drawn greyed (class ``pl-template``) and, by default, neither coloured nor part of the colour
+range; with ``include_template=True`` they are coloured and ranged like the user's text (still
+marked ``pl-template``). Their exact score is on hover either way.
+
 Example:
     >>> from promptlit.salience.aggregation import Segment
     >>> html = heatmap_html("a<b c", [Segment("a<b", 0, 3, 2.0), Segment("c", 4, 5, 1.0)],
@@ -51,6 +56,7 @@ __all__ = [
     "rank_segments",
     "ranked_table_html",
     "salience_view_html",
+    "templated_text_html",
     "text_colour_for",
 ]
 
@@ -83,6 +89,9 @@ CSS = """
   max-width: 9em; }
 .pl-matrix .pl-mhead { font-weight: 600; writing-mode: vertical-rl; max-height: 9em; }
 .pl-empty { color: #888; font-style: italic; font-family: sans-serif; }
+.pl-template { color: #9ca3af !important; font-size: 0.9em; }
+.pl-template:not(.pl-template-included) { background-color: transparent !important; }
+.pl-template.pl-template-included { outline: 1px dashed #9ca3af; }
 """
 """Stylesheet for the classes used below (the app passes it to the page)."""
 
@@ -221,6 +230,48 @@ def _seg_span(text: str, score: float, colour: float, signed: bool, intensity: f
             f"{escape_text(text)}</span>")
 
 
+def _is_template(segment: Any) -> bool:
+    from promptlit.lib.segmentation import TemplateSegment
+
+    return isinstance(segment, TemplateSegment)
+
+
+def templated_text_html(text: str, template_spans: Sequence[tuple[int, int]], *,
+                        label: str | None = None) -> str:
+    """``text`` escaped in a pre-wrap block, its chat-template spans greyed (``pl-template``).
+
+    Args:
+      text: a prompt as the model reads it (`promptlit.models.chat.Rendered.text`).
+      template_spans: sorted, disjoint char ``[start, end)`` spans of template text.
+      label: an optional heading (e.g. "PROMPT").
+    """
+    head = f'<div class="pl-role">{escape_text(label)}</div>' if label else ""
+    return f'{head}<div class="pl-text">{_templated_inner(text, template_spans)}</div>'
+
+
+def _templated_inner(text: str, template_spans: Sequence[tuple[int, int]]) -> str:
+    parts, pos = [], 0
+    for s, e in template_spans:
+        s, e = max(int(s), pos), min(int(e), len(text))
+        if e <= s:
+            continue
+        parts.append(escape_text(text[pos:s]))
+        parts.append(f'<span class="pl-template" title="chat template">'
+                     f"{escape_text(text[s:e])}</span>")
+        pos = e
+    parts.append(escape_text(text[pos:]))
+    return "".join(parts)
+
+
+def _template_spans(sal: Any, stop: int) -> list[tuple[int, int]]:
+    """Char spans of ``sal``'s template tokens that end by ``stop`` (for uncoloured views)."""
+    mask = np.asarray(getattr(sal, "template_mask", ()), dtype=bool)
+    if not mask.any():
+        return []
+    return [(int(s), int(e)) for (s, e), m in zip(np.asarray(sal.offsets).tolist(), mask,
+                                                  strict=True) if m and e > s and e <= stop]
+
+
 def plain_text_html(text: str, *, label: str | None = None) -> str:
     """``text`` escaped in a pre-wrap block (the prompt before any salience is computed)."""
     head = f'<div class="pl-role">{escape_text(label)}</div>' if label else ""
@@ -293,7 +344,8 @@ def _response_tokens_html(sal: Any, token_scores: np.ndarray | None, signed: boo
 
 
 def salience_view_html(sal: Any, span: Any | None = None, *, granularity: str = "words",
-                       intensity: float = 1.0, selected: tuple[int, int] | None = None) -> str:
+                       intensity: float = 1.0, selected: tuple[int, int] | None = None,
+                       include_template: bool = False) -> str:
     """The prompt as a heatmap at ``granularity`` plus the response as clickable tokens.
 
     Args:
@@ -302,22 +354,28 @@ def salience_view_html(sal: Any, span: Any | None = None, *, granularity: str = 
       granularity: how prompt scores are summed ("tokens", "words", "sentences", ...).
       intensity: colour-intensity factor.
       selected: the selected response-token span ``[start, stop)`` to outline.
+      include_template: colour chat-template tokens and let them set the colour range (by
+        default they are greyed and left out of it).
 
     The response tokens carry ``data-index`` (0 = first response token) so a click handler can
     select them; earlier response tokens are coloured by their salience for the selection too.
     """
     if span is None:
-        prompt = escape_text(sal.prompt_text)
+        prompt = _templated_inner(sal.prompt_text, _template_spans(sal, sal.prompt_length))
         response = _response_tokens_html(sal, None, False, intensity, selected)
     else:
         segs = span.aggregate(granularity, side="prompt")
         resp_segs = span.aggregate("tokens", side="response")
         all_scores = [s.score for s in segs] + [s.score for s in resp_segs]
-        colours = normalize(all_scores, span.signed)
+        counted = np.array([include_template or not _is_template(s) for s in segs]
+                           + [True] * len(resp_segs), dtype=bool)
+        colours = np.zeros(len(all_scores))
+        colours[counted] = normalize(np.asarray(all_scores, dtype=np.float64)[counted],
+                                     span.signed)
         # One normalisation for both sides, so prompt and response colours are comparable.
         seg_colours, resp_colours = colours[: len(segs)], colours[len(segs):]
         prompt = _heatmap_prenormalized(sal.text, segs, seg_colours, span.signed, intensity,
-                                        0, sal.prompt_length)
+                                        0, sal.prompt_length, include_template=include_template)
         token_colours = np.zeros(sal.num_response_tokens)
         token_colours[: len(resp_colours)] = resp_colours[: sal.num_response_tokens]
         raw = np.asarray(span.scores)[sal.num_prompt_tokens:]
@@ -331,16 +389,24 @@ def salience_view_html(sal: Any, span: Any | None = None, *, granularity: str = 
 
 
 def _heatmap_prenormalized(text: str, segs: Sequence[Any], colours: np.ndarray, signed: bool,
-                           intensity: float, start: int, end: int) -> str:
+                           intensity: float, start: int, end: int, *,
+                           include_template: bool = False) -> str:
     parts: list[str] = []
     pos = start
-    for (_, s, e, score), c in zip([tuple(x) for x in segs], colours, strict=True):
+    for seg, c in zip(segs, colours, strict=True):
+        _, s, e, score = tuple(seg)
         s, e = max(int(s), pos), min(int(e), end)
         if e <= s:
             continue
         if s > pos:
             parts.append(escape_text(text[pos:s]))
-        parts.append(_seg_span(text[s:e], float(score), float(c), signed, intensity))
+        if _is_template(seg):
+            cls = "pl-seg pl-template" + (" pl-template-included" if include_template else "")
+            parts.append(_seg_span(text[s:e], float(score), float(c), signed, intensity,
+                                   cls=cls, extra=' data-template="true"').replace(
+                'title="score', 'title="chat template · score', 1))
+        else:
+            parts.append(_seg_span(text[s:e], float(score), float(c), signed, intensity))
         pos = e
     if pos < end:
         parts.append(escape_text(text[pos:end]))
@@ -434,12 +500,14 @@ def legend_html(method: str, signed: bool, *, intensity: float = 1.0) -> str:
 
 
 def matrix_html(sal: Any, method: str, *, granularity: str = "words", intensity: float = 1.0,
-                max_columns: int = 120, max_rows: int = 64) -> str:
+                max_columns: int = 120, max_rows: int = 64,
+                include_template: bool = False) -> str:
     """The target×source matrix as a CSS grid: one row per response token, one column per prompt
     segment at ``granularity``; each cell is that token's salience summed over the segment.
 
     Large views are truncated to ``max_rows`` × ``max_columns`` (said in a note). Returns a
     placeholder when ``method`` has no full matrix (e.g. Integrated Gradients per span).
+    Chat-template segments are columns only with ``include_template``.
     """
     if method not in getattr(sal, "matrices", {}):
         return (f'<div class="pl-empty">No full matrix for {escape_text(method)} (it is '
@@ -448,8 +516,9 @@ def matrix_html(sal: Any, method: str, *, granularity: str = "words", intensity:
     rows = min(t_total, max_rows)
     if rows == 0:
         return '<div class="pl-empty">The response is empty.</div>'
-    per_row = [sal.for_span(t, t + 1, method).aggregate(granularity, side="prompt")
-               for t in range(rows)]
+    per_row = [[seg for seg in sal.for_span(t, t + 1, method).aggregate(granularity,
+                                                                        side="prompt")
+                if include_template or not _is_template(seg)] for t in range(rows)]
     cols = per_row[0][:max_columns]
     values = np.array([[seg.score for seg in r[: len(cols)]] for r in per_row])
     signed = bool(sal.signed.get(method, False))

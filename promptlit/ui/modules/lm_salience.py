@@ -13,6 +13,12 @@ steps and everything else that changes the numbers.
 
 Cached results are shared by every session and immutable: this module never changes one; it
 only reads them (a span's scores come back as a new `SpanSalience`).
+
+Chat templates: for an instruction-tuned model the prompt is shown as the model reads it, wrapped
+in its chat template (`promptlit.models.chat`), the template tokens greyed. They are segments of
+their own, left out of the ranking and of the colour range unless "Include chat-template tokens"
+is ticked (their salience is computed either way and shows on hover). The info line names the
+template in use; at the "turns" granularity each message of a conversation is one segment.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 import gradio as gr
 
-from promptlit.salience.aggregation import GRANULARITIES
+from promptlit.salience.aggregation import GRANULARITIES, TemplateSegment
 from promptlit.ui import render
 from promptlit.ui.modules import base
 from promptlit.ui.state import METHOD_LABELS, METHODS, SessionState
@@ -101,6 +107,31 @@ def _span_kwargs(wb: Any, model: str, span: tuple[int, int]) -> dict[str, Any]:
     return {}
 
 
+def include_template(state: SessionState) -> bool:
+    """Whether the session counts chat-template tokens in colours and rankings (off by default)."""
+    return bool(state.views.get(NAME, {}).get("include_template", False))
+
+
+def prompt_preview_html(wb: Any, state: SessionState, ex: dict) -> str:
+    """The example's prompt before any salience: as the session's model reads it (its chat
+    template greyed) when the model can say (`KerasCausalLM.format_prompt`), else as written."""
+    m = wb.models.get(state.model) if state.model else None
+    inner = m.unwrap() if m is not None and callable(getattr(m, "unwrap", None)) else m
+    fmt = getattr(inner, "format_prompt", None)
+    prompt_of = getattr(inner, "prompt_of", None)
+    plain = render.plain_text_html(str(ex.get("prompt", "")), label="PROMPT")
+    if not callable(fmt) or not callable(prompt_of):
+        return plain
+    try:
+        rendered = fmt(prompt_of(ex), chat_template=ex.get("chat_template"))
+    except (ValueError, KeyError) as e:  # a bad conversation: shown, explained on "explain"
+        return plain + f'<div class="pl-empty">{render.escape_text(str(e))}</div>'
+    if rendered.template is None:
+        return plain
+    label = f"PROMPT (chat template: {rendered.template}; template tokens greyed)"
+    return render.templated_text_html(rendered.text, rendered.template_spans, label=label)
+
+
 def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str, Any]:
     """Everything the module draws for the session, as HTML strings / choices.
 
@@ -114,7 +145,7 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
         out["info"] = ""
         return out
     if not state.explained:
-        out["view"] = (render.plain_text_html(str(ex.get("prompt", "")), label="PROMPT")
+        out["view"] = (prompt_preview_html(wb, state, ex)
                        + '<div class="pl-empty">Press “Generate &amp; explain” to generate the '
                        "response and compute its salience.</div>")
         out["info"] = ""
@@ -129,20 +160,30 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
         state.span = (0, t)
     span = span_salience(wb, state, ex, sal, state.span, progress=progress)
     g, k = state.granularity, TOP_K
+    with_template = include_template(state)
     out["view"] = render.salience_view_html(sal, span, granularity=g, intensity=state.intensity,
-                                            selected=state.span)
+                                            selected=state.span, include_template=with_template)
     out["legend"] = render.legend_html(METHOD_LABELS.get(state.method, state.method),
                                        span.signed, intensity=state.intensity)
-    out["ranked"] = render.ranked_table_html(span.aggregate(g, side="prompt"), signed=span.signed,
+    ranked = [s for s in span.aggregate(g, side="prompt")
+              if with_template or not isinstance(s, TemplateSegment)]
+    out["ranked"] = render.ranked_table_html(ranked, signed=span.signed,
                                              k=k, intensity=state.intensity, granularity=g,
                                              attrs={"method": state.method, "granularity": g,
-                                                    "span": f"{state.span[0]}:{state.span[1]}"})
+                                                    "span": f"{state.span[0]}:{state.span[1]}",
+                                                    "template": str(with_template).lower()})
     out["matrix_fn"] = lambda: render.matrix_html(sal, state.method, granularity=g,
-                                                  intensity=state.intensity)
+                                                  intensity=state.intensity,
+                                                  include_template=with_template)
+    template = sal.metadata.get("chat_template")
+    template_note = (render.md(" · chat template **{}** ({} template tokens, greyed)", template,
+                               int(sal.template_mask.sum()))
+                     if template and template != "none" else
+                     render.md(" · no chat template") if template else render.md(""))
     out["info"] = render.md("**{}** · explaining the {} · selected response tokens {}–{}: "
-                            "“{}” · {} tokens ({} prompt)", state.model, state.explain_target,
+                            "“{}” · {} tokens ({} prompt){}", state.model, state.explain_target,
                             state.span[0], state.span[1] - 1, base.short(span.target_text, 80),
-                            len(sal.tokens), sal.num_prompt_tokens)
+                            len(sal.tokens), sal.num_prompt_tokens, template_note)
     segs = []
     for seg in sal.response_segments(state.target_granularity):
         segs.append((base.short(seg.text, 60) or "⏎", f"{seg.token_start}:{seg.token_stop}"))
@@ -156,7 +197,8 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
                               f" ({render.escape_text(METHOD_LABELS.get(m2, m2))}, whole "
                               "response)</div>"
                               + render.salience_view_html(sal2, span2, granularity=g,
-                                                          intensity=state.intensity))
+                                                          intensity=state.intensity,
+                                                          include_template=with_template))
     return out
 
 
@@ -181,8 +223,8 @@ def build(ctx: base.Context) -> base.Module:
             intensity = gr.Slider(0.25, 5.0, value=1.0, step=0.25, label="Colour intensity",
                                   scale=1, elem_id="pl-intensity")
         with gr.Row():
-            target_gran = gr.Dropdown(["tokens", "words", "sentences", "lines", "paragraphs"],
-                                      value="words", label="Pick a response…", scale=1)
+            target_gran = gr.Dropdown(list(GRANULARITIES), value="words",
+                                      label="Pick a response…", scale=1)
             target_seg = gr.Dropdown([], label="…segment as the target", scale=3,
                                      elem_id="pl-target-segment")
         legend = gr.HTML("", elem_id="pl-legend", js_on_load=None)
@@ -191,8 +233,14 @@ def build(ctx: base.Context) -> base.Module:
         compare = gr.HTML("", elem_id="pl-compare-view", js_on_load=None)
         base.markdown("**Most salient prompt segments** (score = sum over the selected tokens)")
         ranked = gr.HTML("", elem_id="pl-ranked", js_on_load=None)
-        show_matrix = gr.Checkbox(label="Show the target×source matrix", value=False,
-                                  elem_id="pl-show-matrix")
+        with gr.Row():
+            show_matrix = gr.Checkbox(label="Show the target×source matrix", value=False,
+                                      elem_id="pl-show-matrix")
+            with_template = gr.Checkbox(
+                label="Include chat-template tokens in colours and rankings", value=False,
+                elem_id="pl-include-template",
+                info="Template tokens (turn markers, role words) are greyed and left out by "
+                     "default; their salience is computed either way.")
         matrix = gr.HTML("", elem_id="pl-matrix", visible=False, js_on_load=None)
 
     draw_outputs = [view, legend, ranked, matrix, info, target_seg, compare]
@@ -294,6 +342,17 @@ def build(ctx: base.Context) -> base.Module:
             a, b = (int(x) for x in str(value).split(":"))
             state.set_span(a, b)
             return (state, *draw(state, with_matrix), "")
+
+        @base.guard(n)
+        def on_template(state: SessionState, value: bool, with_matrix: bool) -> Any:
+            state.views.setdefault(NAME, {})["include_template"] = bool(value)
+            if not state.explained:
+                return (state, *[gr.skip()] * (n - 2), "")
+            return (state, *draw(state, with_matrix), "")
+
+        with_template.change(on_template, [ctx.state, with_template, show_matrix], outs,
+                             api_visibility="private", concurrency_id="model",
+                             concurrency_limit=1)
 
         target_seg.input(on_target_seg, [ctx.state, target_seg, show_matrix], outs,
                          api_visibility="private", concurrency_id="model", concurrency_limit=1)
