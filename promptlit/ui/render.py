@@ -264,12 +264,19 @@ def _templated_inner(text: str, template_spans: Sequence[tuple[int, int]]) -> st
 
 
 def _template_spans(sal: Any, stop: int) -> list[tuple[int, int]]:
-    """Char spans of ``sal``'s template tokens that end by ``stop`` (for uncoloured views)."""
+    """Char spans of ``sal``'s template tokens that end by ``stop``, adjacent ones merged (for
+    uncoloured views)."""
     mask = np.asarray(getattr(sal, "template_mask", ()), dtype=bool)
+    spans: list[tuple[int, int]] = []
     if not mask.any():
-        return []
-    return [(int(s), int(e)) for (s, e), m in zip(np.asarray(sal.offsets).tolist(), mask,
-                                                  strict=True) if m and e > s and e <= stop]
+        return spans
+    for (s, e), m in zip(np.asarray(sal.offsets).tolist(), mask, strict=True):
+        if m and e > s and e <= stop:
+            if spans and spans[-1][1] == s:
+                spans[-1] = (spans[-1][0], int(e))
+            else:
+                spans.append((int(s), int(e)))
+    return spans
 
 
 def plain_text_html(text: str, *, label: str | None = None) -> str:
