@@ -120,6 +120,16 @@ def _unique_paths(variables: Sequence[Any]) -> list[str]:
     return keys
 
 
+def _param(variable: Any) -> Any:
+    """A variable's value; a `jax.ShapeDtypeStruct` for one that was never initialised (a model
+    built abstractly by `promptlit.salience.memory.abstract_causal_lm`: no weights in memory)."""
+    if getattr(variable, "_value", True) is None:
+        import jax
+
+        return jax.ShapeDtypeStruct(tuple(variable.shape), variable.dtype)
+    return variable.value
+
+
 def lm_forward(causal_lm: Any) -> LMForward:
     """Builds pure `embed` / `logits` functions for a keras-hub causal LM.
 
@@ -177,7 +187,7 @@ def lm_forward(causal_lm: Any) -> LMForward:
             seen_ids.add(id(v))
             variables.append(v)
     keys = _unique_paths(variables)
-    params = {k: v.value for k, v in zip(keys, variables, strict=True)}
+    params = {k: _param(v) for k, v in zip(keys, variables, strict=True)}
     token_embedding = backbone.token_embedding
 
     def _scope(p: Any) -> Any:

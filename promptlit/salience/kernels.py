@@ -39,14 +39,38 @@ optional `progress(fraction, message)` callback is called; if it raises (e.g.
 `promptlit.lib.cancel.Cancelled`), no further piece runs and the exception propagates. Work that
 fits one piece (the common 16-step IG, responses up to 256 tokens) stays one call.
 
-Shapes are padded to length buckets (`bucket_length`) with a padding mask, so each function
-compiles once per (model, bucket); compiled functions are cached on the `LMForward` instance.
-Results are unpadded numpy arrays, float32 (float64 when `jax_enable_x64` is on).
+Padding, compiles and memory ("no cliffs"):
+
+* **Lengths** are padded to buckets (`bucket_length`): multiples of 32 up to 512, then 8 buckets
+  per octave (576, 640, ..., 1024, 1152, ...): at most ~11 % padding above 256 tokens, and
+  adjacent buckets differ by at most 12.5 % there, so time grows smoothly with N; 48 buckets
+  cover N <= 8192. Each kernel compiles once per (model, bucket, widths).
+* **Target chunks** are sized to the work (`split_evenly`): the fewest chunks of at most
+  `chunk_size` targets, near-equal, rounded up to a short ladder of widths (1-8, then 4 per
+  octave: 10, 12, 14, 16, 20, 24, ...; at most 16 widths up to 32), so 23 targets run as one
+  chunk of 24 (not 32) and 40 targets with `chunk_size=32` as two chunks of 20. IG alpha batches
+  are split the same way (6 steps with `ig_batch_size=4`: two batches of 3, not 4 + 4).
+* **Padding waste** of every call (positions, target rows, alpha steps) is a `Padding` record,
+  logged at DEBUG on the `promptlit.salience.kernels` logger (`promptlit ... --verbose` shows
+  it) with the record in the log record's `padding` attribute.
+* **Memory**: with `chunk_size=None` / `ig_batch_size=None` (the defaults) the width is planned
+  from the device's free memory (`promptlit.salience.memory`): the executable is compiled ahead of
+  time at the widest width wanted (`MAX_CHUNK` / `MAX_IG_BATCH` for the platform) and its
+  `memory_analysis()` is checked against the budget before anything runs; if it does not fit, a
+  width-1 compile gives the per-target bytes and the widest fitting width is used. An
+  out-of-memory error while running halves the width and retries that call (a WARNING says so).
+  Compiled executables are cached on the `LMForward` (`compile_count` counts them).
+
+Shapes are padded with a padding mask, so results do not depend on the bucket or the chunking
+(to float rounding). Results are unpadded numpy arrays, float32 (float64 when `jax_enable_x64`
+is on).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -54,15 +78,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from promptlit.salience import memory
 from promptlit.salience.forward import LMForward
+
+logger = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input", "integrated_gradients")
 SIGNED: dict[str, bool] = {"grad_l2": False, "grad_dot_input": True, "integrated_gradients": True}
 MIN_BUCKET = 32
+"""Shortest padded length, and the bucket step up to `2 * 8 * MIN_BUCKET` = 512 tokens."""
+BUCKETS_PER_OCTAVE = 8
+"""Buckets per doubling of the length above 512 tokens (bucket step = 1/8 of the octave)."""
 IG_STEPS_PER_CALL = 32
 """Most IG alpha steps one compiled call evaluates; more steps run as several calls."""
 MATRIX_TARGETS_PER_CALL = 256
 """Most target rows one compiled matrix call computes; more run as several calls."""
+MAX_CHUNK: dict[str, int] = {"cpu": 32, "default": 128}
+"""Widest target chunk (targets per vmapped backward) planned per platform when `chunk_size` is
+None. CPUs are compute-bound (wider chunks only cost memory); accelerators gain from width."""
+MAX_IG_BATCH: dict[str, int] = {"cpu": 4, "default": 16}
+"""Largest IG alpha batch planned per platform when `ig_batch_size` is None."""
+MATRIX_IG_BATCH = 4
+"""IG alpha batch of the IG *matrix* when `ig_batch_size` is None (there the chunk is planned)."""
 
 ProgressFn = Callable[[float, str], None]
 
@@ -70,14 +107,112 @@ ProgressFn = Callable[[float, str], None]
 def bucket_length(n: int) -> int:
     """The padded length used for a sequence of `n` tokens.
 
-    Powers of two from 32 up to 256, then multiples of 128 (so at most ~1/3 padding for long
-    prompts and few distinct compiled shapes: 32, 64, 128, 256, 384, 512, 640, ...).
+    Multiples of 32 up to 512 (32, 64, ..., 480, 512), then `BUCKETS_PER_OCTAVE` = 8 buckets per
+    doubling (576, 640, ..., 1024, 1152, 1280, ..., 2048, 2304, ...): at most 1/9 (~11 %) padding
+    above 256 tokens, adjacent buckets at most 12.5 % apart above 256 (no time cliffs), and
+    O(log N) distinct shapes to compile (25 buckets up to N = 1100, 48 up to 8192).
+    `benchmarks/salience.py --buckets` compares this with other schemes.
     """
     if n <= 0:
         raise ValueError(f"bucket_length: need at least 1 token, got {n}.")
-    if n <= 256:
-        return max(MIN_BUCKET, 1 << (n - 1).bit_length())
-    return -(-n // 128) * 128
+    octave_bits = BUCKETS_PER_OCTAVE.bit_length() - 1  # 8 per octave -> 3
+    step = max(MIN_BUCKET, 1 << max(0, (n - 1).bit_length() - 1 - octave_bits))
+    return -(-n // step) * step
+
+
+def ladder_up(x: int) -> int:
+    """Smallest chunk width >= x on the ladder 1..8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ...
+    (exact up to 8, then 4 widths per octave: at most 20 % padding, few distinct compiles)."""
+    x = int(x)
+    if x <= 8:
+        return max(1, x)
+    step = 1 << ((x - 1).bit_length() - 3)  # x in (4 * step, 8 * step]
+    return -(-x // step) * step
+
+
+def split_evenly(total: int, most: int) -> tuple[int, int]:
+    """`(width, count)`: `total` items in the fewest chunks of at most `most`, near-equal.
+
+    `count = ceil(total / most)` chunks of `width = ladder_up(ceil(total / count))` (capped at
+    `most`), so `count * width >= total` with little padding: `split_evenly(23, 32) == (24, 1)`,
+    `split_evenly(40, 32) == (20, 2)`, `split_evenly(6, 4) == (3, 2)`.
+    """
+    total, most = max(1, int(total)), max(1, int(most))
+    count = -(-total // most)
+    width = min(most, ladder_up(-(-total // count)))
+    return width, -(-total // width)
+
+
+@dataclasses.dataclass(frozen=True)
+class Padding:
+    """What one kernel call computed beyond the real work, and how it was cut up.
+
+    Attributes:
+        kernel: "sequence_log_probs", "span_salience" or "salience_matrix".
+        tokens, bucket: real and padded sequence length (positions).
+        rows, row_slots: real target rows (matrix) or span positions (span head), and the rows
+            computed including padding (matrix: chunks x `width` per call).
+        width: targets per vmapped backward (matrix), 0 otherwise.
+        ig_steps, ig_slots, ig_batch: IG alpha steps, alpha evaluations including zero-weight
+            padding, and alphas per batched evaluation.
+        calls: compiled calls made. retries: out-of-memory retries (each halved the width).
+        activation_bytes: the compiled executable's buffers beyond its arguments (XLA's
+            `memory_analysis`), None when unknown; budget_bytes: what planning allowed (None:
+            widths were given, not planned).
+    """
+
+    kernel: str
+    tokens: int
+    bucket: int
+    rows: int = 0
+    row_slots: int = 0
+    width: int = 0
+    ig_steps: int = 0
+    ig_slots: int = 0
+    ig_batch: int = 0
+    calls: int = 1
+    retries: int = 0
+    activation_bytes: int | None = None
+    budget_bytes: int | None = None
+
+    @property
+    def token_waste(self) -> float:
+        """Share of the bucket's positions that are padding."""
+        return (self.bucket - self.tokens) / self.bucket
+
+    @property
+    def row_waste(self) -> float:
+        return (self.row_slots - self.rows) / self.row_slots if self.row_slots else 0.0
+
+    @property
+    def ig_waste(self) -> float:
+        return (self.ig_slots - self.ig_steps) / self.ig_slots if self.ig_slots else 0.0
+
+    def describe(self) -> str:
+        """One line: `salience_matrix: N=140 in bucket 160 (20 padded positions, 12%); ...`."""
+        parts = [f"{self.kernel}: N={self.tokens} in bucket {self.bucket} "
+                 f"({self.bucket - self.tokens} padded positions, {self.token_waste:.0%})"]
+        if self.width:
+            parts.append(f"T={self.rows} targets in chunks of {self.width} "
+                         f"({self.row_slots - self.rows} padded rows, {self.row_waste:.0%})")
+        elif self.row_slots:
+            parts.append(f"{self.rows} span positions in {self.row_slots} head rows")
+        if self.ig_steps:
+            parts.append(f"IG {self.ig_steps} steps in batches of {self.ig_batch} "
+                         f"({self.ig_slots - self.ig_steps} padded steps, {self.ig_waste:.0%})")
+        parts.append(f"{self.calls} call{'s' if self.calls != 1 else ''}")
+        if self.retries:
+            parts.append(f"{self.retries} out-of-memory retr{'ies' if self.retries > 1 else 'y'}")
+        if self.activation_bytes is not None:
+            mem = f"~{self.activation_bytes / memory.GB:.2f} GB working memory"
+            if self.budget_bytes is not None:
+                mem += f" (budget {self.budget_bytes / memory.GB:.1f} GB)"
+            parts.append(mem)
+        return "; ".join(parts)
+
+
+def _report(pad: Padding) -> None:
+    logger.debug("%s", pad.describe(), extra={"padding": pad})
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -168,28 +303,32 @@ def _features(g: Any, e: Any, methods: tuple[str, ...]) -> dict[str, Any]:
 
 def _alpha_chunks(ig_steps: int, ig_batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Midpoint alphas `<float>[C, A]` and weights `<float>[C, A]` (1/m, 0 for padding)."""
-    ((alphas, weights, _),) = _alpha_pieces(ig_steps, ig_batch_size, max(ig_steps, 1))
+    a = split_evenly(ig_steps, ig_batch_size)[0]
+    ((alphas, weights, _),) = _alpha_pieces(ig_steps, a, max(ig_steps, 1))
     return alphas, weights
 
 
 def _alpha_pieces(
-    ig_steps: int, ig_batch_size: int, steps_per_call: int
+    ig_steps: int, width: int, steps_per_call: int, start: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """The midpoint rule's `ig_steps` alphas split into pieces, one compiled call each.
+    """The midpoint rule's alphas `k = start .. ig_steps - 1` split into pieces, one call each.
+
+    Args:
+        width: alphas per batched evaluation `A` (from `split_evenly(ig_steps, ig_batch_size)`).
+        steps_per_call: most real steps per piece (rounded down to a multiple of `A`, >= `A`).
+        start: the first alpha index not yet evaluated (0; more after an out-of-memory retry).
 
     Returns:
-        `[(alphas <float>[C, A], weights <float>[C, A], steps), ...]`: `A = min(ig_batch_size,
-        ig_steps)` alphas per batched evaluation, at most `steps_per_call` (rounded down to a
-        multiple of `A`, at least `A`) real steps per piece; padding has weight 0. Every
-        `alpha_k = (k + 1/2) / m` (weight `1/m`) is in exactly one piece, so summing the pieces'
-        results gives exactly the one-call Riemann sum.
+        `[(alphas <float>[C, A], weights <float>[C, A], steps), ...]`; padding has weight 0.
+        Every `alpha_k = (k + 1/2) / m` (weight `1/m`) with `k >= start` is in exactly one
+        piece, so summing the pieces' results gives exactly the one-call Riemann sum.
     """
-    a = max(1, min(ig_batch_size, ig_steps))
+    a = max(1, int(width))
     per = max(a, (max(1, int(steps_per_call)) // a) * a)
-    alphas = (np.arange(ig_steps, dtype=np.float64) + 0.5) / ig_steps
+    alphas = (np.arange(start, ig_steps, dtype=np.float64) + 0.5) / ig_steps
     pieces = []
-    for start in range(0, ig_steps, per):
-        piece = alphas[start : start + per]
+    for lo in range(0, alphas.size, per):
+        piece = alphas[lo : lo + per]
         c = -(-piece.size // a)
         al = np.zeros((c * a,), np.float64)
         w = np.zeros((c * a,), np.float64)
@@ -228,6 +367,98 @@ def _cached(fwd: LMForward, key: tuple[Any, ...], build: Callable[[], Any]) -> A
     return fn
 
 
+def _shape_key(args: Any) -> tuple[Any, ...]:
+    leaves, tree = jax.tree.flatten(args)
+    return (str(tree), tuple((tuple(np.shape(x)), str(np.result_type(x.dtype))) for x in leaves))
+
+
+def _executable(
+    fwd: LMForward, key: tuple[Any, ...], build: Callable[[], Any], args: tuple[Any, ...]
+) -> Any:
+    """The ahead-of-time compiled executable of `build()` (a jitted function) for `args`.
+
+    `args[0]` is the weights (`fwd.params`, arrays or `jax.ShapeDtypeStruct`s); the rest fix the
+    shapes. Cached on `fwd.cache` under `("exe", *key, shapes)` (see `compile_count`); the
+    executable's `memory_analysis()` is known before it runs.
+    """
+    full = ("exe", *key, _shape_key(args[1:]))
+    exe = fwd.cache.get(full)
+    if exe is None:
+        exe = fwd.cache[full] = _cached(fwd, key, build).lower(*args).compile()
+    return exe
+
+
+def compile_count(fwd: LMForward, kernel: str | None = None) -> int:
+    """Executables compiled so far on `fwd` for `kernel` ("span", "matrix"; None: all).
+
+    One per distinct (kernel settings, bucket, widths); `sequence_log_probs` is a plain
+    `jax.jit` (count its compiles with `fwd.cache[("sequence_log_probs",)]._cache_size()`).
+    """
+    return sum(1 for k in fwd.cache
+               if isinstance(k, tuple) and k and k[0] == "exe" and kernel in (None, k[1]))
+
+
+def _max_width(kind: dict[str, int]) -> int:
+    return kind.get(memory.platform(), kind["default"])
+
+
+def _plan_width(
+    where: str,
+    total: int,
+    most: int,
+    compile_at: Callable[[int], Any],
+    what: str,
+) -> tuple[int, int | None, int]:
+    """The widest width (near-equal split of `total`, at most `most`) that fits the budget.
+
+    Args:
+        compile_at: `width -> compiled executable` (cached, so asking twice costs nothing).
+        what: "targets per chunk" / "alphas per batch", for messages.
+
+    Returns:
+        `(width, activation bytes at that width or None, budget bytes)`. Compiles at the widest
+        width first; only if it does not fit, once more at width 1 and then at the widest width
+        whose straight-line estimate between the two fits (an upper bound: peak memory is convex
+        in the width, the max of a fixed and a growing phase).
+    """
+    budget = memory.budget_bytes()
+    width = split_evenly(total, most)[0]
+    need = memory.activation_bytes(compile_at(width))
+    if need is None or need <= budget or width == 1:
+        if need is not None and need > budget:
+            logger.warning("%s: needs ~%.2f GB with 1 of the %s, the budget is %.2f GB (free "
+                           "memory x %.2f); trying anyway", where, need / memory.GB, what,
+                           budget / memory.GB, memory.BUDGET_FRACTION)
+        return width, need, budget
+    need1 = memory.activation_bytes(compile_at(1))
+    assert need1 is not None
+    if need1 >= budget:
+        logger.warning("%s: needs ~%.2f GB even with 1 of the %s, the budget is %.2f GB "
+                       "(free memory x %.2f); trying anyway", where, need1 / memory.GB, what,
+                       budget / memory.GB, memory.BUDGET_FRACTION)
+        return 1, need1, budget
+    per = max((need - need1) / (width - 1), 1.0)
+    fit = 1 + int((budget - need1) // per)
+    new = split_evenly(total, min(fit, width))[0]
+    logger.info("%s: %d %s would need ~%.2f GB (budget %.2f GB); using %d (~%.2f GB)", where,
+                width, what, need / memory.GB, budget / memory.GB, new,
+                (need1 + per * (new - 1)) / memory.GB)
+    return new, memory.activation_bytes(compile_at(new)), budget
+
+
+def _retry_width(where: str, error: BaseException, width: int, what: str) -> int:
+    """After an out-of-memory `error` at `width`: the halved width, or raise MemoryError."""
+    if width <= 1:
+        raise MemoryError(
+            f"{where}: out of memory even with 1 of the {what}; use a shorter prompt, bfloat16 "
+            "weights (--dtype bfloat16) or a device with more memory (`promptlit plan` estimates "
+            f"what fits). ({(str(error).splitlines() or [''])[0][:200]})"
+        ) from error
+    new = max(1, width // 2)
+    logger.warning("%s: out of memory with %d %s; retrying with %d", where, width, what, new)
+    return new
+
+
 # ----------------------------------------------------------------------------- sequence_log_probs
 
 
@@ -254,6 +485,7 @@ def sequence_log_probs(fwd: LMForward, token_ids: Any) -> np.ndarray:
 
     run = _cached(fwd, ("sequence_log_probs",), build)
     lp = run(fwd.params, padded, mask)
+    _report(Padding("sequence_log_probs", ids.shape[0], padded.shape[0]))
     return np.asarray(lp, _out_dtype())[: ids.shape[0]]
 
 
@@ -336,16 +568,17 @@ def span_salience(
     methods: Sequence[str] = METHODS,
     ig_steps: int = 32,
     ig_baseline: str | int = "zero",
-    ig_batch_size: int = 4,
+    ig_batch_size: int | None = None,
     ig_steps_per_call: int = IG_STEPS_PER_CALL,
     progress: ProgressFn | None = None,
 ) -> dict[str, np.ndarray]:
     """Salience of every token for the log-probability of a chosen target span.
 
     One compiled call computes all requested methods: a single forward + backward for Grad L2 and
-    Grad.Input, and, for IG, `ig_steps` gradient evaluations batched `ig_batch_size` at a time.
-    IG with more than `ig_steps_per_call` steps runs as several calls over disjoint alpha subsets
-    whose results are summed (exactly the one-call Riemann sum), reporting progress between them.
+    Grad.Input, and, for IG, `ig_steps` gradient evaluations batched (near-equal batches of at
+    most `ig_batch_size`). IG with more than `ig_steps_per_call` steps runs as several calls over
+    disjoint alpha subsets whose results are summed (exactly the one-call Riemann sum),
+    reporting progress between them.
 
     Args:
         fwd: from `lm_forward(causal_lm)`.
@@ -356,7 +589,9 @@ def span_salience(
         ig_steps: number `m` of midpoint-rule steps for IG (alpha_k = (k + 1/2) / m).
         ig_baseline: "zero" (all-zero embeddings) or a token id whose embedding fills every
             position.
-        ig_batch_size: alpha steps evaluated per batched forward/backward (memory vs speed).
+        ig_batch_size: most alpha steps per batched forward/backward (memory vs speed); None
+            plans it from the free memory (at most `MAX_IG_BATCH` for the platform). An
+            out-of-memory error halves it and retries (logged).
         ig_steps_per_call: the most IG steps one compiled call evaluates (cancellation latency
             vs per-call overhead: each extra call repeats one forward pass).
         progress: called as `progress(fraction, message)` after each compiled call (fraction of
@@ -391,6 +626,9 @@ def span_salience(
         )
     baseline = _check_baseline(ig_baseline, where)
     steps_per_call = _check_piece_size(ig_steps_per_call, "ig_steps_per_call", where)
+    planned = ig_batch_size is None
+    most = (_max_width(MAX_IG_BATCH) if ig_batch_size is None
+            else _check_piece_size(ig_batch_size, "ig_batch_size", where))
     padded, mask = _pad(ids)
     # Target positions padded to a power of two >= 8 (few compiled shapes); the LM head runs on
     # these rows only, never on all N x V logits.
@@ -402,30 +640,71 @@ def span_salience(
     wpos[: positions.size] = 1.0
     n = ids.shape[0]
     dtype = _out_dtype()
-    pieces = _alpha_pieces(ig_steps, ig_batch_size, steps_per_call) if use_ig else [(None, None, 0)]
+
+    def exe(piece_methods: tuple[str, ...], alphas: Any, weights: Any) -> Any:
+        key = ("span", piece_methods, baseline if use_ig else None)
+        args = (fwd.params, padded, mask, pos, wpos, alphas, weights)
+        return _executable(fwd, key, functools.partial(_span_fn, fwd, piece_methods, baseline),
+                           args)
+
+    need: int | None = None
+    budget: int | None = None
+    width = 0
+    if use_ig:
+        def compile_at(w: int) -> Any:
+            alphas, weights, _ = _alpha_pieces(ig_steps, w, steps_per_call)[0]
+            return exe(methods, alphas, weights)
+
+        if planned:
+            width, need, budget = _plan_width(where, ig_steps, most, compile_at,
+                                              "alphas per batch")
+        else:
+            width = split_evenly(ig_steps, most)[0]
+            need = memory.activation_bytes(compile_at(width))
+    else:
+        need = memory.activation_bytes(exe(methods, None, None))
     result: dict[str, np.ndarray] = {}
     ig_sum: np.ndarray | None = None
-    done = 0
-    for i, (alphas, weights, steps) in enumerate(pieces):
-        # The first call computes every method; later ones only their share of the IG steps.
-        piece_methods = methods if i == 0 else ("integrated_gradients",)
-        key = ("span", piece_methods, baseline if use_ig else None)
-        run = _cached(fwd, key, functools.partial(_span_fn, fwd, piece_methods, baseline))
-        out = run(fwd.params, padded, mask, pos, wpos, alphas, weights)
-        if i == 0:
-            result = {m: np.asarray(out[m], dtype)[:n] for m in methods}
-            result["log_prob"] = np.asarray(out["log_prob"], dtype)
-        if use_ig:
-            piece = np.asarray(out["integrated_gradients"], np.float64)[:n]
-            ig_sum = piece if ig_sum is None else ig_sum + piece
-            done += steps
-        if progress is not None:
-            if use_ig:
-                progress(done / ig_steps, f"integrated gradients: {done}/{ig_steps} steps")
-            else:
-                progress(1.0, "span salience: done")
+    done = calls = retries = ig_slots = 0
+    grads_done = False
+    while True:
+        pieces = (_alpha_pieces(ig_steps, width, steps_per_call, done) if use_ig
+                  else [(None, None, 0)])
+        try:
+            for alphas, weights, steps in pieces:
+                # The first call computes every method; later ones only their share of IG.
+                piece_methods = ("integrated_gradients",) if grads_done else methods
+                out = exe(piece_methods, alphas, weights)(
+                    fwd.params, padded, mask, pos, wpos, alphas, weights)
+                out = {k: np.asarray(v) for k, v in out.items()}  # runs it: errors surface here
+                calls += 1
+                if not grads_done:
+                    result = {m: out[m].astype(dtype)[:n] for m in methods}
+                    result["log_prob"] = out["log_prob"].astype(dtype)
+                    grads_done = True
+                if use_ig:
+                    piece = out["integrated_gradients"].astype(np.float64)[:n]
+                    ig_sum = piece if ig_sum is None else ig_sum + piece
+                    done += steps
+                    ig_slots += alphas.size
+                if progress is not None:
+                    if use_ig:
+                        progress(done / ig_steps, f"integrated gradients: {done}/{ig_steps} steps")
+                    else:
+                        progress(1.0, "span salience: done")
+            break
+        except Exception as e:
+            if not memory.is_out_of_memory(e):
+                raise
+            most = _retry_width(where, e, width if use_ig else 1, "alphas per batch")
+            width = split_evenly(ig_steps, most)[0]
+            retries += 1
     if ig_sum is not None:
         result["integrated_gradients"] = ig_sum.astype(dtype)
+    _report(Padding("span_salience", n, padded.shape[0], rows=int(positions.size),
+                    row_slots=size, ig_steps=ig_steps if use_ig else 0, ig_slots=ig_slots,
+                    ig_batch=width, calls=calls, retries=retries, activation_bytes=need,
+                    budget_bytes=budget))
     return result
 
 
@@ -531,9 +810,9 @@ def salience_matrix(
     *,
     methods: Sequence[str] = ("grad_l2", "grad_dot_input"),
     ig_steps: int = 0,
-    chunk_size: int = 32,
+    chunk_size: int | None = None,
     ig_baseline: str | int = "zero",
-    ig_batch_size: int = 4,
+    ig_batch_size: int | None = None,
     ig_steps_per_call: int = IG_STEPS_PER_CALL,
     targets_per_call: int = MATRIX_TARGETS_PER_CALL,
     progress: ProgressFn | None = None,
@@ -542,7 +821,7 @@ def salience_matrix(
 
     Row `t` holds the salience of every token for `lp[target_positions[t]]` (the log-prob of that
     single target token). One forward pass is linearised (`jax.vjp`) and its VJP is `vmap`-ed over
-    one-hot cotangents, `chunk_size` targets at a time, so the cost is about one forward plus one
+    one-hot cotangents, a chunk of targets at a time, so the cost is about one forward plus one
     backward per target and the memory is bounded by the chunk.
 
     Args:
@@ -553,10 +832,14 @@ def salience_matrix(
         methods: subset of `METHODS`; "integrated_gradients" needs `ig_steps >= 1`.
         ig_steps: midpoint-rule steps for the IG matrix (alpha steps batched `ig_batch_size` at a
             time; cost ~ `ig_steps` x the gradient matrix).
-        chunk_size: targets per vmapped VJP (memory ~ chunk_size backward passes); fewer targets
-            use the next power of two >= T instead.
+        chunk_size: most targets per vmapped VJP (memory ~ chunk backward passes); the targets of
+            a call are split into the fewest near-equal chunks of at most this many
+            (`split_evenly`: 23 targets -> one chunk of 24). None (default): planned from the
+            free memory, at most `MAX_CHUNK` for the platform. An out-of-memory error halves the
+            chunk and retries that call (logged).
         ig_baseline: "zero" or a token id (see `span_salience`).
-        ig_batch_size: alpha steps per batched forward for the IG matrix.
+        ig_batch_size: most alpha steps per batched forward for the IG matrix (default
+            `MATRIX_IG_BATCH`; near-equal batches).
         ig_steps_per_call: the most IG steps one compiled call evaluates; more run as several
             calls over disjoint alpha subsets, summed (exactly the one-call Riemann sum).
         targets_per_call: the most targets one compiled call explains; more run as several
@@ -589,50 +872,82 @@ def salience_matrix(
         raise ValueError(
             f"{where}: 'integrated_gradients' requested with ig_steps={ig_steps}; pass ig_steps>=1."
         )
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"{where}: chunk_size must be >= 1, got {chunk_size}.")
     baseline = _check_baseline(ig_baseline, where)
     steps_per_call = _check_piece_size(ig_steps_per_call, "ig_steps_per_call", where)
     rows_per_call = _check_piece_size(targets_per_call, "targets_per_call", where)
+    ig_most = (MATRIX_IG_BATCH if ig_batch_size is None
+               else _check_piece_size(ig_batch_size, "ig_batch_size", where))
     t = targets.shape[0]
     if t == 0:
         return {m: np.zeros((0, n), _out_dtype()) for m in methods}
     padded, mask = _pad(ids)
     nb = padded.shape[0]
     rows_per_call = min(rows_per_call, t)
-    # Never vmap over more rows than needed: for few targets, a power-of-two chunk >= T (at most
-    # log2(chunk_size) extra compiles); padding rows would cost a full backward pass each.
-    chunk = min(chunk_size, nb, 1 << (rows_per_call - 1).bit_length())
-    pieces = _alpha_pieces(ig_steps, ig_batch_size, steps_per_call) if use_ig else [(None, None, 1)]
+    a = split_evenly(ig_steps, ig_most)[0] if use_ig else 0
+    pieces = _alpha_pieces(ig_steps, a, steps_per_call) if use_ig else [(None, None, 1)]
     total_steps = ig_steps if use_ig else 1
     dtype = _out_dtype()
+
+    def exe(piece_methods: tuple[str, ...], width: int, alphas: Any, weights: Any) -> Any:
+        key = ("matrix", piece_methods, width, baseline if use_ig else None)
+        args = (fwd.params, padded, mask, np.zeros((nb + width,), np.int32), np.int32(0),
+                alphas, weights)
+        return _executable(
+            fwd, key, functools.partial(_matrix_fn, fwd, piece_methods, width, baseline), args
+        )
+
+    budget: int | None = None
+    if chunk_size is None:
+        width, need, budget = _plan_width(
+            where, rows_per_call, _max_width(MAX_CHUNK),
+            lambda w: exe(methods, w, pieces[0][0], pieces[0][1]), "targets per chunk")
+    else:
+        width = split_evenly(rows_per_call, chunk_size)[0]
+        need = memory.activation_bytes(exe(methods, width, pieces[0][0], pieces[0][1]))
     parts: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    for a in range(0, t, rows_per_call):
-        b = min(a + rows_per_call, t)
-        tpad = np.zeros((nb + chunk,), np.int32)  # room for a full last chunk
-        tpad[: b - a] = targets[a:b]
+    calls = retries = row_slots = 0
+    for a0 in range(0, t, rows_per_call):
+        b0 = min(a0 + rows_per_call, t)
         ig_sum: np.ndarray | None = None
         done = 0
         for i, (alphas, weights, steps) in enumerate(pieces):
             piece_methods = methods if i == 0 else ("integrated_gradients",)
-            key = ("matrix", piece_methods, chunk, baseline if use_ig else None)
-            run = _cached(
-                fwd, key, functools.partial(_matrix_fn, fwd, piece_methods, chunk, baseline)
-            )
-            out = run(fwd.params, padded, mask, tpad, np.int32(b - a), alphas, weights)
+            while True:
+                tpad = np.zeros((nb + width,), np.int32)  # room for a full last chunk
+                tpad[: b0 - a0] = targets[a0:b0]
+                try:
+                    out = exe(piece_methods, width, alphas, weights)(
+                        fwd.params, padded, mask, tpad, np.int32(b0 - a0), alphas, weights)
+                    out = {k: np.asarray(v) for k, v in out.items()}  # errors surface here
+                    break
+                except Exception as e:
+                    if not memory.is_out_of_memory(e):
+                        raise
+                    most = _retry_width(where, e, width, "targets per chunk")
+                    width = split_evenly(rows_per_call, most)[0]
+                    retries += 1
+            calls += 1
             if i == 0:
+                row_slots += -(-(b0 - a0) // width) * width
                 for m in methods:
                     if m != "integrated_gradients":
-                        parts[m].append(np.asarray(out[m], dtype)[: b - a, :n])
+                        parts[m].append(out[m].astype(dtype)[: b0 - a0, :n])
             if use_ig:
-                piece = np.asarray(out["integrated_gradients"], np.float64)[: b - a, :n]
+                piece = out["integrated_gradients"].astype(np.float64)[: b0 - a0, :n]
                 ig_sum = piece if ig_sum is None else ig_sum + piece
             done += steps
             if progress is not None:
-                message = f"salience matrix: targets {a}-{b - 1} of {t}"
+                message = f"salience matrix: targets {a0}-{b0 - 1} of {t}"
                 if use_ig:
                     message += f", IG steps {done}/{ig_steps}"
-                progress((a * total_steps + (b - a) * done) / (t * total_steps), message)
+                progress((a0 * total_steps + (b0 - a0) * done) / (t * total_steps), message)
         if ig_sum is not None:
             parts["integrated_gradients"].append(ig_sum.astype(dtype))
+    _report(Padding("salience_matrix", n, nb, rows=t, row_slots=row_slots, width=width,
+                    ig_steps=ig_steps if use_ig else 0,
+                    ig_slots=sum(int(p[0].size) for p in pieces) if use_ig else 0,
+                    ig_batch=a, calls=calls, retries=retries, activation_bytes=need,
+                    budget_bytes=budget))
     return {m: x[0] if len(x) == 1 else np.concatenate(x, axis=0) for m, x in parts.items()}

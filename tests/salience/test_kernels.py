@@ -79,9 +79,20 @@ def _lp(fwd: LMForward, params: Any, e: Any, ids: Any) -> Any:
 
 
 def test_bucket_length() -> None:
-    assert [K.bucket_length(n) for n in (1, 32, 33, 200, 256, 257, 320, 1024)] == [
-        32, 32, 64, 256, 256, 384, 384, 1024,
+    """Multiples of 32 up to 512, then 8 buckets per octave (N = 140 -> 160, not 256)."""
+    ns = (1, 32, 33, 140, 200, 256, 257, 320, 512, 513, 1000, 1024, 1025, 2049, 8192)
+    assert [K.bucket_length(n) for n in ns] == [
+        32, 32, 64, 160, 224, 256, 288, 320, 512, 576, 1024, 1024, 1152, 2304, 8192,
     ]  # fmt: skip
+    ns = np.arange(1, 8193)
+    buckets = np.array([K.bucket_length(int(n)) for n in ns])
+    assert np.all(buckets >= ns) and np.all(np.diff(buckets) >= 0)
+    assert np.all(buckets % 32 == 0)
+    assert len(set(buckets[ns <= 1100].tolist())) == 25 and len(set(buckets.tolist())) == 48
+    big = ns > 256
+    assert ((buckets - ns) / buckets)[big].max() <= 1 / 9 + 1e-12  # padding <= ~11 %
+    steps = sorted(set(buckets[big].tolist()))
+    assert max(b / a for a, b in zip(steps, steps[1:], strict=False)) <= 1.125 + 1e-12
 
 
 def test_sequence_log_probs_match_model(gemma: tuple[Any, LMForward]) -> None:
@@ -192,7 +203,7 @@ def test_compiles_once_per_bucket(gemma: tuple[Any, LMForward]) -> None:
     K.sequence_log_probs(fwd, _ids(5))
     run = fwd.cache[("sequence_log_probs",)]
     before = run._cache_size()
-    for n in (70, 90, 127):  # all in the 128 bucket
+    for n in (100, 110, 127):  # all in the 128 bucket
         K.sequence_log_probs(fwd, _ids(n))
     assert fwd.cache[("sequence_log_probs",)] is run
     assert run._cache_size() == before + 1
