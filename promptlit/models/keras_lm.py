@@ -914,7 +914,7 @@ class KerasCausalLM(BatchedModel):
                  chat_template: str | chat.ChatTemplate | None = None,
                  methods: Sequence[str] = MATRIX_METHODS, ig_steps: int = 16,
                  full_matrix: bool = True, span: tuple[int, int] | None = None,
-                 chunk_size: int = 32, ig_baseline: str | int = "zero",
+                 chunk_size: int | None = None, ig_baseline: str | int = "zero",
                  ig_steps_per_call: int | None = None,
                  progress: Callable[[float, str], None] | None = None) -> Any:
         """Sequence salience of `prompt + response` (a `promptlit.salience.result.SequenceSalience`).
@@ -932,7 +932,8 @@ class KerasCausalLM(BatchedModel):
             span: `(start, stop)` response-token indices; each requested method without a matrix
                 gets its salience for that span computed directly (`kernels.span_salience`), in
                 `span_scores[(method, start, stop)]` (`<float>[N]`). IG is computed this way.
-            chunk_size: targets per vmapped backward pass (memory bound).
+            chunk_size: most targets per vmapped backward pass (memory bound); None plans it
+                from the device's free memory (`kernels.salience_matrix`).
             ig_baseline: IG's baseline: "zero" (all-zero embeddings) or a token id whose
                 embedding fills every position (see `promptlit.salience.kernels`).
             ig_steps_per_call: the most IG steps one compiled call evaluates (default
