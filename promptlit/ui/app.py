@@ -40,7 +40,7 @@ from typing import Any
 import gradio as gr
 
 from promptlit.lib.cancel import Cancelled
-from promptlit.salience.aggregation import GRANULARITIES
+from promptlit.salience.aggregation import GRANULARITIES, TemplateSegment
 from promptlit.ui import render
 from promptlit.ui.limits import RequestLimits
 from promptlit.ui.modules import (
@@ -465,7 +465,8 @@ def build_app(workbench: Any, *, layout: str | None = None,
 
             def seg(s: Any) -> dict:
                 return {"text": s.text, "start": int(s.start), "end": int(s.end),
-                        "score": float(s.score)}
+                        "score": float(s.score),
+                        "template": isinstance(s, TemplateSegment)}  # chat-template tokens
 
             return {"dataset": ds, "model": m, "method": method, "granularity": granularity,
                     "signed": bool(span.signed), "prompt": sal.prompt_text,

@@ -441,12 +441,15 @@ def _response_tokens_coloured(sal: Any, raw: np.ndarray, colours: np.ndarray, si
     return "".join(parts)
 
 
-def rank_segments(segments: Sequence[Any], signed: bool, k: int | None = 10) -> list[Any]:
+def rank_segments(segments: Sequence[Any], signed: bool, k: int | None = 10, *,
+                  include_template: bool = False) -> list[Any]:
     """The ``k`` most salient segments, highest first (by ``|score|`` if signed, else score).
 
-    Ties keep text order (a stable sort), so the ranking is deterministic.
+    Ties keep text order (a stable sort), so the ranking is deterministic. Chat-template
+    segments (`TemplateSegment`) are ranked only with ``include_template``.
     """
-    segs = [s for s in segments if str(tuple(s)[0]).strip()]
+    segs = [s for s in segments if str(tuple(s)[0]).strip()
+            and (include_template or not _is_template(s))]
     key = (lambda s: -abs(float(tuple(s)[3]))) if signed else (lambda s: -float(tuple(s)[3]))
     ranked = sorted(segs, key=key)
     return ranked if k is None else ranked[: max(int(k), 0)]
@@ -459,14 +462,16 @@ def _one_line(text: str, limit: int = 90) -> str:
 
 def ranked_table_html(segments: Sequence[Any], *, signed: bool, k: int = 10,
                       intensity: float = 1.0, granularity: str = "segments",
-                      attrs: Mapping[str, Any] | None = None) -> str:
+                      attrs: Mapping[str, Any] | None = None,
+                      include_template: bool = False) -> str:
     """An HTML table of the ``k`` most salient segments: rank, segment, exact score, chars.
 
     Rows carry ``data-rank`` and the score cell is coloured like the heatmap. ``attrs`` become
     ``data-*`` attributes of the table (e.g. ``{"method": "grad_l2", "span": "3:7"}``), so a
     reader (or a browser test) can tell which request a table answers, not only that it changed.
+    Chat-template segments are ranked only with ``include_template`` (`rank_segments`).
     """
-    ranked = rank_segments(segments, signed, k)
+    ranked = rank_segments(segments, signed, k, include_template=include_template)
     if not ranked:
         return '<div class="pl-empty">No salience yet: select a response span.</div>'
     colours = normalize([tuple(s)[3] for s in segments], signed)

@@ -71,6 +71,12 @@ def test_view_greys_template_and_colours_only_the_users_text() -> None:
     plain = render.salience_view_html(sal, None)
     assert '<span class="pl-template" title="chat template">&lt;start_of_turn&gt;user\n</span>' \
         in plain
+    ranked = render.rank_segments(span.aggregate("words"), False, None)
+    assert [s.text for s in ranked] == ["Hi"]
+    ranked = render.rank_segments(span.aggregate("words"), False, None, include_template=True)
+    assert [(s.text, s.score) for s in ranked] == [
+        ("<start_of_turn>user\n", 11.0), ("<end_of_turn>\n<start_of_turn>model\n", 3.0),
+        ("Hi", 2.0)]
     matrix = render.matrix_html(sal, "grad_l2", granularity="words")
     assert "start_of_turn" not in matrix and 'title="Hi"' in matrix  # one column: "Hi"
     assert "start_of_turn" in render.matrix_html(sal, "grad_l2", include_template=True)

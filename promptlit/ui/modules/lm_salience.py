@@ -171,7 +171,8 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
                                              k=k, intensity=state.intensity, granularity=g,
                                              attrs={"method": state.method, "granularity": g,
                                                     "span": f"{state.span[0]}:{state.span[1]}",
-                                                    "template": str(with_template).lower()})
+                                                    "template": str(with_template).lower()},
+                                             include_template=with_template)
     out["matrix_fn"] = lambda: render.matrix_html(sal, state.method, granularity=g,
                                                   intensity=state.intensity,
                                                   include_template=with_template)
