@@ -429,3 +429,25 @@ def test_cli_chat_template_flag(tmp_path) -> None:
     assert "chat_template" not in cli.generation_options(parser.parse_args(["serve"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--chat-template", "vicuna"])
+
+
+def test_the_template_is_part_of_the_model_cache_key(lm) -> None:
+    from promptlit.api.model import model_config
+    from promptlit.lib import caching
+    from promptlit.models.keras_lm import KerasCausalLM
+
+    keys = {caching.config_hash(model_config(KerasCausalLM(
+        chat_lm.causal_lm(), handle=chat_lm.HANDLE, max_length=128, max_new_tokens=5,
+        batch_size=2, chat_template=t))) for t in ("auto", "gemma", "qwen", "none")}
+    assert len(keys) == 3  # auto resolves to gemma here; qwen and none differ
+    assert caching.config_hash(model_config(lm)) in keys
+
+
+def test_predict_reads_messages_and_the_examples_template(lm) -> None:
+    out = list(lm.predict([{"prompt": "shown only", "messages": CONVERSATION},
+                           {"prompt": "Hi", "chat_template": "none"}]))
+    assert len(out) == 2 and all(isinstance(o["response"], str) for o in out)
+    assert out[0]["response"] == lm.generate([CONVERSATION])[0]
+    assert out[1]["response"] == lm.generate(["Hi"], chat_templates=["none"])[0]
+    with pytest.raises(ValueError, match=r"example field 'messages'\[0\]: role 'bot'"):
+        list(lm.predict([{"prompt": "x", "messages": [{"role": "bot", "content": "x"}]}]))
