@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptlit import startup
+
 if TYPE_CHECKING:
     from promptlit.api.dataset import OnError
 
@@ -262,9 +264,16 @@ def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         parser.error(str(e))
     limits = request_limits(args)
     server.check_port(args.host, args.port)  # a busy port fails now, not after the models load
-    wb = build_workbench(args, validate=args.validate)
+    startup.phase("importing JAX, Keras and Gradio")
+    with startup.filtered_stderr():  # TensorFlow / absl / sentencepiece start-up noise
+        startup.import_backends()
+        startup.phase("loading " + ", ".join(
+            [f"model {n} ({h})" for n, h in parse_model_specs(args.models).items()]
+            + [f"dataset {n}" for n in parse_dataset_specs(args.datasets)]))
+        wb = build_workbench(args, validate=args.validate)
     for p in wb.problems:
         print(f"warning: {p}", file=sys.stderr)
+    startup.phase("building the page")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", server.ExposureWarning)  # serve() prints them itself
         server.serve(wb, host=args.host, port=args.port, share=args.share, auth=auth,
@@ -585,8 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     sub: argparse.ArgumentParser = args.subparser
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    startup.configure(verbose=args.verbose)  # logging, JAX platform, known-harmless warnings
     if getattr(args, "demo", None):
         _apply_demo(args, sub)
     if getattr(args, "layout", None):

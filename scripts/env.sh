@@ -41,6 +41,25 @@ ensure_venv() {
     fi
     echo "Creating $venv with $python ($("$python" --version 2>&1))"
     "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
   fi
-  "$venv/bin/python" -m pip install --quiet --upgrade pip
+}
+
+# install_promptlit [EXTRA]: `pip install -e .[EXTRA]` into the venv, skipped when that was done
+# before with the same pyproject.toml (a stamp in the venv remembers it), so a start needs no
+# network and prints nothing about packaging. Code changes need no reinstall (editable install).
+install_promptlit() {
+  local extra="${1:-}" target="$repo_root" stamp key
+  [ -z "$extra" ] || target="$repo_root[$extra]"
+  stamp="$venv/.promptlit-install${extra:+-$extra}"
+  key="$repo_root $(cksum < "$repo_root/pyproject.toml")"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -x "$venv/bin/promptlit" ]; then
+    return 0
+  fi
+  echo "Installing promptlit${extra:+[$extra]} and its dependencies into $venv"
+  # setuptools' "Editable installation." notice (pip >= 25 shows build-backend warnings) is
+  # information only; every other warning of the build still shows.
+  PYTHONWARNINGS="ignore:Editable installation" \
+    "$venv/bin/python" -m pip install --quiet -e "$target"
+  echo "$key" > "$stamp"
 }

@@ -4,5 +4,5 @@
 # Extra arguments go to `promptlit serve`, e.g. `bash scripts/serve.sh --port 8080`.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_venv
-"$venv/bin/python" -m pip install --quiet -e "$repo_root"
+install_promptlit
 exec "$venv/bin/promptlit" serve "$@"

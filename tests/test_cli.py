@@ -4,6 +4,7 @@ Models come from a fake loader registered with `register_model_loader("fake", ..
 real LM.
 """
 
+import ast
 import os
 import socket
 import subprocess
@@ -481,3 +482,41 @@ def test_save_dir_resolution(monkeypatch, good_jsonl, tmp_path, capsys):
                                                      capsys)
     assert "not allowed with argument" in _usage_error([*base, "--no-save", "--save-dir", "x"],
                                                        capsys)
+
+
+HEAVY_MODULES = ("keras", "keras_hub", "jax", "jaxlib", "tensorflow", "gradio", "torch")
+_IMPORTS_AFTER = """
+import runpy, sys
+sys.argv = ["promptlit", *sys.argv[1:]]
+try:
+    runpy.run_module("promptlit", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    print(sorted({name.split(".")[0] for name in sys.modules}), file=sys.__stdout__)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["validate", "--help"],
+                                  ["salience", "--help"], ["serve", "--port", "abc"],
+                                  ["--models", ",,"], ["--layout", "nope"],
+                                  ["--reset-cache"]])
+def test_help_and_argument_errors_import_no_heavy_library(argv):
+    """`python -m promptlit --help` (and a usage error) imports neither Keras, JAX, TensorFlow
+    nor Gradio: it stays fast (benchmarks/startup.py measures it)."""
+    result = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER, *argv], capture_output=True,
+                            text=True, timeout=120, env=dict(os.environ, PROMPTLIT_AUTH=""))
+    imported = set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+    assert not imported & set(HEAVY_MODULES), (imported & set(HEAVY_MODULES), result.stderr)
+    assert "promptlit" in imported
+
+
+def test_serve_prints_one_line_per_start_up_phase(good_jsonl, monkeypatch, capsys):
+    calls = _serve_spy(monkeypatch)
+    assert cli.main(["serve", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}",
+                     "--no-browser", "--port", "0"]) == 0
+    assert calls["kw"]["port"] == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["promptlit: importing JAX, Keras and Gradio…",
+                     "promptlit: loading model m (fake://ok), dataset g…",
+                     "promptlit: building the page…"]
