@@ -25,11 +25,11 @@ Conventions (shared by every function here):
   Grad.Input / IG equals the sum of its matrix rows; Grad L2 is not (it is a norm).
 
 Efficiency: the model is split as `logits = head(hidden(e))` with a position-wise head (see
-`LMForward`). One forward of `hidden` is linearised with `jax.vjp`; the head's gradient for every
-position comes from one cheap head VJP (`lp[p]` depends on `hidden[p - 1]` only), and each target's
-cotangent on `hidden` is a single row. The body's VJP is then `vmap`-ed over chunks of targets
-inside one compiled `fori_loop` with a dynamic trip count. Span salience runs the head on the
-span's rows only (no `N x V` logits). IG batches its alpha steps along the batch axis (chunks of
+`LMForward`). One forward of `hidden` is linearised with `jax.vjp`; for each chunk of targets the
+head runs on the chunk's predicting rows only (`lp[p]` depends on `hidden[p - 1]` only: a head
+VJP on `C` rows, never `N x V` logits), and each target's cotangent on `hidden` is a single row.
+The body's VJP is then `vmap`-ed over chunks of targets inside one compiled `fori_loop` with a
+dynamic trip count. Span salience likewise runs the head on the span's rows only. IG batches its alpha steps along the batch axis (chunks of
 `ig_batch_size`), inside the same compiled call as the plain gradient.
 
 Cooperative cancellation: long work runs as several compiled calls ("pieces"): IG at most
@@ -271,25 +271,6 @@ def _token_log_probs(logits: Any, ids: Any) -> Any:
     return jnp.concatenate([zeros, lp], axis=-1)
 
 
-def _head_grads(head: Callable[..., Any], params: Any, hidden: Any, ids: Any) -> tuple[Any, Any]:
-    """Per-position log-probs and their gradients w.r.t. the hidden state that predicts them.
-
-    Args:
-        hidden: `<float>[N, H]` (one sequence). ids: `<int>[N]`.
-
-    Returns:
-        `(lp<float>[N], dh<float>[N, H])` with `dh[p - 1] = d lp[p] / d hidden[p - 1]` and
-        `dh[N - 1] = 0`. Exact because the head is position-wise.
-    """
-
-    def lp_fn(h: Any) -> Any:
-        return _token_log_probs(head(params, h[None])[0], ids)
-
-    lp, vjp = jax.vjp(lp_fn, hidden)
-    (dh,) = vjp(jnp.ones_like(lp))
-    return lp, dh
-
-
 def _features(g: Any, e: Any, methods: tuple[str, ...]) -> dict[str, Any]:
     """`g, e: <float>[..., N, D]` -> {method: <float>[..., N]} for the gradient methods."""
     out = {}
@@ -369,7 +350,7 @@ def _cached(fwd: LMForward, key: tuple[Any, ...], build: Callable[[], Any]) -> A
 
 def _shape_key(args: Any) -> tuple[Any, ...]:
     leaves, tree = jax.tree.flatten(args)
-    return (str(tree), tuple((tuple(np.shape(x)), str(np.result_type(x.dtype))) for x in leaves))
+    return (str(tree), tuple((tuple(x.shape), str(x.dtype)) for x in leaves))
 
 
 def _executable(
@@ -432,17 +413,14 @@ def _plan_width(
         return width, need, budget
     need1 = memory.activation_bytes(compile_at(1))
     assert need1 is not None
-    if need1 >= budget:
+    new = memory.fit_width(total, width, need1, need, budget)
+    if new is None:
         logger.warning("%s: needs ~%.2f GB even with 1 of the %s, the budget is %.2f GB "
                        "(free memory x %.2f); trying anyway", where, need1 / memory.GB, what,
                        budget / memory.GB, memory.BUDGET_FRACTION)
         return 1, need1, budget
-    per = max((need - need1) / (width - 1), 1.0)
-    fit = 1 + int((budget - need1) // per)
-    new = split_evenly(total, min(fit, width))[0]
-    logger.info("%s: %d %s would need ~%.2f GB (budget %.2f GB); using %d (~%.2f GB)", where,
-                width, what, need / memory.GB, budget / memory.GB, new,
-                (need1 + per * (new - 1)) / memory.GB)
+    logger.info("%s: %d %s would need ~%.2f GB (budget %.2f GB); using %d", where, width, what,
+                need / memory.GB, budget / memory.GB, new)
     return new, memory.activation_bytes(compile_at(new)), budget
 
 
@@ -721,15 +699,30 @@ def _matrix_fn(
     grad_methods = tuple(m for m in methods if m != "integrated_gradients")
     use_ig = "integrated_gradients" in methods
 
-    def one_hot_rows(dh: Any, idx: Any) -> Any:
-        """Cotangents `<float>[C, ..., N, H]`: for target idx[c] only row idx[c] - 1 is set."""
-        n = dh.shape[-2]
-        pred = idx - 1  # [C]; -1 for padding rows
-        sel = (jnp.arange(n)[None, :] == pred[:, None]) & (pred[:, None] >= 0)  # [C, N]
-        sel = sel.astype(dh.dtype)
-        if dh.ndim == 2:  # [N, H]
-            return sel[:, :, None] * dh[None]
-        return sel[:, None, :, None] * dh[None]  # dh [A, N, H] -> [C, A, N, H]
+    def rows_head_grads(params: Any, hs: Any, tgt: Any) -> Any:
+        """`hs <float>[B, C, H]` (rows predicting `tgt <int>[C]`) -> `d lp / d hs`, same shape.
+
+        The LM head runs on the chunk's C rows only (never on all N x V logits): memory
+        `O(C x V)` and head work `O(T x V x H)` for the whole matrix, not `O(N x V x H)`.
+        """
+
+        def lp(x: Any) -> Any:
+            logits = head_fn(params, x)  # [B, C, V]
+            logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
+            lsm = jax.nn.log_softmax(logits, axis=-1)
+            index = jnp.broadcast_to(tgt[None, :, None], lsm.shape[:-1] + (1,))
+            return jnp.take_along_axis(lsm, index, axis=-1)[..., 0]
+
+        out, vjp = jax.vjp(lp, hs)
+        (d,) = vjp(jnp.ones_like(out))
+        return d
+
+    def chunk_rows(idx: Any, n: int) -> tuple[Any, Any]:
+        """`(pred <int>[C], sel <bool>[C, N])`: the row predicting each target, as a one-hot
+        (all False for padding targets, idx 0)."""
+        pred = jnp.maximum(idx - 1, 0)
+        sel = (jnp.arange(n)[None, :] == pred[:, None]) & (idx[:, None] >= 1)
+        return pred, sel
 
     @jax.jit
     def run(
@@ -748,12 +741,13 @@ def _matrix_fn(
         out: dict[str, Any] = {}
         if grad_methods:
             h, body_vjp = jax.vjp(body, e[None])
-            _, dh = _head_grads(head_fn, params, h[0], ids)
 
             def row_block(c: Any, acc: dict[str, Any]) -> dict[str, Any]:
                 start = (c * chunk).astype(jnp.int32)
                 idx = jax.lax.dynamic_slice(targets, (start,), (chunk,))
-                cot = one_hot_rows(dh, idx)  # [C, N, H]
+                pred, sel = chunk_rows(idx, n)
+                dhs = rows_head_grads(params, h[0][pred][None], ids[idx])[0]  # [C, H]
+                cot = sel[:, :, None].astype(dhs.dtype) * dhs[:, None, :]  # [C, N, H]
                 (g,) = jax.vmap(lambda ct: body_vjp(ct[None]))(cot)  # [C, 1, N, D]
                 feats = _features(g[:, 0], e[None], grad_methods)
                 zero = jnp.zeros((), jnp.int32)
@@ -780,13 +774,15 @@ def _matrix_fn(
                 a, wa = a_chunk
                 x = b[None] + a[:, None, None] * diff[None]  # [A, N, D]
                 hx, vjp_x = jax.vjp(body, x)
-                _, dhx = jax.lax.map(lambda hh: _head_grads(head_fn, params, hh, ids), hx)
 
                 def row_block(c: Any, acc_in: Any) -> Any:
                     start = (c * ig_chunk).astype(jnp.int32)
                     zero = jnp.zeros((), jnp.int32)
                     idx = jax.lax.dynamic_slice(targets, (start,), (ig_chunk,))
-                    cot = one_hot_rows(dhx, idx)  # [C, A, N, H]
+                    pred, sel = chunk_rows(idx, n)
+                    dhs = rows_head_grads(params, hx[:, pred], ids[idx])  # [A, C, H]
+                    dhs = jnp.swapaxes(dhs, 0, 1)  # [C, A, H]
+                    cot = sel[:, None, :, None].astype(dhs.dtype) * dhs[:, :, None, :]
                     (g,) = jax.vmap(vjp_x)(cot)  # [C, A, N, D]
                     g = g.astype(acc_in.dtype)
                     rows = jnp.einsum("cand,a,nd->cn", g, wa, diff.astype(acc_in.dtype))
