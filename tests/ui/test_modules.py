@@ -239,3 +239,20 @@ def test_added_examples_and_model_runs_are_bounded_per_request(wb, state):
     state.select_examples([r[0] for r in base.dataset_rows(wb, state)])
     with pytest.raises(ValueError, match="5 examples are selected; this server generates"):
         base.check_selection(ctx, state, "generates responses")
+
+
+def test_cheap_per_session_events_do_not_queue_behind_each_other(wb):
+    # Table search / filter / paging, the editor's reset and blank, /add_example and /session
+    # call no model: one session's paging must not wait for another's.
+    demo = app.build_app(wb)
+    ids = {b._id: getattr(b, "elem_id", None) for b in demo.blocks.values()}
+    table_inputs = {"pl-search", "pl-slice-filter"}
+    cheap = [f for f in demo.fns.values()
+             if any(ids.get(getattr(c, "_id", None)) in table_inputs for c in f.inputs)
+             or f.api_name in ("add_example", "session", "info")]
+    assert len(cheap) >= 5
+    assert all(f.concurrency_limit is None for f in cheap), [
+        (f.name, f.concurrency_limit) for f in cheap if f.concurrency_limit is not None]
+    model_events = [f for f in demo.fns.values() if f.api_name in ("generate", "salience")]
+    assert model_events and all(f.concurrency_id == "model" and f.concurrency_limit == 1
+                                for f in model_events)
