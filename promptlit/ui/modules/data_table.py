@@ -180,22 +180,27 @@ def build(ctx: base.Context) -> base.Module:
         # (concurrency_limit=None) instead of queueing behind other sessions' requests.
         outs = [ctx.state, *view_outputs, ctx.footer]
         for comp in (search, value):
-            comp.submit(on_query, [ctx.state, *query_inputs], outs, api_visibility="private", concurrency_limit=None)
+            comp.submit(on_query, [ctx.state, *query_inputs], outs, api_visibility="private",
+                        concurrency_limit=None)
         for control in (field, slice_dd, sort, descending, page_size):
-            control.input(on_query, [ctx.state, *query_inputs], outs, api_visibility="private", concurrency_limit=None)
+            control.input(on_query, [ctx.state, *query_inputs], outs, api_visibility="private",
+                          concurrency_limit=None)
 
         def keep_page(*a: Any) -> Any:
             return on_query(*a, reset_page=False)
 
-        page.submit(keep_page, [ctx.state, *query_inputs], outs, api_visibility="private", concurrency_limit=None)
+        page.submit(keep_page, [ctx.state, *query_inputs], outs, api_visibility="private",
+                    concurrency_limit=None)
 
         @base.guard(len(view_outputs) + 2)
         def step(state: SessionState, delta: int) -> Any:
             state.table_query["page"] = int(state.table_query.get("page", 1)) + delta
             return (state, *view(state), "")
 
-        prev_btn.click(lambda st: step(st, -1), [ctx.state], outs, api_visibility="private", concurrency_limit=None)
-        next_btn.click(lambda st: step(st, +1), [ctx.state], outs, api_visibility="private", concurrency_limit=None)
+        prev_btn.click(lambda st: step(st, -1), [ctx.state], outs, api_visibility="private",
+                       concurrency_limit=None)
+        next_btn.click(lambda st: step(st, +1), [ctx.state], outs, api_visibility="private",
+                       concurrency_limit=None)
 
         refresh_outs = ctx.refresh_outputs()
 
