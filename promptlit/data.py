@@ -18,11 +18,12 @@ Chat examples (JSONL): a row may carry a conversation instead of a prompt,
 (roles system / user / assistant, ending with the user's turn). Language models with chat support
 (`promptlit.models.KerasCausalLM`) read the conversation and wrap it in their chat template; the
 row's `prompt` is filled with its plain transcript ("User: ...\n\nAssistant:", what a model
-without a template reads), so every prompt view still has text to show. A row may also say which
-template its prompt takes, ``"chat_template": "none"`` (e.g. a prompt already formatted by
-hand), ``"auto"`` (the model's own) or a built-in name; ``load_path(..., chat_template=...)``
-sets that for every row of a file that does not say. Bad conversations and template names are
-problems at their `file:line`.
+without a template reads), so every prompt view still has text to show (a prompt edited away
+from the transcript, e.g. in the datapoint editor, is what models then read). A row may also
+say which template its prompt takes, ``"chat_template": "none"`` (e.g. a prompt already
+formatted by hand), ``"auto"`` (the model's own) or a built-in name;
+``load_path(..., chat_template=...)`` sets that for every row of a file that does not say. Bad
+conversations and template names are problems at their `file:line`.
 
 Example:
     >>> import promptlit as pl
@@ -193,9 +194,10 @@ def _chat_fields(source: str, default_template: str | None
                 obj["prompt"] = text
             elif obj["prompt"] != text:
                 problems.append(Problem(
-                    "this row has both 'prompt' and 'messages'; chat models read 'messages' "
-                    "and ignore 'prompt'", source=source, line=line, field="prompt",
-                    severity="warning", fix="keep one of the two"))
+                    "this row has both 'messages' and a 'prompt' that is not their transcript; "
+                    "models read the 'prompt'", source=source, line=line, field="prompt",
+                    severity="warning", fix="drop the 'prompt' to use the conversation, or "
+                                            "drop 'messages'"))
         if default_template is not None and "chat_template" not in obj:
             obj["chat_template"] = default_template
         if "chat_template" in obj:

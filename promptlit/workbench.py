@@ -490,7 +490,9 @@ class Workbench:
         prompt: Any = ex.get("prompt")
         if "chat_template" in params:  # a chat model reads the conversation and the example's
             # template choice; both are in the key (through the prompt and the kwargs)
-            prompt = ex.get("messages") or prompt
+            from promptlit.models.chat import example_prompt
+
+            prompt = example_prompt(ex)
             if ex.get("chat_template") is not None and "chat_template" not in kwargs:
                 kwargs = {**kwargs, "chat_template": ex["chat_template"]}
         key = caching.cache_key("salience", f"v{SALIENCE_KEY_VERSION}", model, mcfg,

@@ -118,7 +118,9 @@ class SequenceSalienceInterpreter(Interpreter):
             prompt, kw = str(ex.get("prompt", "")), {}
             if "chat_template" in inspect.signature(model.salience).parameters:
                 # a chat model reads the conversation and the example's template choice
-                prompt = ex.get("messages") or prompt
+                from promptlit.models.chat import example_prompt
+
+                prompt = example_prompt(ex)
                 kw = {"chat_template": ex["chat_template"]} if ex.get("chat_template") else {}
             results.append(model.salience(prompt, text, methods=(method,), ig_steps=ig_steps,
                                           **kw))

@@ -66,6 +66,7 @@ __all__ = [
     "builtin_for_model",
     "check_example_template",
     "check_messages",
+    "example_prompt",
     "find_checkpoint_template",
     "get_builtin",
     "is_instruct_name",
@@ -449,6 +450,29 @@ def transcript(messages: Sequence[Mapping[str, Any]]) -> str:
     that `promptlit.data` shows for such an example).
     """
     return BUILTIN_TEMPLATES["transcript"].render(messages).text
+
+
+def example_prompt(example: Mapping[str, Any]) -> str | list[dict[str, Any]]:
+    """What a chat model reads from an example: its conversation, or its prompt text.
+
+    An example with ``messages`` is that conversation, unless its ``prompt`` was changed from the
+    conversation's `transcript` (e.g. edited in the datapoint editor): then the edited prompt is
+    what the user means. Without ``messages``, the ``prompt``.
+
+    Raises:
+        ChatTemplateError: bad ``messages`` (`check_messages`). KeyError: neither field.
+    """
+    messages = example.get("messages")
+    if messages:
+        checked = check_messages(messages, where="example field 'messages'")
+        prompt = example.get("prompt")
+        if prompt is None or prompt == transcript(checked):
+            return checked
+        return str(prompt)
+    if "prompt" not in example:
+        raise KeyError(f"an example needs a 'prompt' (or 'messages') field; it has "
+                       f"{sorted(example)}")
+    return str(example["prompt"])
 
 
 def _choices_text() -> str:

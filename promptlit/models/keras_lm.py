@@ -297,7 +297,8 @@ class KerasCausalLM(BatchedModel):
             (their ``chat_template`` field: "none", "auto" or a built-in name).
 
     Examples with a ``messages`` field (a conversation, see `promptlit.models.chat`) are read as
-    that conversation; their ``prompt`` is then only its plain-text transcript for display.
+    that conversation; their ``prompt`` is then its plain-text transcript, for display (a prompt
+    edited away from it is read instead: `prompt_of`).
     """
 
     def __init__(self, causal_lm: Any, *, handle: str | None = None, name: str | None = None,
@@ -874,18 +875,17 @@ class KerasCausalLM(BatchedModel):
 
     @staticmethod
     def prompt_of(example: Mapping[str, Any]) -> PromptInput:
-        """What the model reads from an example: its ``messages`` when it has them, else its
+        """What the model reads from an example (`promptlit.models.chat.example_prompt`): its
+        ``messages`` when it has them (and its ``prompt`` is still their transcript), else its
         ``prompt``."""
-        messages = example.get("messages")
-        if messages:
-            return chat.check_messages(messages, where="example field 'messages'")
-        return str(example["prompt"])
+        return chat.example_prompt(example)
 
     def predict_minibatch(self, inputs: list[JsonDict], **kw: Any) -> list[JsonDict]:
         """Generates and scores a minibatch (see `output_spec`).
 
-        Each example's ``messages`` (if any) are the conversation to answer, else its ``prompt``;
-        its ``chat_template`` (if any) overrides the model's template (`template_for`).
+        Each example's ``messages`` (if any) are the conversation to answer, else its ``prompt``
+        (`prompt_of`); its ``chat_template`` (if any) overrides the model's template
+        (`template_for`).
         """
         del kw
         generated = self.generate_ids([self.prompt_of(ex) for ex in inputs],

@@ -444,10 +444,19 @@ def test_the_template_is_part_of_the_model_cache_key(lm) -> None:
 
 
 def test_predict_reads_messages_and_the_examples_template(lm) -> None:
-    out = list(lm.predict([{"prompt": "shown only", "messages": CONVERSATION},
+    out = list(lm.predict([{"prompt": chat.transcript(CONVERSATION), "messages": CONVERSATION},
                            {"prompt": "Hi", "chat_template": "none"}]))
     assert len(out) == 2 and all(isinstance(o["response"], str) for o in out)
     assert out[0]["response"] == lm.generate([CONVERSATION])[0]
     assert out[1]["response"] == lm.generate(["Hi"], chat_templates=["none"])[0]
     with pytest.raises(ValueError, match=r"example field 'messages'\[0\]: role 'bot'"):
         list(lm.predict([{"prompt": "x", "messages": [{"role": "bot", "content": "x"}]}]))
+
+
+def test_a_prompt_edited_away_from_the_transcript_is_what_the_model_reads() -> None:
+    ex = {"prompt": chat.transcript(CONVERSATION), "messages": CONVERSATION}
+    assert chat.example_prompt(ex) == CONVERSATION
+    assert chat.example_prompt({**ex, "prompt": "Edited question"}) == "Edited question"
+    assert chat.example_prompt({"messages": CONVERSATION}) == CONVERSATION
+    with pytest.raises(KeyError, match="needs a 'prompt' \\(or 'messages'\\) field"):
+        chat.example_prompt({"target": "x"})

@@ -21,6 +21,7 @@ import chat_lm  # noqa: E402
 
 from promptlit.api.dataset import Dataset  # noqa: E402
 from promptlit.data import prompt_spec  # noqa: E402
+from promptlit.models import chat  # noqa: E402
 from promptlit.salience.result import SequenceSalience  # noqa: E402
 from promptlit.ui import render  # noqa: E402
 from promptlit.ui.modules import base, lm_salience  # noqa: E402
@@ -96,7 +97,7 @@ def wb():
     from promptlit.workbench import Workbench
 
     data = Dataset([{"prompt": "What is the capital of France?"},
-                    {"prompt": "Hello there", "messages": CONVERSATION},
+                    {"prompt": chat.transcript(CONVERSATION), "messages": CONVERSATION},
                     {"prompt": "Hi", "chat_template": "none"}], spec=prompt_spec())
     return Workbench(models={"it": chat_lm.tiny_chat_lm()}, datasets={"d": data})
 
@@ -143,9 +144,11 @@ def test_per_example_template_is_part_of_the_cache_keys(wb) -> None:
     raw = wb.salience("it", {**ex, "chat_template": "none"}, target="response")
     assert templated.prompt_text.startswith("<start_of_turn>user\nHi")
     assert raw.prompt_text == "Hi" and not raw.has_template
-    messages = wb.salience("it", {"prompt": "ignored", "messages": CONVERSATION},
-                           target="response")
+    messages = wb.salience("it", {"messages": CONVERSATION}, target="response")
     assert messages.prompt_text == chat_lm.tiny_chat_lm().format_prompt(CONVERSATION).text
+    edited = wb.salience("it", {"prompt": "Edited", "messages": CONVERSATION},
+                         target="response")
+    assert edited.prompt_text == "<start_of_turn>user\nEdited<end_of_turn>\n<start_of_turn>model\n"
 
 
 # ----------------------------------------------------------------------------- the command line
