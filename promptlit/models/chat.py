@@ -377,7 +377,7 @@ BUILTIN_TEMPLATES: dict[str, BuiltinTemplate] = {
         stop_tokens=("<end_of_turn>",),
         control_tokens=("<start_of_turn>", "<end_of_turn>", "<bos>"),
         bos_token="<bos>",
-        marker=r"<start_of_turn>(?:(?P<role>user|model|system)\n)?|<end_of_turn>\n?",
+        marker=r"<bos>|<start_of_turn>(?:(?P<role>user|model|system)\n)?|<end_of_turn>\n?",
         families=("Gemma",),
     ),
     "llama3": BuiltinTemplate(

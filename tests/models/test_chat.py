@@ -278,6 +278,8 @@ def test_per_example_override_and_preformatted_prompts(lm) -> None:
     assert lm.pieces(enc.ids.tolist()).count("<start_of_turn>") == 2
     content = [i for i, m in enumerate(enc.template_mask) if not m]
     assert "".join(enc.text[s:e] for s, e in enc.offsets[content]) == "Hi"
+    with_bos = lm.encode_prompt("<bos>" + formatted)  # a written <bos> is not doubled
+    assert with_bos.text == formatted and with_bos.ids.tolist() == enc.ids.tolist()
     chatml = lm.format_prompt("Hi", chat_template="qwen")
     assert chatml.text == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     with pytest.raises(ValueError, match="not a template an example may choose"):
