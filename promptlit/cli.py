@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODELS = "tiny:presets/tiny_lm"
 DEFAULT_DATASETS = "sample_prompts"
-SUBCOMMANDS = ("serve", "validate", "salience")
+SUBCOMMANDS = ("serve", "validate", "salience", "plan")
 AUTH_ENV = "PROMPTLIT_AUTH"
 SAVES_DIRNAME = "promptlit-saves"
 
@@ -347,6 +347,40 @@ def _cmd_salience(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """`promptlit plan`: compile-only memory estimates per model and length, and what fits."""
+    import time
+
+    from promptlit.salience import memory
+
+    specs = parse_model_specs(args.models)
+    devices = list(args.device_memory or [])
+    if not devices:
+        free, source = memory.available_memory()
+        devices = [free]
+        print(f"note: no --device-memory; planning for this machine's free memory "
+              f"({free / memory.GB:.1f} GB, {source})", file=sys.stderr)
+    t0 = time.monotonic()
+
+    def log(message: str) -> None:
+        logger.info("%s (%.0f s)", message, time.monotonic() - t0)
+
+    plans = [memory.plan_model(handle, length=n, targets=args.targets, dtype=args.dtype,
+                               ig_steps=args.ig_steps, exact=args.exact, log=log)
+             for handle in specs.values() for n in args.length]
+    import jax
+
+    print(f"promptlit plan: compile-only estimates from XLA's memory_analysis() on the "
+          f"{jax.default_backend()} compiler (layers 'from 2+4': compiled at 2 and 4 layers, "
+          "extrapolated); peak GB (2^30 bytes) = weights + activations; the span is the last T "
+          "tokens.")
+    print(memory.format_plans(plans, devices))
+    print("cells: matrix targets per chunk / IG alphas per batch that fit "
+          f"{memory.BUDGET_FRACTION:.0%} of (device - weights); '-': not even 1; 'no': the "
+          "weights plus a span gradient do not fit.")
+    return 0
+
+
 def _short(text: str, limit: int = 100) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -375,6 +409,40 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true",
                    help="log debug messages; show the traceback of an error")
     _add_generation(p)
+
+
+def _memory_size(text: str) -> int:
+    from promptlit.salience.memory import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_plan(plan: argparse.ArgumentParser) -> None:
+    plan.set_defaults(subparser=plan, datasets=DEFAULT_DATASETS, cache_dir=None,
+                      reset_cache=False)
+    plan.add_argument("--models", default=DEFAULT_MODELS, metavar="NAME:HANDLE[,...]",
+                      help="models to plan for: keras-hub preset names known offline (gemma_2b, "
+                           "gemma2_2b/9b/27b, llama2_7b, llama3_8b, llama3.2_1b/3b, with any "
+                           "_instruct/_en spelling) or local preset directories "
+                           f"(default: {DEFAULT_MODELS})")
+    plan.add_argument("--length", type=_positive_int, nargs="+", default=[1024], metavar="N",
+                      help="prompt + response tokens; several give one row each (default 1024)")
+    plan.add_argument("--targets", type=_positive_int, default=64, metavar="T",
+                      help="response tokens explained (matrix rows, span length; default 64)")
+    plan.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                      help="weights and compute dtype (default float32, as models load)")
+    plan.add_argument("--device-memory", type=_memory_size, nargs="+", default=None,
+                      metavar="SIZE", help="device memory to plan for, e.g. 24GB (several: one "
+                                           "column each; default: this machine's free memory)")
+    plan.add_argument("--ig-steps", type=_positive_int, default=16, help="IG steps (default 16)")
+    plan.add_argument("--exact", action="store_true",
+                      help="compile at the model's full depth (minutes per model) instead of at "
+                           "2 and 4 layers, extrapolated")
+    plan.add_argument("-v", "--verbose", action="store_true",
+                      help="log each compile; show the traceback of an error")
 
 
 def _add_generation(p: argparse.ArgumentParser) -> None:
@@ -544,7 +612,7 @@ def make_parser() -> argparse.ArgumentParser:
     """The argument parser of the `promptlit` command."""
     parser = argparse.ArgumentParser(
         prog="promptlit", description="Prompt-debugging workbench: sequence salience for LMs.")
-    sub = parser.add_subparsers(dest="command", metavar="{serve,validate,salience}")
+    sub = parser.add_subparsers(dest="command", metavar="{serve,validate,salience,plan}")
 
     serve = sub.add_parser("serve", help="start the web UI (the default command)")
     _add_common(serve)
@@ -571,6 +639,11 @@ def make_parser() -> argparse.ArgumentParser:
                      help="explain the model's response or the example's target")
     sal.add_argument("--top", type=_positive_int, default=10, help="segments to print")
     sal.add_argument("--ig-steps", type=_positive_int, default=16, help="Integrated Gradients steps")
+
+    plan = sub.add_parser(
+        "plan", help="estimate memory (weights, activations, peak) and the chunk sizes salience "
+                     "would use; compile-only, no weights loaded, offline for known presets")
+    _add_plan(plan)
     return parser
 
 
@@ -610,7 +683,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sub.error(f"--{option}: {e}")
     if args.reset_cache and not args.cache_dir:
         sub.error("--reset-cache needs --cache-dir DIR (or $PROMPTLIT_CACHE_DIR)")
-    handlers = {"serve": _cmd_serve, "validate": _cmd_validate, "salience": _cmd_salience}
+    handlers = {"serve": _cmd_serve, "validate": _cmd_validate, "salience": _cmd_salience,
+                "plan": _cmd_plan}
     try:
         check_cache_dir(args)
         return handlers[args.command](args, sub)

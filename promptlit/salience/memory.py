@@ -499,7 +499,11 @@ def plan_model(handle: str, *, length: int, targets: int = 64, dtype: str | None
 
 
 def _gb(x: float) -> str:
-    return f"{x / GB:.1f}"
+    return f"{x / GB:.2f}" if x < 10 * GB else f"{x / GB:.1f}"
+
+
+def _count(x: int) -> str:
+    return f"{x / 1e9:.2f}B" if x >= 1e9 else f"{x / 1e6:.1f}M"
 
 
 def format_plans(plans: Sequence[Plan], devices: Sequence[int] = ()) -> str:
@@ -508,15 +512,17 @@ def format_plans(plans: Sequence[Plan], devices: Sequence[int] = ()) -> str:
     plus a span gradient do not)."""
     if not plans:
         return ""
-    head = ["model", "dtype", "N", "T", "params(B)", "weights", "generate", "span",
+    head = ["model", "dtype", "layers", "N", "T", "params", "weights", "generate", "span",
             "matrix w=1", f"matrix w={plans[0].matrix_widest}", "IG a=1",
             f"IG a={plans[0].ig_widest}"]
     rows = [head]
     for p in plans:
         w = p.weight_bytes
-        rows.append([p.label, p.dtype, str(p.length), str(p.targets), f"{p.parameters / 1e9:.2f}",
-                     _gb(w), _gb(w + p.activation("generate")), _gb(w + p.activation("span")),
-                     _gb(w + p.activation("matrix", 1)),
+        layers = f"{p.num_layers}" + (f" (from {'+'.join(map(str, p.depths))})" if p.depths
+                                      else "")
+        rows.append([p.label, p.dtype, layers, str(p.length), str(p.targets),
+                     _count(p.parameters), _gb(w), _gb(w + p.activation("generate")),
+                     _gb(w + p.activation("span")), _gb(w + p.activation("matrix", 1)),
                      _gb(w + p.activation("matrix", p.matrix_widest)),
                      _gb(w + p.activation("ig", 1)), _gb(w + p.activation("ig", p.ig_widest))])
     out = [_table(rows)]
