@@ -91,7 +91,10 @@ BUILDERS = {
 """Layout module name -> builder, for the modules this UI implements."""
 
 PAGE_CSS = render.CSS + """
-#pl-footer { border-top: 1px solid #ddd; padding-top: 4px; font-size: 0.9em; }
+#pl-footer { position: fixed; left: 0; right: 0; bottom: 0; z-index: 100; min-height: 3.4em;
+             margin: 0; padding: 6px 16px; border-top: 1px solid #ddd; border-radius: 0;
+             font-size: 0.9em; background: var(--body-background-fill, #fff) !important; }
+.gradio-container { padding-bottom: 4em !important; }
 #pl-header h1 { margin-bottom: 0; }
 """
 
@@ -521,6 +524,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
         api_session.click(lambda st: session_summary(st), [state], [api_out],
                           api_name="session", concurrency_limit=None)
 
+    base.show_progress_once(demo, status)  # one progress overlay (the footer's), not one per output
     head = ('<meta name="referrer" content="no-referrer">'
             + (f'<link rel="canonical" href="{render.escape_text(canonical_url)}">'
                if canonical_url else ""))

@@ -309,18 +309,41 @@ def check_client() -> None:
 def progress_adapter(progress: Any = None) -> Callable[[float, str], None]:
     """Turns a ``gr.Progress`` (or nothing) into the Workbench's ``progress(fraction, message)``
     callable, which also stops the work (`check_client`) once the client cancelled or left:
-    the Workbench and the model call it between pieces of work."""
+    the Workbench and the model call it between pieces of work (the salience kernels' compiled
+    calls: IG alpha pieces, groups of matrix rows). Fractions are clamped to [0, 1]; the page
+    shows them once, on the footer (`show_progress_once`)."""
 
     def report(fraction: float, msg: str) -> None:
         check_client()
         if progress is None:
             return
-        try:
-            progress(float(fraction), desc=msg)
+        f = float(fraction)
+        try:  # (a None fraction would hide the message too: Gradio shows a bare spinner)
+            progress(min(max(f, 0.0), 1.0) if f == f else 0.0, desc=msg)
         except Exception:  # noqa: BLE001 - progress is best effort (e.g. called via the API)
             pass
 
     return report
+
+
+def show_progress_once(blocks: Any, target: Any) -> int:
+    """Makes every event of ``blocks`` that updates ``target`` (the footer) show its progress
+    there only.
+
+    Gradio draws an event's progress overlay (spinner, timer, `gr.Progress` bar) over each of
+    its outputs; a model run here redraws every module, so one salience call showed a dozen
+    overlays. Events that set their own ``show_progress_on`` or hide their progress are left
+    alone. Call it once all events are wired; returns how many events it changed.
+    """
+    changed = 0
+    for fn in getattr(blocks, "fns", {}).values():
+        outputs = list(getattr(fn, "outputs", None) or ())
+        if (getattr(fn, "show_progress_on", None) is None
+                and getattr(fn, "show_progress", "full") != "hidden"
+                and any(o is target for o in outputs)):
+            fn.show_progress_on = [target]
+            changed += 1
+    return changed
 
 
 def visible_if(flag: bool) -> dict[str, Any]:
