@@ -298,7 +298,7 @@ def contrast_salience(
                     piece = out["integrated_gradients"].astype(np.float64)[:n]
                     ig_sum = piece if ig_sum is None else ig_sum + piece
                     done += steps
-                    ig_slots += int(np.size(alphas))
+                    ig_slots += alphas.size if alphas is not None else 0
                 if progress is not None:
                     if use_ig:
                         progress(done / ig_steps,
