@@ -53,9 +53,10 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -298,3 +299,511 @@ def segment_index_of(positions: np.ndarray, spans: Sequence[tuple[int, int]]) ->
     starts = np.asarray([s for s, _ in spans], dtype=np.int64)
     idx = np.searchsorted(starts, positions, side="right") - 1
     return np.maximum(idx, 0)
+
+
+# -- custom segments -------------------------------------------------------------------------
+# Besides the built-in granularities, segments the user defines: blocks split at a separator
+# regex, the labelled segments an example carries (or the fields of its template), and few-shot
+# blocks found automatically. Each is a `Segmentation` object; `promptlit.salience.aggregation`
+# accepts one wherever it accepts a granularity name and sums token scores into its labelled
+# segments exactly as for the built-in ones.
+
+CUSTOM_GRANULARITIES: tuple[str, ...] = ("blocks", "few-shot", "segments")
+"""User-defined granularities: "blocks" (split at a separator regex), "few-shot" (repeated
+labelled blocks found automatically) and "segments" (the labelled segments an example carries,
+or its template's fields). See `resolve_granularity`."""
+
+ALL_GRANULARITIES: tuple[str, ...] = (*GRANULARITIES, *CUSTOM_GRANULARITIES)
+"""Every granularity name the UI offers: the built-in ones, then the custom ones."""
+
+MAX_SEPARATOR_CHARS = 200
+"""Longest separator pattern accepted (a typed regex is bounded; see `SeparatorSegmentation`)."""
+
+SEPARATOR_TIMEOUT_S = 0.5
+"""Most seconds one separator search may take before it is stopped as too slow."""
+
+MAX_CUSTOM_SEGMENTS = 2000
+"""Most labelled segments one example may carry (`segments`, template fields)."""
+
+MAX_LABEL_CHARS = 200
+"""Longest label a labelled segment may have."""
+
+
+class LabelledSegment(Segment):
+    """A `Segment` of a user-defined granularity, with its label ("example 1", "block 2", a
+    template field's name; "" for text no label covers).
+
+    It unpacks and compares like a `Segment` (the label is an attribute, not a fifth field);
+    `display_name` is the label, or the text when there is none.
+    """
+
+    label: str = ""
+
+    def __new__(cls, text: str, start: int, end: int, score: float, label: str = ""
+                ) -> LabelledSegment:
+        self = super().__new__(cls, text, start, end, score)
+        self.label = str(label)
+        return self
+
+    def _replace(self, **kwargs: Any) -> LabelledSegment:
+        label = kwargs.pop("label", self.label)
+        values = {**self._asdict(), **kwargs}
+        return type(self)(values["text"], values["start"], values["end"], values["score"], label)
+
+    def __repr__(self) -> str:
+        return (f"LabelledSegment(text={self.text!r}, start={self.start}, end={self.end}, "
+                f"score={self.score!r}, label={self.label!r})")
+
+    @property
+    def display_name(self) -> str:
+        """The label, or the text when the segment has none."""
+        return self.label or self.text
+
+
+def segment_name(segment: Any) -> str:
+    """What to call a segment in a ranked list or a matrix header: a `LabelledSegment`'s
+    label, else its text."""
+    label = getattr(segment, "label", "")
+    return str(label) if label else str(tuple(segment)[0])
+
+
+class Segmentation:
+    """A user-defined granularity: splits text into labelled segments.
+
+    Subclasses implement `_labelled` (labelled content spans in a range, possibly with gaps);
+    `labelled_spans` clips and strips them, checks them and fills the gaps with unlabelled
+    segments, so that like every granularity the segments tile the text and every token's
+    score lands in exactly one of them.
+
+    Attributes:
+        name: the granularity's name ("blocks", "few-shot", "segments").
+    """
+
+    name: str = "custom"
+
+    def _labelled(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+        raise NotImplementedError
+
+    def labelled_spans(self, text: str, start: int = 0, end: int | None = None
+                       ) -> list[tuple[int, int, str]]:
+        """Labelled content spans ``[(start, end, label), ...]`` of ``text[start:end]``.
+
+        Positions index ``text`` (absolute). Spans are sorted, disjoint, non-empty and carry no
+        leading or trailing whitespace; text between labelled spans that is not whitespace is a
+        segment of its own with the label "".
+
+        Raises:
+            ValueError: the segmentation cannot apply to this text (a clear reason).
+        """
+        end = len(text) if end is None else end
+        out: list[tuple[int, int, str]] = []
+        pos = start
+
+        def gap(hi: int) -> None:
+            for s, e in _whole(text[pos:hi]):
+                out.append((s + pos, e + pos, ""))
+
+        for s, e, label in sorted(self._labelled(text, start, end)):
+            s, e = max(s, start, pos), min(e, end)
+            stripped = _strip_span(text, s, e) if e > s else None
+            if stripped is None:
+                continue
+            if stripped[0] > pos:
+                gap(stripped[0])
+            out.append((stripped[0], stripped[1], label))
+            pos = stripped[1]
+        if pos < end:
+            gap(end)
+        return out
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Content spans of the whole text, like `segment_spans` (labels dropped)."""
+        return [(s, e) for s, e, _ in self.labelled_spans(text)]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SeparatorSegmentation(Segmentation):
+    """Blocks of text split at a separator regex: each match starts a new block.
+
+    The pattern is matched with ``MULTILINE`` (so ``^## `` matches at every line start) and
+    bounded: at most `MAX_SEPARATOR_CHARS` characters, and each search is stopped after
+    `SEPARATOR_TIMEOUT_S` seconds (the ``regex`` package's timeout; a pattern prone to
+    catastrophic backtracking, like ``(a+)+$``, fails with a clear error instead of hanging the
+    server). Blocks are labelled "block 1", "block 2", ... in text order; the separator's text
+    belongs to the block it starts.
+
+    Example:
+        >>> seg = SeparatorSegmentation(r"^## ")
+        >>> text = "Intro\\n## A\\nfoo\\n## B\\nbar"
+        >>> [(text[s:e], label) for s, e, label in seg.labelled_spans(text)]
+        [('Intro', 'block 1'), ('## A\\nfoo', 'block 2'), ('## B\\nbar', 'block 3')]
+
+    Raises:
+        ValueError: an empty, too long or invalid pattern (the message says which and where).
+    """
+
+    name = "blocks"
+
+    def __init__(self, pattern: str, *, label: str = "block",
+                 timeout: float = SEPARATOR_TIMEOUT_S) -> None:
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("separator: the pattern is empty; type a regular expression that "
+                             "starts each block, e.g. ^## (a line starting with '## ')")
+        if len(pattern) > MAX_SEPARATOR_CHARS:
+            raise ValueError(f"separator: the pattern has {len(pattern)} characters; at most "
+                             f"{MAX_SEPARATOR_CHARS} are accepted. Shorten it")
+        self.pattern, self.label, self.timeout = pattern, label, float(timeout)
+        self._regex = _compile_separator(pattern)
+
+    def _labelled(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+        cuts = [start]
+        for s in _separator_starts(self._regex, self.pattern, text, start, end, self.timeout):
+            if s > cuts[-1]:
+                cuts.append(s)
+        cuts.append(end)
+        pieces = [(a, b) for a, b in zip(cuts, cuts[1:], strict=False)
+                  if _strip_span(text, a, b) is not None]
+        return [(a, b, f"{self.label} {k}") for k, (a, b) in enumerate(pieces, 1)]
+
+    def __repr__(self) -> str:
+        return f"SeparatorSegmentation({self.pattern!r})"
+
+    def __str__(self) -> str:
+        return f"blocks /{self.pattern}/"
+
+
+def _compile_separator(pattern: str) -> Any:
+    """``pattern`` compiled (``regex`` package when present, else ``re``), MULTILINE."""
+    try:
+        regex: Any = importlib.import_module("regex")  # a timeout per search (re has none)
+
+        try:
+            return regex.compile(pattern, regex.MULTILINE | regex.VERSION0)
+        except regex.error as e:
+            pos = f" at position {e.pos}" if getattr(e, "pos", None) is not None else ""
+            raise ValueError(f"separator {pattern!r} is not a valid regular expression: "
+                             f"{e.msg if hasattr(e, 'msg') else e}{pos}. Fix it, or escape "
+                             r"special characters with \ (e.g. \#\# or \*\*\*)") from None
+    except ImportError:  # pragma: no cover - regex comes with keras-hub
+        pass
+    try:
+        return re.compile(pattern, re.MULTILINE)
+    except re.error as e:
+        pos = f" at position {e.pos}" if e.pos is not None else ""
+        raise ValueError(f"separator {pattern!r} is not a valid regular expression: {e.msg}"
+                         f"{pos}. Fix it, or escape special characters with \\ "
+                         r"(e.g. \#\# or \*\*\*)") from None
+
+
+def _separator_starts(compiled: Any, pattern: str, text: str, start: int, end: int,
+                      timeout: float) -> list[int]:
+    """Start positions of the separator's matches in ``text[start:end]``, within ``timeout``."""
+    if isinstance(compiled, re.Pattern):  # pragma: no cover - no `regex` package
+        if end - start > 100_000:  # `re` cannot be stopped: keep it to bounded texts
+            raise ValueError("separator: the text is too long to split safely without the "
+                             "regex package (pip install regex)")
+        return [m.start() for m in compiled.finditer(text, start, end)]
+    try:
+        return [m.start() for m in compiled.finditer(text, start, end, timeout=timeout)]
+    except TimeoutError:
+        raise ValueError(f"separator {pattern!r} took longer than {timeout:g} s on a "
+                         f"{end - start:,}-character text (likely catastrophic backtracking); "
+                         "simplify it, e.g. avoid nested repeats such as (a+)+ or (.*)*"
+                         ) from None
+
+
+class LabelledSpans(Segmentation):
+    """Segments given by character offsets and labels (an example's ``segments``, a template's
+    fields).
+
+    Args:
+        spans: ``(start, end, label)`` triples or ``{"label", "start", "end"}`` objects;
+            half-open character offsets into ``source_text`` (or into the text segmented).
+        source_text: the text the offsets index (an example's prompt). When the segmented text
+            differs (the model reads the prompt wrapped in a chat template), the offsets are
+            shifted to where ``source_text`` sits in it.
+        name: the granularity's name.
+
+    Raises:
+        ValueError: a malformed span (not a label and two whole numbers, ``start >= end``,
+            negative, beyond ``source_text``), spans that overlap, or too many of them.
+    """
+
+    name = "segments"
+
+    def __init__(self, spans: Sequence[Any], *, source_text: str | None = None,
+                 name: str = "segments") -> None:
+        self.name = name
+        self.source_text = source_text
+        self.items = check_segments(spans, text_length=None if source_text is None
+                                    else len(source_text))
+
+    def _labelled(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+        shift = 0
+        if self.source_text is not None and not text.startswith(self.source_text):
+            shift = text.find(self.source_text)
+            if shift < 0 or text.find(self.source_text, shift + 1) >= 0:
+                raise ValueError(
+                    "the example's segments index its prompt, but the text explained is not "
+                    "that prompt (it was changed, e.g. edited in the Datapoint Editor, or a chat "
+                    "template rewrote it); update the example's 'segments' (or pick another "
+                    "granularity)")
+        out = []
+        for s, e, label in self.items:
+            s, e = s + shift, e + shift
+            if e > start and s < end:
+                out.append((s, e, label))
+        return out
+
+    def __repr__(self) -> str:
+        return f"LabelledSpans({len(self.items)} segments)"
+
+
+def check_segments(spans: Any, *, text_length: int | None = None,
+                   where: str = "segments") -> list[tuple[int, int, str]]:
+    """Checks labelled spans and returns them as sorted ``(start, end, label)`` triples.
+
+    Args:
+        spans: a list of ``{"label": str, "start": int, "end": int}`` objects (or triples).
+        text_length: the length of the text they index (None: not checked).
+        where: the field name for messages (``segments[2].end`` ...).
+
+    Raises:
+        ValueError: naming the entry and field that is wrong, and how to fix it.
+    """
+    if not isinstance(spans, Sequence) or isinstance(spans, str | bytes):
+        raise ValueError(f"{where}: expected a list of {{\"label\": ..., \"start\": ..., \"end\": "
+                         f"...}} objects, got {type(spans).__name__}")
+    if len(spans) > MAX_CUSTOM_SEGMENTS:
+        raise ValueError(f"{where}: {len(spans)} segments; at most {MAX_CUSTOM_SEGMENTS} are "
+                         "accepted. Merge some")
+    out: list[tuple[int, int, str]] = []
+    for i, item in enumerate(spans):
+        here = f"{where}[{i}]"
+        if isinstance(item, Mapping):
+            unknown = sorted(set(item) - {"label", "start", "end"})
+            if unknown:
+                raise ValueError(f"{here}: unknown key(s) {unknown}; a segment has exactly "
+                                 "'label', 'start' and 'end'")
+            missing = [k for k in ("label", "start", "end") if k not in item]
+            if missing:
+                raise ValueError(f"{here}: missing {missing}; write "
+                                 '{"label": "example 1", "start": 0, "end": 120}')
+            label, start, end = item["label"], item["start"], item["end"]
+        elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 3:
+            start, end, label = item
+        else:
+            raise ValueError(f"{here}: expected an object "
+                             '{"label": "example 1", "start": 0, "end": 120}, got '
+                             f"{type(item).__name__}")
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"{here}.label: must be a non-empty string (what the segment is "
+                             "called in rankings), got " + repr(label)[:60])
+        if len(label) > MAX_LABEL_CHARS:
+            raise ValueError(f"{here}.label: {len(label)} characters; at most "
+                             f"{MAX_LABEL_CHARS}. Shorten it")
+        for key, value in (("start", start), ("end", end)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ValueError(f"{here}.{key}: must be a whole number (a character offset), "
+                                 f"got {value!r}")
+        start, end = int(start), int(end)
+        if start < 0 or end <= start:
+            raise ValueError(f"{here}: start={start}, end={end}; need 0 <= start < end "
+                             "(half-open character offsets, like text[start:end])")
+        if text_length is not None and end > text_length:
+            raise ValueError(f"{here}.end: {end} is beyond the prompt ({text_length} "
+                             "characters); offsets index the prompt, end exclusive")
+        out.append((start, end, label.strip()))
+    out.sort()
+    for (s1, e1, l1), (s2, _, l2) in zip(out, out[1:], strict=False):
+        if s2 < e1:
+            raise ValueError(f"{where}: {l1!r} [{s1}, {e1}) and {l2!r} [{s2}, ...) overlap; "
+                             "segments must not overlap (end is exclusive)")
+    return out
+
+
+# Few-shot blocks: a line opening with "Label:" whose label repeats.
+_FEWSHOT_LABEL = re.compile(r"[ \t]*([A-Z][\w'/ -]{0,39}):(?=\s|$)")
+
+
+class FewShotSegmentation(Segmentation):
+    """Few-shot blocks found automatically: the prompt repeats one labelled structure.
+
+    Lines that open with a capitalised label and a colon ("Taste-likes: ...", "Problem: ...")
+    are read as fields. The first label that occurs at least ``min_repeats`` times opens a
+    block at each of its occurrences; a block runs to the next one (the last to the end). Text
+    before the first block is the "instruction". Blocks are "example 1", "example 2", ...; the
+    last block is the "query" when it lacks a label of the first block or ends in an empty
+    field ("Analysis:") for the model to fill. Without a repeated label the whole text is one
+    segment, "prompt".
+
+    Example:
+        >>> text = "Rate it.\\n\\nQ: a\\nA: yes\\n\\nQ: b\\nA: no\\n\\nQ: c\\nA:"
+        >>> [(label, text[s:e]) for s, e, label in FewShotSegmentation().labelled_spans(text)]
+        [('instruction', 'Rate it.'), ('example 1', 'Q: a\\nA: yes'), ('example 2', 'Q: b\\nA: no'), ('query', 'Q: c\\nA:')]
+    """
+
+    name = "few-shot"
+
+    def __init__(self, min_repeats: int = 2) -> None:
+        if int(min_repeats) < 2:
+            raise ValueError(f"min_repeats must be >= 2 (a structure repeats), got {min_repeats}")
+        self.min_repeats = int(min_repeats)
+
+    def fields(self, text: str, start: int = 0, end: int | None = None
+               ) -> list[tuple[int, str, bool]]:
+        """``(line_start, label, empty)`` of each labelled line in the range (``empty``: nothing
+        after the colon)."""
+        end = len(text) if end is None else end
+        out = []
+        for ls, le, _ in _line_spans(text[start:end]):
+            m = _FEWSHOT_LABEL.match(text, start + ls, start + le)
+            if m:
+                out.append((start + ls, m.group(1).strip(), not text[m.end():start + le].strip()))
+        return out
+
+    def _labelled(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+        fields = self.fields(text, start, end)
+        counts: dict[str, int] = {}
+        for _, label, _ in fields:
+            counts[label] = counts.get(label, 0) + 1
+        opener = next((label for _, label, _ in fields if counts[label] >= self.min_repeats),
+                      None)
+        if opener is None:
+            return [(start, end, "prompt")]
+        starts = [pos for pos, label, _ in fields if label == opener]
+        bounds = list(zip(starts, [*starts[1:], end], strict=True))
+        structure = {label for pos, label, _ in fields if bounds[0][0] <= pos < bounds[0][1]}
+        out = [(start, starts[0], "instruction")] if starts[0] > start else []
+        for k, (a, b) in enumerate(bounds, 1):
+            inside = [(label, empty) for pos, label, empty in fields if a <= pos < b]
+            is_last = k == len(bounds)
+            query = is_last and len(bounds) > 1 and (
+                not structure <= {label for label, _ in inside} or inside[-1][1])
+            out.append((a, b, "query" if query else f"example {k}"))
+        return out
+
+    def __repr__(self) -> str:
+        return "FewShotSegmentation()"
+
+
+Granularity = str | Segmentation
+"""A granularity: a name (`ALL_GRANULARITIES`) or a `Segmentation` object."""
+
+
+def render_template(template: str, fields: Mapping[str, Any]) -> tuple[str, list[tuple[int, int, str]]]:
+    """Renders a prompt template and says where each field went.
+
+    ``{name}`` is replaced by ``fields[name]`` (a string); ``{{`` and ``}}`` are literal braces.
+    Every placement of a field is a labelled segment, labelled with the field's name.
+
+    Example:
+        >>> render_template("Q: {question}\\nA:", {"question": "Why?"})
+        ('Q: Why?\\nA:', [(3, 7, 'question')])
+
+    Raises:
+        ValueError: unbalanced braces, a placeholder with a format spec, conversion, index or
+            attribute (only plain ``{name}``), a field the template uses but ``fields`` lacks, or
+            a field value that is not a string.
+    """
+    import string
+
+    if not isinstance(template, str):
+        raise ValueError(f"template: must be a string, got {type(template).__name__}")
+    if not isinstance(fields, Mapping):
+        raise ValueError(f"fields: must be an object of field name -> text, got "
+                         f"{type(fields).__name__}")
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        raise ValueError(f"template: {e}; write fields as {{name}} and literal braces as "
+                         "{{ and }}") from None
+    out: list[str] = []
+    spans: list[tuple[int, int, str]] = []
+    pos = 0
+    for literal, name, spec, conversion in parsed:
+        out.append(literal)
+        pos += len(literal)
+        if name is None:
+            continue
+        if spec or conversion or not name.isidentifier():
+            raise ValueError(f"template: placeholder {{{name}{'!' + conversion if conversion else ''}"
+                             f"{':' + spec if spec else ''}}} is not a plain field name; write "
+                             "{name} (letters, digits, _)")
+        if name not in fields:
+            raise ValueError(f"template: uses field {name!r}, which 'fields' lacks (it has "
+                             f"{sorted(fields)}); add it to 'fields'")
+        value = fields[name]
+        if not isinstance(value, str):
+            raise ValueError(f"fields.{name}: must be a string, got {type(value).__name__}")
+        out.append(value)
+        if value:
+            spans.append((pos, pos + len(value), name))
+        pos += len(value)
+    return "".join(out), spans
+
+
+def example_segmentation(example: Mapping[str, Any]) -> LabelledSpans:
+    """The labelled segments an example defines: its ``segments``, else its ``template``'s
+    fields (see `render_template`), as offsets into its ``prompt``.
+
+    Raises:
+        ValueError: the example defines none, they do not fit its prompt (e.g. the prompt was
+            edited since), or they are malformed.
+    """
+    prompt = example.get("prompt")
+    if not isinstance(prompt, str):
+        raise ValueError("custom segments index the example's prompt, and it has none")
+    if example.get("segments") is not None:
+        return LabelledSpans(example["segments"], source_text=prompt)
+    if example.get("template") is not None:
+        rendered, spans = render_template(example["template"], example.get("fields") or {})
+        if rendered != prompt:
+            raise ValueError("this example's prompt is no longer its template filled with its "
+                             "fields (it was edited); its fields are not segments of it. Edit "
+                             "the fields instead, or pick another granularity")
+        return LabelledSpans(spans, source_text=prompt)
+    raise ValueError("this example defines no segments: give it a 'segments' list "
+                     '([{"label": "example 1", "start": 0, "end": 120}, ...]) or a \'template\' '
+                     "with 'fields'; or pick 'few-shot' or 'blocks'")
+
+
+def has_custom_segments(example: Mapping[str, Any] | None) -> bool:
+    """Whether an example carries ``segments`` or a ``template`` (the "segments" granularity)."""
+    return bool(example) and (example.get("segments") is not None  # type: ignore[union-attr]
+                              or example.get("template") is not None)  # type: ignore[union-attr]
+
+
+def resolve_granularity(granularity: Granularity, *, example: Mapping[str, Any] | None = None,
+                        separator: str | None = None) -> Granularity:
+    """A granularity name made ready for aggregation: built-in names unchanged, custom ones as
+    `Segmentation` objects.
+
+    Args:
+        granularity: a name from `ALL_GRANULARITIES` or a `Segmentation`.
+        example: the example explained (for "segments": its ``segments`` or template fields).
+        separator: the separator regex (for "blocks").
+
+    Raises:
+        ValueError: an unknown name, "blocks" without a separator, "segments" for an example
+            that defines none (each with how to fix it).
+    """
+    if isinstance(granularity, Segmentation):
+        return granularity
+    if granularity in GRANULARITIES:
+        return granularity
+    if granularity == "few-shot":
+        return FewShotSegmentation()
+    if granularity == "blocks":
+        if not separator:
+            raise ValueError("the 'blocks' granularity splits the prompt at a separator: type "
+                             "a regular expression in the separator box (e.g. ^## ) or pass "
+                             "--segment-sep")
+        return SeparatorSegmentation(separator)
+    if granularity == "segments":
+        if example is None:
+            raise ValueError("the 'segments' granularity needs the example that defines them")
+        return example_segmentation(example)
+    raise ValueError(f"Unknown granularity {granularity!r}; expected one of {ALL_GRANULARITIES}.")

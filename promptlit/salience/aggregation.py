@@ -27,6 +27,12 @@ Assignment rule (one rule, every granularity):
   a sentence never runs from one message into the template or the next message, and at "turns"
   each message is one segment. Scores still sum exactly (template segments included).
 
+* Custom segments (`promptlit.lib.segmentation.Segmentation`: blocks split at a separator
+  regex, an example's labelled ``segments`` or template fields, few-shot blocks): pass the
+  object (or "few-shot") as the granularity. Tokens are assigned by the same anchor rule, text
+  between labelled spans is a segment of its own (label ""), and the segments are
+  `LabelledSegment` objects carrying their label; scores sum exactly as for the built-in ones.
+
 Display helpers `clean_token` / `clean_tokens` turn tokenizer pieces into the characters they
 stand for (SentencePiece "▁", byte-fallback "<0x0A>", GPT-2 byte-level "Ġ"/"Ċ").
 
@@ -48,16 +54,25 @@ from functools import lru_cache
 import numpy as np
 
 from promptlit.lib.segmentation import (
+    ALL_GRANULARITIES,
     GRANULARITIES,
+    Granularity,
+    LabelledSegment,
     Segment,
+    Segmentation,
     TemplateSegment,
+    resolve_granularity,
     segment_index_of,
     segment_spans,
 )
 
 __all__ = [
+    "ALL_GRANULARITIES",
     "GRANULARITIES",
+    "Granularity",
+    "LabelledSegment",
     "Segment",
+    "Segmentation",
     "TemplateSegment",
     "aggregate",
     "assign_tokens",
@@ -215,6 +230,28 @@ def _check_mask(template_mask: np.ndarray | Sequence[bool] | None, n: int) -> np
     return mask if mask.any() else None
 
 
+def _granularity(granularity: Granularity) -> Granularity:
+    """A built-in name unchanged, a `Segmentation` unchanged, "few-shot" as its object; else a
+    clear error (a "blocks" or "segments" name needs its separator / example:
+    `promptlit.lib.segmentation.resolve_granularity`)."""
+    if isinstance(granularity, Segmentation) or granularity in GRANULARITIES:
+        return granularity
+    if granularity in ALL_GRANULARITIES:
+        return resolve_granularity(granularity)
+    raise ValueError(f"Unknown granularity {granularity!r}; expected one of {GRANULARITIES} "
+                     "or a promptlit.lib.segmentation.Segmentation.")
+
+
+def _content_spans(text: str, a: int, b: int, granularity: Granularity
+                   ) -> tuple[list[tuple[int, int]], list[str] | None]:
+    """Segments of ``text[a:b]`` as spans relative to ``a``, and their labels (None for a
+    built-in granularity)."""
+    if isinstance(granularity, Segmentation):
+        labelled = granularity.labelled_spans(text, a, b)
+        return [(s - a, e - a) for s, e, _ in labelled], [label for _, _, label in labelled]
+    return segment_spans(text[a:b], granularity), None
+
+
 def _template_positions(offsets: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """Where each token sits for range tests: its anchor, or its start when it has no text."""
     return np.where(anchors >= 0, anchors, offsets[:, 0])
@@ -223,14 +260,15 @@ def _template_positions(offsets: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 def _assign_with_template(
     offsets: np.ndarray,
     text: str,
-    granularity: str,
+    granularity: Granularity,
     char_range: tuple[int, int] | None,
     template_mask: np.ndarray,
-) -> tuple[list[tuple[int, int]], np.ndarray, list[bool]]:
+) -> tuple[list[tuple[int, int]], np.ndarray, list[bool], list[str] | None]:
     """`assign_tokens` with template tokens as segments of their own (see the module docstring).
 
-    Returns ``(spans, segment_of, is_template)``: segments in text order, ``<int>[N]`` token ->
-    segment (-1 outside the range), and per segment whether it is a template token.
+    Returns ``(spans, segment_of, is_template, labels)``: segments in text order, ``<int>[N]``
+    token -> segment (-1 outside the range), per segment whether it is a template token, and
+    the segments' labels for a custom granularity (None otherwise; template segments: "").
     """
     a, b = _resolve_range(char_range, len(text))
     anchors = token_anchors(offsets, text)
@@ -244,9 +282,9 @@ def _assign_with_template(
         segment_of[idx] = np.arange(len(idx))
         spans = [(max(int(s), 0), max(int(e), max(int(s), 0)))
                  for s, e in np.clip(offsets[idx], 0, len(text))]
-        return spans, segment_of, [bool(template_mask[i]) for i in idx]
-    # (sort key, span, is_template, member tokens) for every segment
-    pieces: list[tuple[tuple[int, int, int], tuple[int, int], bool, np.ndarray]] = []
+        return spans, segment_of, [bool(template_mask[i]) for i in idx], None
+    # (sort key, span, is_template, member tokens, label) for every segment
+    pieces: list[tuple[tuple[int, int, int], tuple[int, int], bool, np.ndarray, str]] = []
     run: list[int] = []
     lo = a
 
@@ -254,11 +292,12 @@ def _assign_with_template(
         hi = max(min(hi, b), lo)
         idx = np.asarray(run, dtype=np.int64)
         sub = offsets[idx] if len(idx) else np.zeros((0, 2), np.int64)
-        spans, seg_of = assign_tokens(sub, text, granularity, char_range=(lo, hi))
+        spans, seg_of, labels = _assign_plain(sub, text, granularity, (lo, hi))
         for k, span in enumerate(spans):
             members = idx[seg_of == k]
             first = int(members[0]) if len(members) else -1
-            pieces.append(((span[0], 1, first), span, False, members))
+            pieces.append(((span[0], 1, first), span, False, members,
+                           labels[k] if labels is not None else ""))
 
     block: list[int] = []  # consecutive template tokens: one segment
 
@@ -267,7 +306,7 @@ def _assign_with_template(
             spans = np.clip(offsets[block], 0, len(text))
             s, e = int(spans[:, 0].min()), int(spans[:, 1].max())
             pieces.append(((s, 0 if e == s else 1, block[0]), (s, max(e, s)), True,
-                           np.asarray(block, np.int64)))
+                           np.asarray(block, np.int64), ""))
             block.clear()
 
     for i in np.flatnonzero(in_range):
@@ -286,15 +325,16 @@ def _assign_with_template(
         close_run(b)
     pieces.sort(key=lambda piece: piece[0])
     segment_of = np.full(len(offsets), -1, dtype=np.int64)
-    for k, (_, _, _, members) in enumerate(pieces):
+    for k, (_, _, _, members, _) in enumerate(pieces):
         segment_of[members] = k
-    return [p[1] for p in pieces], segment_of, [p[2] for p in pieces]
+    labels = [p[4] for p in pieces] if isinstance(granularity, Segmentation) else None
+    return [p[1] for p in pieces], segment_of, [p[2] for p in pieces], labels
 
 
 def assign_tokens(
     offsets: np.ndarray,
     text: str,
-    granularity: str,
+    granularity: Granularity,
     *,
     char_range: tuple[int, int] | None = None,
     template_mask: np.ndarray | Sequence[bool] | None = None,
@@ -304,7 +344,8 @@ def assign_tokens(
     Args:
         offsets: ``<int>[N, 2]`` char ``[start, end)`` of each token in ``text``.
         text: the full text the offsets index.
-        granularity: one of `GRANULARITIES` ("tokens" gives every in-range token its own segment).
+        granularity: one of `GRANULARITIES` ("tokens" gives every in-range token its own
+            segment), "few-shot", or a `Segmentation` (custom segments).
         char_range: optional ``(start, end)`` restricting both the text and the tokens.
         template_mask: optional ``<bool>[N]``, True for chat-template tokens: each is a segment
             of its own and the text between them is segmented run by run (module docstring).
@@ -314,16 +355,29 @@ def assign_tokens(
         ``<int>[N]`` the index into ``spans`` of each token's segment, -1 for tokens outside the
         range (or with an empty span, except at "tokens" granularity or for template tokens).
     """
+    spans, segment_of, _, _ = _assign(offsets, text, granularity, char_range, template_mask)
+    return spans, segment_of
+
+
+def _assign(offsets: np.ndarray, text: str, granularity: Granularity,
+            char_range: tuple[int, int] | None,
+            template_mask: np.ndarray | Sequence[bool] | None
+            ) -> tuple[list[tuple[int, int]], np.ndarray, list[bool] | None, list[str] | None]:
+    """`assign_tokens` plus, per segment, whether it is a template token (None: no template)
+    and its label (None: a built-in granularity)."""
     mask = _check_mask(template_mask, len(np.asarray(offsets).reshape(-1, 2)))
+    granularity = _granularity(granularity)
     if mask is not None:
-        if granularity not in GRANULARITIES:
-            raise ValueError(f"Unknown granularity {granularity!r}; expected one of "
-                             f"{GRANULARITIES}.")
-        spans, segment_of, _ = _assign_with_template(
-            _as_offsets(offsets, len(text)), text, granularity, char_range, mask)
-        return spans, segment_of
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"Unknown granularity {granularity!r}; expected one of {GRANULARITIES}.")
+        return _assign_with_template(_as_offsets(offsets, len(text)), text, granularity,
+                                     char_range, mask)
+    spans, segment_of, labels = _assign_plain(offsets, text, granularity, char_range)
+    return spans, segment_of, None, labels
+
+
+def _assign_plain(offsets: np.ndarray, text: str, granularity: Granularity,
+                  char_range: tuple[int, int] | None
+                  ) -> tuple[list[tuple[int, int]], np.ndarray, list[str] | None]:
+    """`assign_tokens` without a template mask, plus the segments' labels (custom granularity)."""
     offsets = _as_offsets(offsets, len(text))
     a, b = _resolve_range(char_range, len(text))
     anchors = token_anchors(offsets, text)
@@ -340,23 +394,24 @@ def assign_tokens(
             (max(int(s), 0), max(int(e), max(int(s), 0)))
             for s, e in np.clip(offsets[idx], 0, len(text))
         ]
-        return spans, segment_of
+        return spans, segment_of, None
     in_range = (anchors >= a) & (anchors < b)
-    rel_spans = segment_spans(text[a:b], granularity)
+    rel_spans, labels = _content_spans(text, a, b, granularity)
     if not rel_spans and in_range.any():
         # Whitespace-only range with tokens in it: one segment so that no score is lost.
         rel_spans = [(0, b - a)]
+        labels = [""] if labels is not None else None
     spans = [(s + a, e + a) for s, e in rel_spans]
     segment_of = np.full(len(offsets), -1, dtype=np.int64)
     segment_of[in_range] = segment_index_of(anchors[in_range] - a, rel_spans)
-    return spans, segment_of
+    return spans, segment_of, labels
 
 
 def aggregate(
     scores: np.ndarray,
     offsets: np.ndarray,
     text: str,
-    granularity: str,
+    granularity: Granularity,
     *,
     char_range: tuple[int, int] | None = None,
     tokens: Sequence[str] | None = None,
@@ -368,7 +423,9 @@ def aggregate(
         scores: ``<float>[N]`` one score per token.
         offsets: ``<int>[N, 2]`` char ``[start, end)`` of each token in ``text``.
         text: the text the offsets index.
-        granularity: "tokens", "words", "sentences", "lines" or "paragraphs".
+        granularity: "tokens", "words", "sentences", "lines", "paragraphs", "turns",
+            "few-shot", or a `Segmentation` (custom segments: a separator regex, an example's
+            labelled segments; see `promptlit.lib.segmentation.resolve_granularity`).
         char_range: optional ``(start, end)``: only this part of the text and the tokens anchored
             in it (e.g. ``(0, prompt_length)`` for the prompt).
         tokens: optional ``N`` display strings used as the text of "tokens" segments (default:
@@ -380,7 +437,8 @@ def aggregate(
 
     Returns:
         Segments in text order, ``Segment(text, start, end, score)`` with ``score`` the sum of the
-        scores of the tokens assigned to it (0.0 for a segment no token is anchored in). At every
+        scores of the tokens assigned to it (0.0 for a segment no token is anchored in); for a
+        custom granularity `LabelledSegment` objects, which also carry their ``label``. At every
         granularity the segment scores sum to the scores of the in-range tokens with a non-empty
         span (plus, at "tokens", the empty-span ones, and always the template tokens).
     """
@@ -393,45 +451,31 @@ def aggregate(
         )
     if tokens is not None and len(tokens) != len(offsets):
         raise ValueError(f"got {len(tokens)} display tokens for {len(offsets)} offsets.")
-    mask = _check_mask(template_mask, len(offsets))
-    if mask is not None:
-        if granularity not in GRANULARITIES:
-            raise ValueError(f"Unknown granularity {granularity!r}; expected one of "
-                             f"{GRANULARITIES}.")
-        spans, segment_of, is_template = _assign_with_template(offsets, text, granularity,
-                                                               char_range, mask)
-        totals = np.zeros(len(spans), dtype=np.float64)
-        inside = segment_of >= 0
-        np.add.at(totals, segment_of[inside], scores[inside])
-        first = {int(k): int(i) for i, k in reversed(list(enumerate(segment_of))) if k >= 0}
-        out: list[Segment] = []
-        for k, ((s, e), templ) in enumerate(zip(spans, is_template, strict=True)):
-            i = first.get(k)
-            if templ:
-                shown = text[s:e] if e > s or tokens is None or i is None else tokens[i]
-                out.append(TemplateSegment(shown, s, e, float(totals[k])))
-            elif granularity == "tokens" and tokens is not None and i is not None:
-                out.append(Segment(tokens[i], s, e, float(totals[k])))
-            else:
-                out.append(Segment(text[s:e], s, e, float(totals[k])))
-        return out
-    spans, segment_of = assign_tokens(offsets, text, granularity, char_range=char_range)
+    spans, segment_of, is_template, labels = _assign(offsets, text, granularity, char_range,
+                                                     template_mask)
     totals = np.zeros(len(spans), dtype=np.float64)
-    mask = segment_of >= 0
-    np.add.at(totals, segment_of[mask], scores[mask])
-    if granularity == "tokens":
-        idx = np.flatnonzero(mask)
-        return [
-            Segment(tokens[int(i)] if tokens is not None else text[s:e], s, e, float(totals[j]))
-            for j, (i, (s, e)) in enumerate(zip(idx, spans, strict=True))
-        ]
-    return [Segment(text[s:e], s, e, float(t)) for (s, e), t in zip(spans, totals, strict=True)]
+    inside = segment_of >= 0
+    np.add.at(totals, segment_of[inside], scores[inside])
+    first = {int(k): int(i) for i, k in reversed(list(enumerate(segment_of))) if k >= 0}
+    out: list[Segment] = []
+    for k, (s, e) in enumerate(spans):
+        i = first.get(k)
+        if is_template is not None and is_template[k]:
+            shown = text[s:e] if e > s or tokens is None or i is None else tokens[i]
+            out.append(TemplateSegment(shown, s, e, float(totals[k])))
+        elif granularity == "tokens" and tokens is not None and i is not None:
+            out.append(Segment(tokens[i], s, e, float(totals[k])))
+        elif labels is not None:
+            out.append(LabelledSegment(text[s:e], s, e, float(totals[k]), labels[k]))
+        else:
+            out.append(Segment(text[s:e], s, e, float(totals[k])))
+    return out
 
 
 def tokens_in_segment(
     offsets: np.ndarray,
     text: str,
-    granularity: str,
+    granularity: Granularity,
     segment: int | Segment | tuple[int, int],
     *,
     char_range: tuple[int, int] | None = None,

@@ -42,6 +42,7 @@ import numpy as np
 
 from promptlit.salience.aggregation import (
     GRANULARITIES,
+    Granularity,
     Segment,
     TemplateSegment,
     aggregate,
@@ -480,7 +481,7 @@ class SequenceSalience:
             signed=self.signed[method],
         )
 
-    def response_segments(self, granularity: str) -> list[TargetSegment]:
+    def response_segments(self, granularity: Granularity) -> list[TargetSegment]:
         """The response split at ``granularity``, each piece with its response-token range.
 
         Segments to which no token is assigned (possible only for tokens straddling words) are
@@ -599,11 +600,13 @@ class SpanSalience:
         s, e = self.target_chars
         return self.parent.text[s:e]
 
-    def aggregate(self, granularity: str, side: str = "prompt") -> list[Segment]:
+    def aggregate(self, granularity: Granularity, side: str = "prompt") -> list[Segment]:
         """Sum the token scores into segments.
 
         Args:
-            granularity: "tokens", "words", "sentences", "lines", "paragraphs" or "turns".
+            granularity: "tokens", "words", "sentences", "lines", "paragraphs", "turns",
+                "few-shot", or a `promptlit.lib.segmentation.Segmentation` (custom segments:
+                `LabelledSegment` objects carrying their labels).
             side: "prompt" (the prompt tokens only), "response", or "all" (the prompt's segments
                 followed by the response's; each side is segmented on its own).
 
@@ -632,7 +635,7 @@ class SpanSalience:
             )  # fmt: skip
         return out
 
-    def top(self, k: int, granularity: str = "words", side: str = "prompt", *,
+    def top(self, k: int, granularity: Granularity = "words", side: str = "prompt", *,
             include_template: bool = False) -> list[Segment]:
         """The ``k`` most salient segments, highest first: by ``|score|`` if signed else score.
 
@@ -644,7 +647,7 @@ class SpanSalience:
         key = (lambda s: -abs(s.score)) if self.signed else (lambda s: -s.score)
         return sorted(segments, key=key)[: max(int(k), 0)]
 
-    def display_scores(self, granularity: str, side: str = "prompt", *,
+    def display_scores(self, granularity: Granularity, side: str = "prompt", *,
                        include_template: bool = False) -> list[tuple[Segment, float]]:
         """Segments paired with their colour value (`normalize_for_display` over this view).
 

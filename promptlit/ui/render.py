@@ -92,6 +92,7 @@ CSS = """
 .pl-template { color: #9ca3af !important; font-size: 0.9em; }
 .pl-template:not(.pl-template-included) { background-color: transparent !important; }
 .pl-template.pl-template-included { outline: 1px dashed #9ca3af; }
+.pl-seglabel { font-weight: 600; font-family: sans-serif; margin-right: 0.5em; }
 """
 """Stylesheet for the classes used below (the app passes it to the page)."""
 
@@ -230,6 +231,11 @@ def _seg_span(text: str, score: float, colour: float, signed: bool, intensity: f
             f"{escape_text(text)}</span>")
 
 
+def _label(segment: Any) -> str:
+    """A custom segment's label ("example 1", "block 2"); "" for built-in granularities."""
+    return str(getattr(segment, "label", "") or "")
+
+
 def _is_template(segment: Any) -> bool:
     from promptlit.lib.segmentation import TemplateSegment
 
@@ -350,7 +356,7 @@ def _response_tokens_html(sal: Any, token_scores: np.ndarray | None, signed: boo
     return "".join(parts)
 
 
-def salience_view_html(sal: Any, span: Any | None = None, *, granularity: str = "words",
+def salience_view_html(sal: Any, span: Any | None = None, *, granularity: Any = "words",
                        intensity: float = 1.0, selected: tuple[int, int] | None = None,
                        include_template: bool = False) -> str:
     """The prompt as a heatmap at ``granularity`` plus the response as clickable tokens.
@@ -461,7 +467,7 @@ def _one_line(text: str, limit: int = 90) -> str:
 
 
 def ranked_table_html(segments: Sequence[Any], *, signed: bool, k: int = 10,
-                      intensity: float = 1.0, granularity: str = "segments",
+                      intensity: float = 1.0, granularity: Any = "segments",
                       attrs: Mapping[str, Any] | None = None,
                       include_template: bool = False) -> str:
     """An HTML table of the ``k`` most salient segments: rank, segment, exact score, chars.
@@ -470,6 +476,7 @@ def ranked_table_html(segments: Sequence[Any], *, signed: bool, k: int = 10,
     ``data-*`` attributes of the table (e.g. ``{"method": "grad_l2", "span": "3:7"}``), so a
     reader (or a browser test) can tell which request a table answers, not only that it changed.
     Chat-template segments are ranked only with ``include_template`` (`rank_segments`).
+    Custom segments (`LabelledSegment`) show their label before their text (``data-label``).
     """
     ranked = rank_segments(segments, signed, k, include_template=include_template)
     if not ranked:
@@ -482,14 +489,20 @@ def ranked_table_html(segments: Sequence[Any], *, signed: bool, k: int = 10,
         c = by_pos.get((s, e), 0.0)
         style = (f"background-color:{colour_for(c, signed, intensity)};"
                  f"color:{text_colour_for(c, signed, intensity)}")
+        label = _label(seg)
+        shown = (f'<span class="pl-seglabel">{escape_text(label)}</span>'
+                 f"{escape_text(_one_line(text, 60))}" if label else
+                 escape_text(_one_line(text)))
+        data_label = f' data-label="{escape_text(label)}"' if label else ""
         rows.append(f'<tr data-rank="{rank}"><td class="pl-num">{rank}</td>'
-                    f'<td class="pl-segtext" title="{escape_text(text)}">'
-                    f"{escape_text(_one_line(text))}</td>"
+                    f'<td class="pl-segtext" title="{escape_text(text)}"{data_label}>'
+                    f"{shown}</td>"
                     f'<td class="pl-num" style="{style}">{_fmt(float(score))}</td>'
                     f'<td class="pl-num">{int(s)}–{int(e)}</td></tr>')
     data = "".join(f' data-{escape_text(str(key))}="{escape_text(str(value))}"'
                    for key, value in (attrs or {}).items())
-    return (f'<table class="pl-ranked"{data}><thead><tr><th>#</th><th>{escape_text(granularity)}</th>'
+    return (f'<table class="pl-ranked"{data}><thead><tr><th>#</th>'
+            f"<th>{escape_text(str(granularity))}</th>"
             '<th>score</th><th>chars</th></tr></thead><tbody>' + "".join(rows)
             + "</tbody></table>")
 
@@ -511,7 +524,7 @@ def legend_html(method: str, signed: bool, *, intensity: float = 1.0) -> str:
             f"<span>· intensity ×{intensity:g} · hover a segment for its exact score</span></div>")
 
 
-def matrix_html(sal: Any, method: str, *, granularity: str = "words", intensity: float = 1.0,
+def matrix_html(sal: Any, method: str, *, granularity: Any = "words", intensity: float = 1.0,
                 max_columns: int = 120, max_rows: int = 64,
                 include_template: bool = False) -> str:
     """The target×source matrix as a CSS grid: one row per response token, one column per prompt
@@ -519,7 +532,8 @@ def matrix_html(sal: Any, method: str, *, granularity: str = "words", intensity:
 
     Large views are truncated to ``max_rows`` × ``max_columns`` (said in a note). Returns a
     placeholder when ``method`` has no full matrix (e.g. Integrated Gradients per span).
-    Chat-template segments are columns only with ``include_template``.
+    Chat-template segments are columns only with ``include_template``; custom segments
+    (`LabelledSegment`) are headed by their labels.
     """
     if method not in getattr(sal, "matrices", {}):
         return (f'<div class="pl-empty">No full matrix for {escape_text(method)} (it is '
@@ -536,8 +550,10 @@ def matrix_html(sal: Any, method: str, *, granularity: str = "words", intensity:
     signed = bool(sal.signed.get(method, False))
     colours = normalize(values.ravel(), signed).reshape(values.shape)
     cells = ['<div class="pl-mcorner"></div>']
+    names = [_label(c) or c.text for c in cols]
     cells += [f'<div class="pl-mhead" title="{escape_text(c.text)}">'
-              f"{escape_text(_one_line(c.text, 24))}</div>" for c in cols]
+              f"{escape_text(_one_line(name, 24))}</div>" for c, name in zip(cols, names,
+                                                                                  strict=True)]
     resp = sal.response_tokens
     for t in range(rows):
         cells.append(f'<div class="pl-mrow" title="response token {t}">'
@@ -546,11 +562,11 @@ def matrix_html(sal: Any, method: str, *, granularity: str = "words", intensity:
             c = colours[t, j]
             cells.append(f'<div style="background-color:{colour_for(c, signed, intensity)}" '
                          f'title="{escape_text(_one_line(resp[t], 20))} ← '
-                         f'{escape_text(_one_line(cols[j].text, 30))}: {_fmt(values[t, j])}">'
+                         f'{escape_text(_one_line(names[j], 30))}: {_fmt(values[t, j])}">'
                          "&nbsp;</div>")
     note = ""
     if rows < t_total or len(per_row[0]) > len(cols):
         note = (f'<div class="pl-empty">Showing {rows} of {t_total} response tokens and '
-                f"{len(cols)} of {len(per_row[0])} prompt {escape_text(granularity)}.</div>")
+                f"{len(cols)} of {len(per_row[0])} prompt {escape_text(str(granularity))}.</div>")
     style = f"grid-template-columns: 8em repeat({len(cols)}, minmax(1.2em, 1fr));"
     return f'{note}<div class="pl-matrix" style="{style}">{"".join(cells)}</div>'
