@@ -25,6 +25,15 @@ formatted by hand), ``"auto"`` (the model's own) or a built-in name;
 ``load_path(..., chat_template=...)`` sets that for every row of a file that does not say. Bad
 conversations and template names are problems at their `file:line`.
 
+Custom segments (JSONL): a row may say how its prompt divides into labelled parts, for salience
+summed by label (the "segments" granularity, `promptlit.lib.segmentation`):
+``"segments": [{"label": "example 1", "start": 0, "end": 120}, ...]`` (half-open character
+offsets into the prompt, non-overlapping), or a ``"template"`` with ``"fields"``
+(``{"template": "Likes: {likes}\nDish: {dish}", "fields": {"likes": "fish", "dish": "soup"}}``):
+the prompt is rendered from it (`promptlit.lib.segmentation.render_template`) and each field is a
+segment labelled with its name. Malformed segments, offsets beyond the prompt, overlaps, missing
+fields and a prompt that contradicts its template are problems at their `file:line`.
+
 Example:
     >>> import promptlit as pl
     >>> data = pl.data.load("sample_prompts")
@@ -130,7 +139,7 @@ def _unknown_name_error(name: str) -> DataError:
 
 def _is_prompt_file(path: Path) -> bool:
     """Whether any readable example (for CSV/TSV: the header) has a `prompt` (or, in JSONL, a
-    `messages`) field.
+    `messages` or `template`) field.
 
     Any row counts, not just the first: a file is prompt data as a whole, so that every row is
     then checked for its prompt. Unreadable lines are left to the loader to report.
@@ -149,13 +158,15 @@ def _is_prompt_file(path: Path) -> bool:
                 return False
             for line in f:
                 # Only lines that can hold a "prompt" key (maybe \u-escaped) are parsed.
-                if "prompt" not in line and "messages" not in line and "\\" not in line:
+                if ("prompt" not in line and "messages" not in line and "template" not in line
+                        and "\\" not in line):
                     continue
                 try:
                     obj = json.loads(line)
                 except (ValueError, RecursionError):
                     continue
-                if isinstance(obj, dict) and ("prompt" in obj or "messages" in obj):
+                if isinstance(obj, dict) and ("prompt" in obj or "messages" in obj
+                                              or "template" in obj):
                     return True
     except OSError:
         return False
@@ -184,6 +195,10 @@ def _chat_fields(source: str, default_template: str | None
 
     def prepare(obj: dict[str, Any], line: int) -> list[Problem]:
         problems = []
+        if obj.get("template") is not None:
+            problems += _segment_fields(obj, line, source)  # renders the prompt
+            if any(p.severity == "error" for p in problems):
+                return problems
         if obj.get("messages") is not None:
             try:
                 messages = chat.check_messages(obj["messages"], where="messages")
@@ -198,6 +213,9 @@ def _chat_fields(source: str, default_template: str | None
                     "models read the 'prompt'", source=source, line=line, field="prompt",
                     severity="warning", fix="drop the 'prompt' to use the conversation, or "
                                             "drop 'messages'"))
+        if obj.get("template") is None and (obj.get("segments") is not None
+                                            or obj.get("fields") is not None):
+            problems += _segment_fields(obj, line, source)  # offsets into the (filled) prompt
         if default_template is not None and "chat_template" not in obj:
             obj["chat_template"] = default_template
         if "chat_template" in obj:
@@ -210,6 +228,63 @@ def _chat_fields(source: str, default_template: str | None
         return problems
 
     return prepare
+
+
+def _segment_fields(obj: dict[str, Any], line: int, source: str) -> list[Problem]:
+    """Checks a row's custom segments (``segments``, or ``template`` + ``fields``): renders the
+    prompt of a template row, normalises ``segments`` (sorted ``{"label", "start", "end"}``)."""
+    from promptlit.lib import segmentation
+
+    def problem(e: ValueError, default_field: str, fix: str, severity: Any = "error"
+                ) -> Problem:
+        text = str(e)
+        field, sep, rest = text.partition(": ")
+        if not sep or " " in field:
+            field, rest = default_field, text
+        return Problem(rest, source=source, line=line, field=field, fix=fix, severity=severity)
+
+    template, segments = obj.get("template"), obj.get("segments")
+    found: list[Problem] = []
+    if template is None:
+        if obj.get("fields") is not None:
+            found.append(Problem("'fields' fill a 'template', and this row has none",
+                                 source=source, line=line, field="fields", severity="warning",
+                                 fix="add a 'template' with {name} placeholders, or drop "
+                                     "'fields'"))
+    else:
+        if segments is not None:
+            return [Problem("this row has both 'segments' and a 'template'", source=source,
+                            line=line, field="segments",
+                            fix="keep one: the template's fields are its segments")]
+        if obj.get("messages") is not None:
+            return [Problem("a 'template' renders a plain prompt, but this row is a "
+                            "conversation ('messages')", source=source, line=line,
+                            field="template", fix="drop 'template' or 'messages'")]
+        try:
+            rendered, _ = segmentation.render_template(template, obj.get("fields") or {})
+        except ValueError as e:
+            return [problem(e, "template", "write fields as {name}, give every field a text "
+                                           "in 'fields', and write literal braces as {{ }}")]
+        if obj.get("prompt") is None:
+            obj["prompt"] = rendered
+        elif obj["prompt"] != rendered:
+            return [Problem("the 'prompt' is not the 'template' filled with its 'fields'",
+                            source=source, line=line, field="prompt",
+                            fix="drop the 'prompt' (it is rendered from the template), or "
+                                "drop 'template' and 'fields'")]
+        return []
+    if segments is None:
+        return found
+    prompt = obj.get("prompt")
+    try:
+        checked = segmentation.check_segments(
+            segments, text_length=len(prompt) if isinstance(prompt, str) else None)
+    except ValueError as e:
+        return [*found, problem(e, "segments", 'each segment is {"label": "...", "start": N, "end": M}: '
+                                       "character offsets into the prompt, end exclusive, "
+                                       "not overlapping")]
+    obj["segments"] = [{"label": label, "start": s, "end": e} for s, e, label in checked]
+    return found
 
 
 def load_path(path: str | os.PathLike[str], *, name: str | None = None,
