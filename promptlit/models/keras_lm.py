@@ -50,6 +50,8 @@ from promptlit.api.types import JsonDict, Spec
 from promptlit.models import chat
 
 MATRIX_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
+TOP_ALTERNATIVES = 5
+"""Alternatives per response position in predictions (``response_top_tokens``)."""
 ALL_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input", "integrated_gradients")
 SAMPLERS: tuple[str, ...] = ("greedy", "top_k", "top_p")
 GENERATION_CONFIG_FILE = "promptlit_generation.json"
@@ -487,11 +489,13 @@ class KerasCausalLM(BatchedModel):
                 "target": types.TextSegment(required=False)}
 
     def output_spec(self) -> Spec:
-        """Response, its tokens and log-probs, target log-probs, and mean-pooled embeddings."""
+        """Response, its tokens, log-probs and top alternatives (`TOP_ALTERNATIVES` per token),
+        target log-probs, and mean-pooled embeddings."""
         return {
             "response": types.GeneratedText(parent="target"),
             "response_tokens": types.Tokens(parent="response"),
             "response_logprobs": types.TokenScores(align="response_tokens"),
+            "response_top_tokens": types.TokenTopKPreds(align="response_tokens", required=False),
             "target_tokens": types.Tokens(parent="target", required=False),
             "target_logprobs": types.TokenScores(align="target_tokens", required=False),
             "prompt_embedding": types.Embeddings(),
@@ -819,6 +823,15 @@ class KerasCausalLM(BatchedModel):
 
     def _score(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(log-probs <float>[N] (entry 0 = 0), final hidden states <float>[N, D])`."""
+        lp, h, _, _ = self._score_top(ids)
+        return lp, h
+
+    def _score_top(self, ids: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One jitted forward: `(log-probs <float>[N], hidden <float>[N, D], top ids <int>[N, K],
+        top log-probs <float>[N, K])`; row ``p`` of the top-K is the model's K most likely
+        tokens at position ``p`` (predicted from ``p - 1``; row 0 is zeros), K =
+        `TOP_ALTERNATIVES` (fewer for a smaller vocabulary)."""
         import jax
         import jax.numpy as jnp
 
@@ -831,10 +844,10 @@ class KerasCausalLM(BatchedModel):
         padded[:n] = ids
         mask = np.zeros((nb,), bool)
         mask[:n] = True
-        run = fwd.cache.get("keras_lm.score")
+        run = fwd.cache.get("keras_lm.score_top")
         if run is None:
             @jax.jit
-            def run(params: Any, tok: Any, m: Any) -> tuple[Any, Any]:
+            def run(params: Any, tok: Any, m: Any) -> tuple[Any, Any, Any, Any]:
                 e = fwd.embed(params, tok[None])
                 if fwd.hidden is not None and fwd.head is not None:
                     h = fwd.hidden(params, e, m[None])
@@ -844,12 +857,43 @@ class KerasCausalLM(BatchedModel):
                     logits = fwd.logits(params, e, m[None])
                 lsm = jax.nn.log_softmax(logits[0, :-1].astype(jnp.float32), axis=-1)
                 lp = jnp.take_along_axis(lsm, tok[1:, None], axis=-1)[:, 0]
-                return jnp.concatenate([jnp.zeros((1,), lp.dtype), lp]), h[0].astype(jnp.float32)
+                k = min(TOP_ALTERNATIVES, lsm.shape[-1])
+                top_lp, top_ids = jax.lax.top_k(lsm, k)
+                zeros = jnp.zeros((1, k))
+                return (jnp.concatenate([jnp.zeros((1,), lp.dtype), lp]), h[0].astype(jnp.float32),
+                        jnp.concatenate([zeros.astype(top_ids.dtype), top_ids]),
+                        jnp.concatenate([zeros.astype(top_lp.dtype), top_lp]))
 
-            fwd.cache["keras_lm.score"] = run
+            fwd.cache["keras_lm.score_top"] = run
         with self._lock:
-            lp, h = run(fwd.params, padded, mask)
-        return np.asarray(lp)[:n], np.asarray(h)[:n]
+            lp, h, top_ids, top_lp = run(fwd.params, padded, mask)
+        return (np.asarray(lp)[:n], np.asarray(h)[:n], np.asarray(top_ids)[:n],
+                np.asarray(top_lp)[:n])
+
+    def top_tokens(self, prompt: PromptInput, response: str, *, k: int = TOP_ALTERNATIVES,
+                   chat_template: str | chat.ChatTemplate | None = None
+                   ) -> list[list[tuple[str, float]]]:
+        """The model's ``k`` most likely tokens at each response position, with probabilities.
+
+        Returns:
+            One list per response token (``T`` of them), best first: ``[(display token,
+            probability), ...]``, what the model would have written there instead (given the
+            prompt and the response before that token). ``k`` <= `TOP_ALTERNATIVES`.
+        """
+        if not 1 <= int(k) <= TOP_ALTERNATIVES:
+            raise ValueError(f"top_tokens: k must be between 1 and {TOP_ALTERNATIVES}, got {k}.")
+        ids, _, _, p = self.encode_pair(prompt, response, chat_template=chat_template)
+        if ids.shape[0] < 2 or ids.shape[0] == p:
+            return []
+        _, _, top_ids, top_lp = self._score_top(ids)
+        return self._alternatives(top_ids[p:, : int(k)], top_lp[p:, : int(k)])
+
+    def _alternatives(self, top_ids: np.ndarray, top_lp: np.ndarray
+                      ) -> list[list[tuple[str, float]]]:
+        """`<int>[T, K]`, `<float>[T, K]` -> per position ``[(display token, prob), ...]``."""
+        return [[(self.display_tokens([int(i)])[0], float(np.exp(lp)))
+                 for i, lp in zip(row_ids, row_lp, strict=True)]
+                for row_ids, row_lp in zip(top_ids, top_lp, strict=True)]
 
     def log_probs(self, prompt: PromptInput, response: str, *,
                   chat_template: str | chat.ChatTemplate | None = None) -> np.ndarray:
@@ -859,19 +903,28 @@ class KerasCausalLM(BatchedModel):
 
     def _scored_output(self, prompt_ids: np.ndarray, cont_ids: np.ndarray
                        ) -> tuple[list[float], list[str], np.ndarray, np.ndarray]:
+        logprobs, tokens, prompt_emb, cont_emb, _ = self._scored_output_top(prompt_ids, cont_ids)
+        return logprobs, tokens, prompt_emb, cont_emb
+
+    def _scored_output_top(self, prompt_ids: np.ndarray, cont_ids: np.ndarray
+                           ) -> tuple[list[float], list[str], np.ndarray, np.ndarray,
+                                      list[list[tuple[str, float]]]]:
+        """`_scored_output` plus the top `TOP_ALTERNATIVES` tokens at each continuation token."""
         ids = np.concatenate([prompt_ids, cont_ids]).astype(np.int64)
         p = int(prompt_ids.shape[0])
+        alternatives: list[list[tuple[str, float]]] = []
         if ids.shape[0] < 2:
             lp, h = np.zeros((ids.shape[0],)), None
         else:
-            lp, h = self._score(ids)
+            lp, h, top_ids, top_lp = self._score_top(ids)
+            alternatives = self._alternatives(top_ids[p:], top_lp[p:])
         if h is None:
             dim = int(self.causal_lm.backbone.hidden_dim)
             h = np.zeros((ids.shape[0], dim), np.float32)
         prompt_emb = h[:p].mean(axis=0) if p else np.zeros(h.shape[1], np.float32)
         cont_emb = h[p:].mean(axis=0) if ids.shape[0] > p else np.zeros(h.shape[1], np.float32)
         return ([float(x) for x in lp[p:]], self.display_tokens(cont_ids.tolist()), prompt_emb,
-                cont_emb)
+                cont_emb, alternatives)
 
     @staticmethod
     def prompt_of(example: Mapping[str, Any]) -> PromptInput:
@@ -892,11 +945,12 @@ class KerasCausalLM(BatchedModel):
                                       chat_templates=[ex.get("chat_template") for ex in inputs])
         outputs = []
         for ex, (p_ids, r_ids) in zip(inputs, generated, strict=True):
-            logprobs, tokens, prompt_emb, resp_emb = self._scored_output(p_ids, r_ids)
+            logprobs, tokens, prompt_emb, resp_emb, top = self._scored_output_top(p_ids, r_ids)
             out: JsonDict = {
                 "response": self.decode(r_ids.tolist()),
                 "response_tokens": tokens,
                 "response_logprobs": logprobs,
+                "response_top_tokens": top,
                 "prompt_embedding": prompt_emb,
                 "response_embedding": resp_emb,
             }
@@ -916,7 +970,8 @@ class KerasCausalLM(BatchedModel):
                  full_matrix: bool = True, span: tuple[int, int] | None = None,
                  chunk_size: int | None = None, ig_baseline: str | int = "zero",
                  ig_steps_per_call: int | None = None,
-                 progress: Callable[[float, str], None] | None = None) -> Any:
+                 progress: Callable[[float, str], None] | None = None,
+                 contrast: str | None = None) -> Any:
         """Sequence salience of `prompt + response` (a `promptlit.salience.result.SequenceSalience`).
 
         Args:
@@ -942,6 +997,18 @@ class KerasCausalLM(BatchedModel):
                 of this call's work, reaching 1.0 at the end). If it raises (e.g.
                 `promptlit.lib.cancel.Cancelled` for a client that went away), the work stops at
                 the next call boundary and the exception propagates; nothing is returned.
+            contrast: an alternative continuation B for the response span A (``span``, default
+                the whole response): "why A rather than B?". Every requested method is then
+                computed for ``f = log p(A | prefix) - log p(B | prefix)`` (prefix = the prompt
+                and the response before the span; B is tokenized like a response and replaces A
+                there) by `promptlit.salience.contrast.contrast_salience`: one compiled call over
+                both sequences. The result holds no matrices, only ``span_scores[(method, start,
+                stop)]``; signed methods are positive where a token pushes toward A, negative
+                toward B (Grad L2 is the norm of the gradient of f: no direction). Its
+                ``metadata["contrast"]`` holds ``text``, ``start``, ``stop``, B's ``tokens`` and
+                both ``log_prob`` / ``log_prob_contrast``, and ``settings_for(method)["contrast"]``
+                is B's text, so contrastive scores never mix with plain ones
+                (`SequenceSalience.with_span_scores` refuses).
 
         Returns:
             `SequenceSalience` with `text = prompt text + response` (the prompt text as the model
@@ -990,6 +1057,11 @@ class KerasCausalLM(BatchedModel):
             if not 0 <= start < stop <= t:
                 raise ValueError(f"salience: span {span} must satisfy 0 <= start < stop <= {t} "
                                  "(response-token indices, stop exclusive).")
+        if contrast is not None:
+            return self._contrast_salience(
+                enc, ids, offsets, tokens, contrast, (start, stop) if span is not None else
+                (0, t), methods=methods, ig_steps=int(ig_steps), baseline=baseline,
+                steps_per_call=steps_per_call, progress=progress, response=response)
         in_matrix = tuple(m for m in methods if m != "integrated_gradients" or span is None
                           ) if full_matrix else ()
         span_methods = tuple(m for m in methods if m not in in_matrix) if span is not None else ()
@@ -1033,6 +1105,103 @@ class KerasCausalLM(BatchedModel):
             offsets=offsets, num_prompt_tokens=p, matrices=matrices, span_scores=span_scores,
             signed={m: kernels.SIGNED[m] for m in methods}, metadata=metadata,
             template_mask=template_mask)
+
+    def _contrast_salience(self, enc: EncodedPrompt, ids: np.ndarray, offsets: np.ndarray,
+                           tokens: list[str], contrast: str, span: tuple[int, int], *,
+                           methods: tuple[str, ...], ig_steps: int, baseline: Any,
+                           steps_per_call: int, progress: Callable[[float, str], None] | None,
+                           response: str) -> Any:
+        """`salience(..., contrast=...)`: the contrastive scores of ``span`` against B."""
+        from promptlit.salience.contrast import contrast_salience
+        from promptlit.salience.kernels import SIGNED
+        from promptlit.salience.result import SequenceSalience
+
+        if not isinstance(contrast, str) or not contrast:
+            raise ValueError("salience: contrast must be a non-empty text (the alternative "
+                             f"continuation B), got {contrast!r}.")
+        b_ids = self.tokenize_with_offsets(contrast)[0]
+        if b_ids.size == 0:
+            raise ValueError(f"salience: the contrast {contrast!r} has no tokens; type the "
+                             "alternative continuation B (e.g. ' Avoid').")
+        p = int(enc.ids.shape[0])
+        n = int(ids.shape[0])
+        start, stop = span
+        mask = np.zeros((n,), bool)
+        mask[p + start: p + stop] = True
+        use_ig = "integrated_gradients" in methods
+        with self._lock:
+            out = contrast_salience(
+                self.forward, ids.astype(np.int32), mask, b_ids.astype(np.int32),
+                methods=methods, ig_steps=ig_steps if use_ig else 0, ig_baseline=baseline,
+                ig_steps_per_call=steps_per_call, progress=progress)
+        settings: dict[str, Any] = {m: {"contrast": contrast} for m in methods}
+        if use_ig:
+            settings["integrated_gradients"].update(ig_steps=ig_steps, ig_baseline=baseline)
+        metadata: JsonDict = {
+            "model": self.name, "handle": self.handle, "methods": list(methods),
+            "chat_template": enc.template or chat.NONE, "settings": settings,
+            "contrast": {"text": contrast, "start": int(start), "stop": int(stop),
+                         "tokens": self.display_tokens(b_ids.tolist()),
+                         "log_prob": float(out["log_prob"]),
+                         "log_prob_contrast": float(out["log_prob_contrast"])}}
+        if enc.template is not None:
+            metadata["turns"] = [[t.role, t.start, t.end] for t in enc.turns]
+        template_mask = np.concatenate([enc.template_mask, np.zeros(n - p, bool)])
+        return SequenceSalience(
+            text=enc.text + response, prompt_length=len(enc.text), tokens=tokens,
+            offsets=offsets, num_prompt_tokens=p, matrices={},
+            span_scores={(m, int(start), int(stop)): out[m] for m in methods},
+            signed={m: SIGNED[m] for m in methods}, metadata=metadata,
+            template_mask=template_mask)
+
+    # -- attention ----------------------------------------------------------------------------
+    def attention(self, prompt: PromptInput, response: str, *,
+                  chat_template: str | chat.ChatTemplate | None = None) -> Any:
+        """Attention weights from the positions that wrote the response, per layer and head.
+
+        Args:
+            prompt: the prompt text or a conversation (wrapped like for `salience`).
+            response: the continuation (the model's response or a reference).
+            chat_template: a per-prompt override (`template_for`).
+
+        Returns:
+            A `promptlit.salience.attention.AttentionMaps`: ``weights <float32>[L, H, T, N]``,
+            row ``t`` the attention of the position predicting response token ``t`` over all
+            ``N`` tokens (prompt with its start token, then response), computed through the same
+            cut graph as salience (`promptlit.salience.attention.attention_maps`); its
+            ``salience`` (a `SequenceSalience` with ``matrices["attention"]``, the average over
+            layers and heads) carries text, tokens and offsets for aggregation.
+
+        Raises:
+            ValueError: empty response, or a prompt without tokens.
+        """
+        from promptlit.salience.attention import AttentionMaps, attention_maps
+        from promptlit.salience.result import SequenceSalience
+
+        enc, ids, offsets, tokens = self._encode(prompt, response, chat_template)
+        p = int(enc.ids.shape[0])
+        n = int(ids.shape[0])
+        if n - p < 1:
+            raise ValueError("attention: the response is empty (it has no tokens); generate a "
+                             "response first or pass a non-empty target.")
+        if p < 1:
+            raise ValueError("attention: the prompt has no tokens and the model adds no start "
+                             "token, so the first response token has no position that wrote it.")
+        with self._lock:
+            weights = attention_maps(self.forward, ids.astype(np.int32),
+                                     np.arange(p - 1, n - 1, dtype=np.int32))
+        metadata: JsonDict = {"model": self.name, "handle": self.handle,
+                              "chat_template": enc.template or chat.NONE,
+                              "layers": int(weights.shape[0]), "heads": int(weights.shape[1])}
+        if enc.template is not None:
+            metadata["turns"] = [[t.role, t.start, t.end] for t in enc.turns]
+        sal = SequenceSalience(
+            text=enc.text + response, prompt_length=len(enc.text), tokens=tokens,
+            offsets=offsets, num_prompt_tokens=p,
+            matrices={"attention": weights.mean(axis=(0, 1))}, signed={"attention": False},
+            metadata=metadata,
+            template_mask=np.concatenate([enc.template_mask, np.zeros(n - p, bool)]))
+        return AttentionMaps(sal, weights)
 
 
 def _scaled(progress: Callable[[float, str], None] | None, lo: float, hi: float

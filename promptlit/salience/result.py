@@ -333,6 +333,15 @@ class SequenceSalience:
         return list(self.tokens[self.num_prompt_tokens :])
 
     @property
+    def contrast(self) -> Mapping[str, Any] | None:
+        """The alternative B these scores contrast the span A with ("why A rather than B?"), or
+        None for plain salience: ``metadata["contrast"]`` with ``text``, ``start``, ``stop`` (the
+        span A), B's ``tokens``, ``log_prob`` (of A) and ``log_prob_contrast`` (of B); see
+        `promptlit.salience.contrast`. A contrastive result has span scores only."""
+        value = self.metadata.get("contrast")
+        return value if isinstance(value, Mapping) else None
+
+    @property
     def methods(self) -> list[str]:
         """Methods available: those with a matrix first, then span-only ones (e.g. IG)."""
         out = list(self.matrices)
