@@ -439,7 +439,7 @@ class Workbench:
     def salience(self, model: str, example: JsonDict, *, target: str = "response",
                  methods: Sequence[str] = DEFAULT_SALIENCE_METHODS, ig_steps: int = 16,
                  response: str | None = None, progress: ProgressFn | None = None,
-                 **kwargs: Any) -> Any:
+                 contrast: str | None = None, **kwargs: Any) -> Any:
         """Sequence salience of `example` (a `SequenceSalience`), cached.
 
         The cache key holds everything that changes the numbers: the model (name and config
@@ -461,9 +461,17 @@ class Workbench:
             the model's `salience` takes a ``progress`` argument, between its pieces of work. If
             it raises (e.g. `promptlit.lib.cancel.Cancelled`: the client went away), the work
             stops at the next piece, the exception propagates and nothing is cached.
+          contrast: an alternative continuation B for the response span (``span=(a, b)``, else
+            the whole response): salience of ``log p(A) - log p(B)``, "why A rather than B?"
+            (`KerasCausalLM.salience`); B's text is part of the cache key.
           **kwargs: passed on to the model's `salience` (e.g. ``span=(0, 2)``,
             ``ig_baseline=0``).
         """
+        if contrast is not None:
+            if not isinstance(contrast, str) or not contrast:
+                raise ValueError(f"contrast must be a non-empty text (the alternative "
+                                 f"continuation B), got {contrast!r}")
+            kwargs = {**kwargs, "contrast": contrast}
         m = self._model(model)
         salience_fn = getattr(m, "salience", None)
         if not callable(salience_fn):
@@ -510,6 +518,63 @@ class Workbench:
             self._salience_cache.put(key, result)
         if progress is not None:
             progress(1.0, f"{model}: salience ready")
+        return result
+
+    def attention(self, model: str, example: JsonDict, *, target: str = "response",
+                  response: str | None = None, progress: ProgressFn | None = None) -> Any:
+        """Attention weights of the model over prompt + response (an `AttentionMaps`), cached.
+
+        Keyed like `salience` by the model (name and config hash), the prompt as the model reads
+        it (conversation and chat template included) and the explained text. The result is
+        immutable and shared by every caller.
+
+        Args:
+          model: a model with an `.attention(prompt, response, ...)` method (`KerasCausalLM`).
+          example: has "prompt" (or "messages"), and "target" when ``target="target"``.
+          target: "response" (the model's cached generation) or "target" (the reference).
+          response: explain this text instead (overrides `target`).
+          progress: `(fraction, message)` callback before and after the work.
+        """
+        m = self._model(model)
+        attention_fn = getattr(m, "attention", None)
+        if not callable(attention_fn):
+            raise TypeError(f"model {model!r} has no attention() method; the attention view "
+                            "needs a language model such as promptlit.models.KerasCausalLM")
+        ex = example["data"] if _is_indexed(example) else example
+        if "prompt" not in ex and not ex.get("messages"):
+            raise KeyError(f"attention needs a 'prompt' (or 'messages') field; the example has "
+                           f"{sorted(ex)}")
+        if response is None:
+            if target == "response":
+                response = self._predict_one(model, ex, progress)["response"]
+            elif target == "target":
+                response = ex.get("target")
+                if not response:
+                    raise ValueError("target='target' needs an example with a non-empty 'target' "
+                                     "field; use target='response' to explain the generation")
+            else:
+                raise ValueError(f"target must be 'response' or 'target', got {target!r}")
+        mcfg = m.config_hash if isinstance(m, CachingModelWrapper) else caching.config_hash(
+            model_config(m))
+        prompt: Any = ex.get("prompt")
+        kwargs: dict[str, Any] = {}
+        if "chat_template" in _parameters(attention_fn):
+            from promptlit.models.chat import example_prompt
+
+            prompt = example_prompt(ex)
+            if ex.get("chat_template") is not None:
+                kwargs["chat_template"] = ex["chat_template"]
+        key = caching.cache_key("attention", f"v{SALIENCE_KEY_VERSION}", model, mcfg,
+                                example_id({"p": prompt, "r": response}),
+                                {str(k): _canonical_value(v) for k, v in kwargs.items()})
+        result = self._salience_cache.get(key)
+        if result is caching.MISSING:
+            if progress is not None:
+                progress(0.0, f"{model}: computing attention")
+            result = attention_fn(prompt, response, **kwargs)
+            self._salience_cache.put(key, result)
+        if progress is not None:
+            progress(1.0, f"{model}: attention ready")
         return result
 
     def _predict_one(self, model: str, example: JsonDict,
