@@ -115,7 +115,8 @@ class SequenceSalienceInterpreter(Interpreter):
                 if not isinstance(text, str) or not text:
                     raise ValueError(f"sequence_salience: example {i} has no 'target' text; use "
                                      "target='response' to explain the model's generation.")
-            prompt, kw = str(ex.get("prompt", "")), {}
+            prompt: str | list[dict[str, Any]] = str(ex.get("prompt", ""))
+            kw: dict[str, Any] = {}
             if "chat_template" in inspect.signature(model.salience).parameters:
                 # a chat model reads the conversation and the example's template choice
                 from promptlit.models.chat import example_prompt
