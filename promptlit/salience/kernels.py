@@ -191,24 +191,30 @@ class Padding:
     def describe(self) -> str:
         """One line: `salience_matrix: N=140 in bucket 160 (20 padded positions, 12%); ...`."""
         parts = [f"{self.kernel}: N={self.tokens} in bucket {self.bucket} "
-                 f"({self.bucket - self.tokens} padded positions, {self.token_waste:.0%})"]
+                 f"({_n(self.bucket - self.tokens, 'padded position')}, {self.token_waste:.0%})"]
         if self.width:
             parts.append(f"T={self.rows} targets in chunks of {self.width} "
-                         f"({self.row_slots - self.rows} padded rows, {self.row_waste:.0%})")
+                         f"({_n(self.row_slots - self.rows, 'padded row')}, "
+                         f"{self.row_waste:.0%})")
         elif self.row_slots:
-            parts.append(f"{self.rows} span positions in {self.row_slots} head rows")
+            parts.append(f"{_n(self.rows, 'span position')} in {self.row_slots} head rows")
         if self.ig_steps:
             parts.append(f"IG {self.ig_steps} steps in batches of {self.ig_batch} "
-                         f"({self.ig_slots - self.ig_steps} padded steps, {self.ig_waste:.0%})")
-        parts.append(f"{self.calls} call{'s' if self.calls != 1 else ''}")
+                         f"({_n(self.ig_slots - self.ig_steps, 'padded step')}, "
+                         f"{self.ig_waste:.0%})")
+        parts.append(_n(self.calls, "call"))
         if self.retries:
-            parts.append(f"{self.retries} out-of-memory retr{'ies' if self.retries > 1 else 'y'}")
+            parts.append(_n(self.retries, "out-of-memory retry", "out-of-memory retries"))
         if self.activation_bytes is not None:
             mem = f"~{self.activation_bytes / memory.GB:.2f} GB working memory"
             if self.budget_bytes is not None:
                 mem += f" (budget {self.budget_bytes / memory.GB:.1f} GB)"
             parts.append(mem)
         return "; ".join(parts)
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 def _report(pad: Padding) -> None:
@@ -399,8 +405,8 @@ def _plan_width(
     Returns:
         `(width, activation bytes at that width or None, budget bytes)`. Compiles at the widest
         width first; only if it does not fit, once more at width 1 and then at the widest width
-        whose straight-line estimate between the two fits (an upper bound: peak memory is convex
-        in the width, the max of a fixed and a growing phase).
+        whose straight-line estimate between the two fits (`memory.fit_width`), checked by its
+        own compile (and halved while it does not fit).
     """
     budget = memory.budget_bytes()
     width = split_evenly(total, most)[0]
@@ -419,9 +425,13 @@ def _plan_width(
                        "(free memory x %.2f); trying anyway", where, need1 / memory.GB, what,
                        budget / memory.GB, memory.BUDGET_FRACTION)
         return 1, need1, budget
+    need_new = memory.activation_bytes(compile_at(new))
+    while need_new is not None and need_new > budget and new > 1:  # the line was optimistic
+        new = split_evenly(total, new // 2)[0]
+        need_new = memory.activation_bytes(compile_at(new))
     logger.info("%s: %d %s would need ~%.2f GB (budget %.2f GB); using %d", where, width, what,
                 need / memory.GB, budget / memory.GB, new)
-    return new, memory.activation_bytes(compile_at(new)), budget
+    return new, need_new, budget
 
 
 def _retry_width(where: str, error: BaseException, width: int, what: str) -> int:

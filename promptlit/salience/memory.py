@@ -363,8 +363,10 @@ def fit_width(total: int, widest: int, need_1: int, need_widest: int, budget: in
     """The widest near-equal width (`kernels.split_evenly(total, w)`) whose activations fit.
 
     Activations are estimated on the straight line through (1, `need_1`) and (`widest`,
-    `need_widest`), an upper bound between the two (peak memory is convex in the width: the max
-    of a fixed phase and a phase growing with the width). None when even width 1 does not fit.
+    `need_widest`): peak memory is mostly the max of a fixed phase and a phase growing linearly
+    with the width, for which the line is an upper bound; on tiny models XLA's buffer sizes can
+    sit slightly above it, so the kernels check the chosen width's own compile at run time.
+    None when even width 1 does not fit.
     """
     from promptlit.salience.kernels import split_evenly
 
