@@ -23,12 +23,14 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"api", "components", "data", "lib", "models", "notebook", "salience", "ui"}
+_SUBMODULES = {"api", "comparison", "components", "data", "lib", "models", "notebook", "salience",
+               "ui"}
 _NAMES = {
     "Workbench": ("promptlit.workbench", "Workbench"),
     "serve": ("promptlit.server", "serve"),
     "Dataset": ("promptlit.api.dataset", "Dataset"),
     "Model": ("promptlit.api.model", "Model"),
+    "compare": ("promptlit.comparison", "compare"),  # two prompts' salience, aligned
 }
 
 __all__ = sorted(_SUBMODULES | set(_NAMES) | {"__version__"})

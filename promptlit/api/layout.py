@@ -39,6 +39,8 @@ MODULES: dict[str, ModuleConfig] = {
         ModuleConfig("data_table", "Data Table", "Browse, search and select examples."),
         ModuleConfig("datapoint_editor", "Datapoint Editor", "Edit the selected example."),
         ModuleConfig("lm_salience", "Sequence Salience", "Why the LM wrote its response."),
+        ModuleConfig("prompt_compare", "Compare Prompts",
+                     "Two versions of a prompt side by side: what changed in their salience."),
         ModuleConfig("generated_text", "Generated Text", "Model responses vs. targets."),
         ModuleConfig("slice_editor", "Slices", "Save and select named groups of examples."),
         ModuleConfig("metrics", "Metrics", "Aggregate metrics per model and slice."),
@@ -154,7 +156,8 @@ DEFAULT_LAYOUT = LayoutSpec(
         "Datapoint Editor": ["datapoint_editor"],
         "Slices": ["slice_editor"],
     },
-    upper={"Salience": ["lm_salience", "salience_maps"], "Embeddings": ["embeddings"]},
+    upper={"Salience": ["lm_salience", "salience_maps"], "Compare Prompts": ["prompt_compare"],
+           "Embeddings": ["embeddings"]},
     lower={
         "Predictions": ["generated_text", "classification_results", "regression_results"],
         "Metrics": ["metrics", "confusion_matrix"],
@@ -166,7 +169,7 @@ DEFAULT_LAYOUT = LayoutSpec(
 
 LM_LAYOUT = LayoutSpec(
     left={"Data Table": ["data_table"], "Datapoint Editor": ["datapoint_editor"]},
-    upper={"Sequence Salience": ["lm_salience"]},
+    upper={"Sequence Salience": ["lm_salience"], "Compare Prompts": ["prompt_compare"]},
     lower={"Generated Text": ["generated_text"]},
     layout_settings=LayoutSettings(hide_toolbar=True, main_height=60, center_page=True),
     description="Prompt debugging: pick a prompt, see the response and why the model wrote it.",

@@ -41,7 +41,7 @@ import gradio as gr
 
 from promptlit.lib.cancel import Cancelled
 from promptlit.salience.aggregation import GRANULARITIES, TemplateSegment
-from promptlit.ui import render
+from promptlit.ui import render, render_compare
 from promptlit.ui.limits import RequestLimits
 from promptlit.ui.modules import (
     base,
@@ -59,6 +59,7 @@ from promptlit.ui.modules import (
     metrics,
     pdp,
     predictions,
+    prompt_compare,
     regression_results,
     salience_maps,
     scalars,
@@ -75,6 +76,7 @@ BUILDERS = {
     "datapoint_editor": datapoint_editor.build,
     "slice_editor": slice_editor.build,
     "lm_salience": lm_salience.build,
+    "prompt_compare": prompt_compare.build,
     "generated_text": generated_text.build,
     "salience_maps": salience_maps.build,
     "embeddings": embeddings.build,
@@ -90,7 +92,7 @@ BUILDERS = {
 }
 """Layout module name -> builder, for the modules this UI implements."""
 
-PAGE_CSS = render.CSS + """
+PAGE_CSS = render.CSS + render_compare.CSS + """
 #pl-footer { position: fixed; left: 0; right: 0; bottom: 0; z-index: 100; min-height: 3.4em;
              margin: 0; padding: 6px 16px; border-top: 1px solid #ddd; border-radius: 0;
              font-size: 0.9em; background: var(--body-background-fill, #fff) !important; }
@@ -121,7 +123,7 @@ def compatible_modules(workbench: Any, dataset: str) -> set[str]:
     if models and "prompt" in fields:
         ok.add("generated_text")
         if set(base.lm_models(workbench)) & set(models):
-            ok.add("lm_salience")
+            ok |= {"lm_salience", "prompt_compare"}
     # Salience maps, embeddings, counterfactuals, PDP: some registered component fits by spec.
     ok |= interp_common.available_modules(workbench, dataset)
     ok |= prediction_modules(workbench, dataset)

@@ -13,9 +13,11 @@ def test_builtin_layouts():
     assert sorted(layouts) == ["classification", "default", "lm", "simple"]
     lm = layouts["lm"]
     assert lm.left == {"Data Table": ["data_table"], "Datapoint Editor": ["datapoint_editor"]}
-    assert lm.upper == {"Sequence Salience": ["lm_salience"]}
+    assert lm.upper == {"Sequence Salience": ["lm_salience"],
+                        "Compare Prompts": ["prompt_compare"]}
     assert lm.lower == {"Generated Text": ["generated_text"]}
-    assert lm.modules() == ["data_table", "datapoint_editor", "lm_salience", "generated_text"]
+    assert lm.modules() == ["data_table", "datapoint_editor", "lm_salience", "prompt_compare",
+                            "generated_text"]
     assert lm.layout_settings.hide_toolbar is True
     for spec in layouts.values():
         assert spec.description
@@ -23,7 +25,7 @@ def test_builtin_layouts():
 
 
 def test_every_contract_module_is_known():
-    names = """data_table datapoint_editor lm_salience generated_text slice_editor metrics
+    names = """data_table datapoint_editor lm_salience prompt_compare generated_text slice_editor metrics
     confusion_matrix classification_results regression_results scalars salience_maps embeddings
     counterfactuals pdp curves threshold footer""".split()
     assert set(names) <= set(layout.MODULES)
