@@ -14,6 +14,12 @@ steps and everything else that changes the numbers.
 Cached results are shared by every session and immutable: this module never changes one; it
 only reads them (a span's scores come back as a new `SpanSalience`).
 
+Custom segments: besides tokens … turns, the granularity may be "few-shot" (repeated labelled
+blocks found automatically, "example 1 … n"), "blocks" (the prompt split at the separator regex
+typed beside it; bounded and checked, `promptlit.lib.segmentation.SeparatorSegmentation`) or
+"segments" (the example's own labelled ``segments`` or template fields). Scores sum to their
+labels exactly like the built-in granularities; the ranked list and the matrix show the labels.
+
 Chat templates: for an instruction-tuned model the prompt is shown as the model reads it, wrapped
 in its chat template (`promptlit.models.chat`), the template tokens greyed. They are segments of
 their own, left out of the ranking and of the colour range unless "Include chat-template tokens"
@@ -28,6 +34,7 @@ from typing import Any
 
 import gradio as gr
 
+from promptlit.lib.segmentation import ALL_GRANULARITIES, MAX_SEPARATOR_CHARS, resolve_granularity
 from promptlit.salience.aggregation import GRANULARITIES, TemplateSegment
 from promptlit.ui import render
 from promptlit.ui.modules import base
@@ -132,6 +139,18 @@ def prompt_preview_html(wb: Any, state: SessionState, ex: dict) -> str:
     return render.templated_text_html(rendered.text, rendered.template_spans, label=label)
 
 
+def segment_separator(state: SessionState) -> str:
+    """The session's separator regex for the "blocks" granularity ("" when none is typed)."""
+    return str(state.settings.get("segment_sep") or "")
+
+
+def granularity_of(state: SessionState, ex: dict) -> Any:
+    """The session's granularity, ready for aggregation: a built-in name, or a custom
+    `promptlit.lib.segmentation.Segmentation` ("few-shot"; "blocks" at the session's separator;
+    "segments" of the example). Raises ValueError saying what a custom one needs."""
+    return resolve_granularity(state.granularity, example=ex, separator=segment_separator(state))
+
+
 def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str, Any]:
     """Everything the module draws for the session, as HTML strings / choices.
 
@@ -159,7 +178,7 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
     if state.span is None or not (0 <= state.span[0] < state.span[1] <= t):
         state.span = (0, t)
     span = span_salience(wb, state, ex, sal, state.span, progress=progress)
-    g, k = state.granularity, TOP_K
+    g, k = granularity_of(state, ex), TOP_K
     with_template = include_template(state)
     out["view"] = render.salience_view_html(sal, span, granularity=g, intensity=state.intensity,
                                             selected=state.span, include_template=with_template)
@@ -219,8 +238,11 @@ def build(ctx: base.Context) -> base.Module:
             ig_steps = gr.Slider(4, 64, value=16, step=4, label="IG steps", scale=1,
                                  visible=False, elem_id="pl-ig-steps")
         with gr.Row():
-            granularity = gr.Radio(list(GRANULARITIES), value="words", label="Granularity",
+            granularity = gr.Radio(list(ALL_GRANULARITIES), value="words", label="Granularity",
                                    scale=3, elem_id="pl-granularity")
+            segment_sep = gr.Textbox("", label="Separator regex (for “blocks”)",
+                                     placeholder="^## ", max_length=MAX_SEPARATOR_CHARS, scale=1,
+                                     elem_id="pl-segment-sep")
             intensity = gr.Slider(0.25, 5.0, value=1.0, step=0.25, label="Colour intensity",
                                   scale=1, elem_id="pl-intensity")
         with gr.Row():
@@ -325,6 +347,21 @@ def build(ctx: base.Context) -> base.Module:
             lambda v: gr.update(visible=bool(v)), [show_matrix], [matrix], api_visibility="private")
         method.change(lambda m: gr.update(visible=m == "integrated_gradients"), [method],
                       [ig_steps], api_visibility="private")
+
+        @base.guard(n)
+        def on_separator(state: SessionState, sep: str, with_matrix: bool) -> Any:
+            sep = str(sep or "")
+            if len(sep) > MAX_SEPARATOR_CHARS:
+                raise ValueError(f"the separator has {len(sep)} characters; at most "
+                                 f"{MAX_SEPARATOR_CHARS}")
+            state.settings["segment_sep"] = sep
+            if not state.explained or state.granularity != "blocks":
+                return (state, *[gr.skip()] * (n - 2), "")
+            return (state, *draw(state, with_matrix), "")
+
+        for event in (segment_sep.submit, segment_sep.blur):
+            event(on_separator, [ctx.state, segment_sep, show_matrix], outs,
+                  api_visibility="private", concurrency_id="model", concurrency_limit=1)
 
         @base.guard(n)
         def on_target_gran(state: SessionState, tg: str, with_matrix: bool) -> Any:
