@@ -4,6 +4,8 @@
     promptlit serve --demo classification     # breast cancer + sentiment classifiers, offline
     promptlit validate --datasets mine:data.jsonl --validate all      # exit 1 on problems
     promptlit salience --example 0 --method grad_l2 --granularity words
+    promptlit salience --example 0 --segment-sep '^Taste-likes:'    # blocks at a separator regex
+    promptlit compare --example 0 --example 1 --granularity few-shot # two prompt versions
     python -m promptlit ...                                          # the same
 
 `promptlit` with no subcommand is `promptlit serve`. Models are `NAME:HANDLE` (the handle is a
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODELS = "tiny:presets/tiny_lm"
 DEFAULT_DATASETS = "sample_prompts"
-SUBCOMMANDS = ("serve", "validate", "salience", "plan")
+SUBCOMMANDS = ("serve", "validate", "salience", "plan", "compare")
 AUTH_ENV = "PROMPTLIT_AUTH"
 SAVES_DIRNAME = "promptlit-saves"
 
@@ -319,7 +321,40 @@ def _cmd_validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return 1 if errors else 0
 
 
+def _granularity(args: argparse.Namespace, parser: argparse.ArgumentParser,
+                 default: str) -> str:
+    """The granularity name the flags ask for: ``--segment-sep`` alone means "blocks"."""
+    granularity = args.granularity or ("blocks" if args.segment_sep else default)
+    if granularity == "blocks" and not args.segment_sep:
+        parser.error("--granularity blocks splits the prompt at a separator: add "
+                     "--segment-sep REGEX (e.g. --segment-sep '^## ')")
+    if args.segment_sep and granularity != "blocks":
+        parser.error(f"--segment-sep makes blocks, but --granularity is {granularity}; drop one "
+                     "(or say --granularity blocks)")
+    return granularity
+
+
+def _pick_example(ref: str, rows: list[tuple[str, dict]], dataset: str, flag: str,
+                  parser: argparse.ArgumentParser) -> tuple[int, dict]:
+    """``(index, example)`` for ``--example REF``: a row number, or an example id (or a unique
+    prefix of one, at least 6 characters)."""
+    if ref.isdigit():
+        i = int(ref)
+        if not 0 <= i < len(rows):
+            parser.error(f"{flag} {i} is out of range: {dataset} has {len(rows)} examples "
+                         f"(0..{len(rows) - 1})")
+        return i, rows[i][1]
+    hits = [i for i, (ex_id, _) in enumerate(rows) if len(ref) >= 6 and ex_id.startswith(ref)]
+    if len(hits) != 1:
+        parser.error(f"{flag} {ref!r} is not a row number of {dataset} (0..{len(rows) - 1}) "
+                     f"nor {'a unique' if hits else 'an'} example id (prefix of 6+ characters)")
+    return hits[0], rows[hits[0]][1]
+
+
 def _cmd_salience(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from promptlit.lib.segmentation import resolve_granularity
+
+    granularity = _granularity(args, parser, "words")
     wb = build_workbench(args)
     model = args.model or next(iter(wb.models))
     dataset = args.dataset or next(iter(wb.datasets))
@@ -335,15 +370,91 @@ def _cmd_salience(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     sal = wb.salience(model, ex, target=args.target, methods=(args.method,),
                       ig_steps=args.ig_steps)
     span = sal.for_span(0, sal.num_response_tokens, args.method)
-    segments = list(span.aggregate(args.granularity, side="prompt"))
+    g = resolve_granularity(granularity, example=ex, separator=args.segment_sep)
+    segments = list(span.aggregate(g, side="prompt"))
     top = sorted(segments, key=lambda s: abs(s.score), reverse=True)[: args.top]
     print(f"model: {model}   dataset: {dataset}   example: {args.example}   "
-          f"method: {args.method}   granularity: {args.granularity}")
+          f"method: {args.method}   granularity: {g}")
     print(f"prompt:   {_short(sal.prompt_text)}")
     print(f"{args.target + ':':<9} {_short(sal.response_text)}")
-    print(f"top {len(top)} salient prompt {args.granularity} (score = sum over response tokens):")
+    print(f"top {len(top)} salient prompt {granularity} (score = sum over response tokens):")
     for rank, seg in enumerate(top, 1):
-        print(f"{rank:3d}. {seg.score:10.4f}  [{seg.start}:{seg.end}]  {_short(seg.text, 70)!r}")
+        label = getattr(seg, "label", "")
+        shown = f"{label}: {_short(seg.text, 60)!r}" if label else repr(_short(seg.text, 70))
+        print(f"{rank:3d}. {seg.score:10.4f}  [{seg.start}:{seg.end}]  {shown}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """`promptlit compare --example A --example B`: two prompts' salience, aligned."""
+    from promptlit import comparison
+
+    refs = list(args.example or [])
+    if len(refs) != 2:
+        parser.error(f"give exactly two examples to compare: --example A --example B (got "
+                     f"{len(refs)})")
+    granularity = _granularity(args, parser, "sentences")
+    wb = build_workbench(args)
+    model = args.model or next(iter(wb.models))
+    dataset = args.dataset or next(iter(wb.datasets))
+    if model not in wb.models:
+        parser.error(f"--model {model!r} is not loaded; models: {sorted(wb.models)}")
+    if dataset not in wb.datasets:
+        parser.error(f"--dataset {dataset!r} is not loaded; datasets: {sorted(wb.datasets)}")
+    rows = [(ie["id"], ie["data"]) for ie in wb.datasets[dataset].indexed_examples]
+    (i_a, ex_a), (i_b, ex_b) = (_pick_example(r, rows, dataset, "--example", parser)
+                                for r in refs)
+    if i_a == i_b:
+        parser.error(f"--example {refs[0]} and --example {refs[1]} are the same example; "
+                     "compare two different ones")
+    result = comparison.compare_examples(
+        wb, model, dataset, ex_a, ex_b, granularity=granularity, target=args.target,
+        method=args.method, normalize=args.normalize, separator=args.segment_sep)
+    table = result.segments
+    if args.output:
+        table.to_csv(args.output, index=False)
+    unit = " (shares of each prompt's total)" if args.normalize else ""
+    print(f"model: {model}   dataset: {dataset}   A: #{i_a}   B: #{i_b}   method: {args.method}"
+          f"   granularity: {result.granularity}   explained: {args.target}")
+    print(f"response A: {_short(result.text_a)}")
+    print(f"response B: {_short(result.text_b)}")
+    marks = {"equal": "=", "changed": "~", "deleted": "-", "inserted": "+"}
+
+    def side(label: Any, text: Any) -> str:
+        if comparison.missing(text):
+            return ""
+        return _short((f"{label}: " if not comparison.missing(label) and label else "")
+                      + str(text), 44)
+
+    print(f"aligned prompt segments{unit}:  (= equal  ~ changed  - only in A  + only in B)")
+    for row in table.itertuples(index=False):
+        a = "" if comparison.missing(row.score_a) else f"{row.score_a:9.4f}"
+        b = "" if comparison.missing(row.score_b) else f"{row.score_b:9.4f}"
+        print(f" {marks[row.op]} {a:>9}  {side(row.label_a, row.text_a):<44} | "
+              f"{b:>9}  {side(row.label_b, row.text_b)}")
+    ranked = comparison.changed_most(table, args.top)
+    print(f"top {len(ranked)} changes in salience (delta = B - A):")
+    for rank, row in enumerate(ranked.itertuples(index=False), 1):
+        what = side(row.label_b, row.text_b) if row.op == "inserted" else side(
+            row.label_a, row.text_a)
+        print(f"{rank:3d}. {row.delta:+10.4f}  {marks[row.op]} {what}")
+    tokens = result.responses
+    shared = tokens[tokens["op"] == "equal"]
+    deltas = shared["delta"].dropna()
+    print(f"responses, token by token: {len(shared)} shared, "
+          f"{int((tokens['op'] != 'equal').sum())} differ"
+          + (f"; mean log-prob change of shared tokens {deltas.mean():+.4f} nats"
+             if len(deltas) else ""))
+    for row in tokens.itertuples(index=False):
+        if row.op == "equal":
+            d = "" if comparison.missing(row.delta) else f"{row.delta:+.4f}"
+            print(f"   = {row.token_a!r:<20} {d}")
+        else:
+            a = "" if comparison.missing(row.token_a) else repr(row.token_a)
+            b = "" if comparison.missing(row.token_b) else repr(row.token_b)
+            print(f"   {marks[row.op]} {a:<20} -> {b}")
+    if args.output:
+        print(f"wrote the aligned table to {args.output}")
     return 0
 
 
@@ -608,11 +719,36 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
                             help=f"{text} (default {getattr(defaults, name):g})")
 
 
+def _granularities() -> tuple[str, ...]:
+    from promptlit.lib.segmentation import ALL_GRANULARITIES
+
+    return ALL_GRANULARITIES
+
+
+def _segment_sep(text: str) -> str:
+    """A ``--segment-sep`` regex, checked (length, syntax) before anything loads."""
+    from promptlit.lib.segmentation import SeparatorSegmentation
+
+    try:
+        SeparatorSegmentation(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _add_segment_sep(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--segment-sep", default=None, metavar="REGEX", type=_segment_sep,
+                   help="split the prompt into blocks where this regular expression matches "
+                        "(multiline: ^ is a line start), e.g. '^## '; each block is a segment "
+                        "('block 1', 'block 2', ...)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of the `promptlit` command."""
     parser = argparse.ArgumentParser(
         prog="promptlit", description="Prompt-debugging workbench: sequence salience for LMs.")
-    sub = parser.add_subparsers(dest="command", metavar="{serve,validate,salience,plan}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{serve,validate,salience,plan,compare}")
 
     serve = sub.add_parser("serve", help="start the web UI (the default command)")
     _add_common(serve)
@@ -633,12 +769,39 @@ def make_parser() -> argparse.ArgumentParser:
     sal.add_argument("--example", type=int, default=0, help="example index (default 0)")
     sal.add_argument("--method", default="grad_l2",
                      choices=("grad_l2", "grad_dot_input", "integrated_gradients"))
-    sal.add_argument("--granularity", default="words",
-                     choices=("tokens", "words", "sentences", "lines", "paragraphs"))
+    sal.add_argument("--granularity", default=None, choices=_granularities(),
+                     help="how prompt scores are summed (default: words; 'blocks' with "
+                          "--segment-sep)")
+    _add_segment_sep(sal)
     sal.add_argument("--target", default="response", choices=("response", "target"),
                      help="explain the model's response or the example's target")
     sal.add_argument("--top", type=_positive_int, default=10, help="segments to print")
     sal.add_argument("--ig-steps", type=_positive_int, default=16, help="Integrated Gradients steps")
+
+    cmp = sub.add_parser(
+        "compare", help="compare two versions of a prompt: their salience aligned segment by "
+                        "segment, and their responses token by token")
+    _add_common(cmp)
+    cmp.set_defaults(subparser=cmp)
+    cmp.add_argument("--example", action="append", metavar="N|ID",
+                     help="an example to compare (a row number or an example id); give it "
+                          "twice: --example A --example B")
+    cmp.add_argument("--model", default=None, help="model name (default: the first)")
+    cmp.add_argument("--dataset", default=None, help="dataset name (default: the first)")
+    cmp.add_argument("--method", default="grad_l2", choices=("grad_l2", "grad_dot_input"))
+    cmp.add_argument("--granularity", default=None, choices=_granularities(),
+                     help="how the prompts are split and aligned (default: sentences; "
+                          "'blocks' with --segment-sep; 'segments': each example's own)")
+    _add_segment_sep(cmp)
+    cmp.add_argument("--target", default="response", choices=("response", "target", "same"),
+                     help="explain each its own response (default), each its own target, or "
+                          "both the same text (A's response)")
+    cmp.add_argument("--normalize", action="store_true",
+                     help="scores as shares of each prompt's total salience")
+    cmp.add_argument("--top", type=_positive_int, default=10,
+                     help="changes in salience to list (default 10)")
+    cmp.add_argument("--output", default=None, metavar="FILE.csv",
+                     help="also write the aligned table as CSV")
 
     plan = sub.add_parser(
         "plan", help="estimate memory (weights, activations, peak) and the chunk sizes salience "
@@ -684,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.reset_cache and not args.cache_dir:
         sub.error("--reset-cache needs --cache-dir DIR (or $PROMPTLIT_CACHE_DIR)")
     handlers = {"serve": _cmd_serve, "validate": _cmd_validate, "salience": _cmd_salience,
-                "plan": _cmd_plan}
+                "plan": _cmd_plan, "compare": _cmd_compare}
     try:
         check_cache_dir(args)
         return handlers[args.command](args, sub)

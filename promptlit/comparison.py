@@ -55,6 +55,7 @@ from promptlit.lib.segmentation import Granularity, TemplateSegment, resolve_gra
 
 __all__ = [
     "OPS",
+    "missing",
     "SEGMENT_COLUMNS",
     "TOKEN_COLUMNS",
     "PromptComparison",
@@ -82,6 +83,17 @@ TARGETS: tuple[str, ...] = ("response", "target", "same")
 target, or the same text for both (A's response)."""
 
 ProgressFn = Callable[[float, str], None]
+
+
+def missing(value: Any) -> bool:
+    """Whether a table cell is empty: a side without a segment or token (None or NaN; pandas'
+    string columns hold NaN)."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _key(text: str) -> str:

@@ -23,11 +23,11 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from promptlit.comparison import missing
 from promptlit.ui.render import colour_for, escape_text, normalize, text_colour_for
 
 __all__ = ["CSS", "LOGPROB_SCALE", "MAX_ROWS", "changed_html", "responses_html",
@@ -63,16 +63,21 @@ CSS = """
 
 
 def _num(x: Any) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{float(x):.4g}"
+    return "" if missing(x) else f"{float(x):.4g}"
+
+
+def _text(x: Any) -> str:
+    return "" if missing(x) else str(x)
 
 
 def _cell(label: Any, text: Any, score: float, colour: float, signed: bool,
           intensity: float, side: str) -> str:
-    if text is None:
+    if missing(text):
         return f'<td class="pl-cmp-cell pl-cmp-{side}"></td>'
     style = (f"background-color:{colour_for(colour, signed, intensity)};"
              f"color:{text_colour_for(colour, signed, intensity)}")
-    head = (f'<span class="pl-seglabel">{escape_text(str(label))}</span>' if label else "")
+    head = (f'<span class="pl-seglabel">{escape_text(_text(label))}</span>'
+            if _text(label) else "")
     return (f'<td class="pl-cmp-cell pl-cmp-{side}" title="score {_num(score)}">{head}'
             f'<span class="pl-seg" style="{style}">{escape_text(str(text))}</span></td>')
 
@@ -101,8 +106,9 @@ def side_by_side_html(table: Any, *, name_a: str = "A", name_b: str = "B",
     col_a, col_b = colours[:n], colours[n:]
     rows = []
     for k, row in enumerate(table.head(max_rows).itertuples(index=False)):
-        labels = "".join(f' data-label-{side}="{escape_text(str(label))}"'
-                         for side, label in (("a", row.label_a), ("b", row.label_b)) if label)
+        labels = "".join(f' data-label-{side}="{escape_text(_text(label))}"'
+                         for side, label in (("a", row.label_a), ("b", row.label_b))
+                         if _text(label))
         rows.append(
             f'<tr class="pl-cmp-{row.op}" data-op="{row.op}"{labels}>'
             f'<td class="pl-cmp-op" title="{row.op}">{OP_MARK[row.op]}</td>'
@@ -120,7 +126,7 @@ def side_by_side_html(table: Any, *, name_a: str = "A", name_b: str = "B",
 
 
 def _one_line(text: Any, limit: int = 70) -> str:
-    if text is None:
+    if missing(text):
         return ""
     flat = str(text).replace("\n", " ⏎ ").strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -136,16 +142,17 @@ def changed_html(ranked: Any, *, intensity: float = 1.0) -> str:
     rows = []
     for rank, (row, c) in enumerate(zip(ranked.itertuples(index=False), colours, strict=True),
                                     1):
-        a = f"{row.label_a}: " if row.label_a else ""
-        b = f"{row.label_b}: " if row.label_b else ""
-        what = (_one_line(a + str(row.text_a)) if row.op in ("equal", "deleted") else
-                _one_line(b + str(row.text_b)) if row.op == "inserted" else
-                f"{_one_line(a + str(row.text_a), 40)} → {_one_line(b + str(row.text_b), 40)}")
+        a = f"{_text(row.label_a)}: " if _text(row.label_a) else ""
+        b = f"{_text(row.label_b)}: " if _text(row.label_b) else ""
+        text_a, text_b = _text(row.text_a), _text(row.text_b)
+        what = (_one_line(a + text_a) if row.op in ("equal", "deleted") else
+                _one_line(b + text_b) if row.op == "inserted" else
+                f"{_one_line(a + text_a, 40)} → {_one_line(b + text_b, 40)}")
         style = (f"background-color:{colour_for(float(c), True, intensity)};"
                  f"color:{text_colour_for(float(c), True, intensity)}")
         rows.append(f'<tr data-rank="{rank}" data-op="{row.op}"><td class="pl-num">{rank}</td>'
                     f"<td>{OP_MARK[row.op]}</td>"
-                    f'<td class="pl-segtext" title="{escape_text(str(row.text_b if row.op == "inserted" else row.text_a))}">'
+                    f'<td class="pl-segtext" title="{escape_text(text_b if row.op == "inserted" else text_a)}">'
                     f"{escape_text(what)}</td>"
                     f'<td class="pl-num">{_num(row.score_a)}</td>'
                     f'<td class="pl-num">{_num(row.score_b)}</td>'
@@ -157,23 +164,23 @@ def changed_html(ranked: Any, *, intensity: float = 1.0) -> str:
 
 def _token_span(row: Any, intensity: float) -> str:
     if row.op == "equal":
-        delta = float(row.delta) if row.delta == row.delta else 0.0
+        delta = 0.0 if missing(row.delta) else float(row.delta)
         c = max(-1.0, min(1.0, delta / LOGPROB_SCALE))
         style = (f"background-color:{colour_for(c, True, intensity)};"
                  f"color:{text_colour_for(c, True, intensity)}")
         title = (f"log p: A {_num(row.logprob_a)} → B {_num(row.logprob_b)} (Δ {delta:+.3g})"
-                 if row.delta == row.delta else "log p unknown")
+                 if not missing(row.delta) else "log p unknown")
         return (f'<span class="pl-seg" data-op="equal" style="{style}" '
-                f'title="{escape_text(title)}">{escape_text(str(row.token_b))}</span>')
+                f'title="{escape_text(title)}">{escape_text(_text(row.token_b))}</span>')
     out = ""
-    if row.token_a is not None:
+    if not missing(row.token_a):
         out += (f'<del data-op="{"deleted" if row.op == "deleted" else "changed"}" '
                 f'title="only in A · log p {_num(row.logprob_a)}">'
-                f"{escape_text(str(row.token_a))}</del>")
-    if row.token_b is not None:
+                f"{escape_text(_text(row.token_a))}</del>")
+    if not missing(row.token_b):
         out += (f'<ins data-op="{"inserted" if row.op == "inserted" else "changed"}" '
                 f'title="only in B · log p {_num(row.logprob_b)}">'
-                f"{escape_text(str(row.token_b))}</ins>")
+                f"{escape_text(_text(row.token_b))}</ins>")
     return out
 
 
