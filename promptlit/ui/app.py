@@ -15,7 +15,9 @@ Named API endpoints (call them with ``gradio_client``; they are stateless):
   for an example (by index) or for a raw prompt, with tokens, log-probs and metrics vs the target.
 * ``/salience`` — ``salience(dataset="", model="", example=0, method="grad_l2",
   granularity="words", span_start=0, span_stop=-1, target="response", prompt="", top_k=10,
-  ig_steps=16)``: prompt segments with their salience for the response span, and the top ones.
+  ig_steps=16, contrast="")``: prompt segments with their salience for the response span, and
+  the top ones; with ``contrast`` (an alternative continuation B) the salience of
+  ``log p(A) - log p(B)`` for the span A, with the segments that push toward A and toward B.
 * ``/info`` — the loaded datasets, models, layouts.
 
 and two per-session ones (state kept per client session): ``/add_example(prompt, target)`` and
@@ -222,6 +224,22 @@ def default_intro(workbench: Any) -> str:
     if not lms:
         return MODEL_INTRO
     return LM_INTRO if len(lms) == len(workbench.models) else f"{LM_INTRO} {MODEL_INTRO}"
+
+
+def _contrast_fields(span: Any, segs: list[Any], top_k: int, seg: Any) -> dict[str, Any]:
+    """The /salience answer's contrast part: B, its tokens, both log-probs and, for signed
+    methods, the `top_k` user-text segments pushing toward A (positive) and toward B."""
+    c = dict(span.parent.contrast or {})
+    user = [s for s in segs if str(s.text).strip() and not isinstance(s, TemplateSegment)]
+    out: dict[str, Any] = {"contrast": {
+        "text": c.get("text"), "tokens": list(c.get("tokens", ())),
+        "log_prob": c.get("log_prob"), "log_prob_contrast": c.get("log_prob_contrast")}}
+    if span.signed:
+        out["toward_a"] = [seg(s) for s in sorted((s for s in user if s.score > 0),
+                                                  key=lambda s: -s.score)[:top_k]]
+        out["toward_b"] = [seg(s) for s in sorted((s for s in user if s.score < 0),
+                                                  key=lambda s: s.score)[:top_k]]
+    return out
 
 
 def build_app(workbench: Any, *, layout: str | None = None,
@@ -433,12 +451,15 @@ def build_app(workbench: Any, *, layout: str | None = None,
         def salience(dataset: str = "", model: str = "", example: int | None = None,
                      method: str = "grad_l2", granularity: str = "words", span_start: int = 0,
                      span_stop: int = -1, target: str = "response", prompt: str | None = None,
-                     top_k: int = 10, ig_steps: int = 16) -> dict:
+                     top_k: int = 10, ig_steps: int = 16, contrast: str = "") -> dict:
             """Salience of the prompt's segments (at `granularity`) for the response tokens
             [span_start, span_stop) (-1 = to the end) of example #`example` (or a raw
             `prompt`), by `method` (grad_l2, grad_dot_input, integrated_gradients). Scores are
-            sums over tokens; `top` lists the `top_k` most salient segments. Sizes are bounded
-            by the server's limits (`/info` lists them)."""
+            sums over tokens; `top` lists the `top_k` most salient segments. With `contrast` (an
+            alternative continuation B), the scores are for log p(A) - log p(B), A = the span:
+            "why A rather than B?"; `contrast` then gives B's tokens and both log-probs, and
+            for signed methods `toward_a` / `toward_b` the `top_k` segments pushing each way.
+            Sizes are bounded by the server's limits (`/info` lists them)."""
             if method not in METHODS:
                 raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
             if granularity not in GRANULARITIES:
@@ -450,6 +471,7 @@ def build_app(workbench: Any, *, layout: str | None = None,
             ig_steps = limits.check_int("ig_steps", ig_steps, low=1, high=limits.max_ig_steps)
             span_start = limits.check_int("span_start", span_start, low=0, high=2**31)
             span_stop = limits.check_int("span_stop", span_stop, low=-1, high=2**31)
+            contrast = limits.check_contrast(contrast) if contrast else ""
             ds, m, ex = _api_example(workbench, limits, dataset, model, example, prompt)
             if m not in base.lm_models(workbench):
                 raise ValueError(f"model {m!r} cannot explain responses; salience models: "
@@ -464,8 +486,12 @@ def build_app(workbench: Any, *, layout: str | None = None,
                 raise IndexError(f"span [{span_start}, {span_stop}) is outside the response: "
                                  f"it has {t} tokens, so use 0 <= span_start < span_stop <= {t} "
                                  "(span_stop=-1 means to the end)")
-            span = lm_salience.span_salience(workbench, st, ex, sal, (span_start, stop),
-                                             progress=report)
+            if contrast:
+                span = lm_salience.contrast_salience(workbench, st, ex, (span_start, stop),
+                                                     contrast, progress=report)
+            else:
+                span = lm_salience.span_salience(workbench, st, ex, sal, (span_start, stop),
+                                                 progress=report)
             segs = span.aggregate(granularity, side="prompt")
 
             def seg(s: Any) -> dict:
@@ -480,7 +506,8 @@ def build_app(workbench: Any, *, layout: str | None = None,
                     "target_text": span.target_text,
                     "response_tokens": list(sal.response_tokens),
                     "segments": [seg(s) for s in segs],
-                    "top": [seg(s) for s in render.rank_segments(segs, span.signed, top_k)]}
+                    "top": [seg(s) for s in render.rank_segments(segs, span.signed, top_k)],
+                    **(_contrast_fields(span, segs, top_k, seg) if contrast else {})}
 
         gr.api(api_errors(salience), api_name="salience", concurrency_id="model",
                concurrency_limit=1)

@@ -41,6 +41,8 @@ class RequestLimits:
       max_session_examples: examples one browser or API session may add to its datasets.
       max_queue: requests that may wait for the model at once; more get "busy, retry".
       max_upload_mb: largest file the server accepts as an upload, in megabytes.
+      max_contrast_chars: characters of a contrast text (the alternative continuation B of
+        "why A rather than B?"; it is run through the model with the prompt).
     """
 
     max_ig_steps: int = 256
@@ -50,6 +52,7 @@ class RequestLimits:
     max_session_examples: int = 1000
     max_queue: int = 16
     max_upload_mb: float = 5.0
+    max_contrast_chars: int = 500
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -84,3 +87,15 @@ class RequestLimits:
                              f"most {self.max_prompt_chars:,}. Shorten it, or start the server "
                              "with a larger --max-prompt-chars")
         return prompt
+
+    def check_contrast(self, text: str) -> str:
+        """``text`` (a contrast, B) unchanged when it is within `max_contrast_chars` and not
+        empty, else a `LimitError` that says so."""
+        if not isinstance(text, str) or not text:
+            raise LimitError("contrast must be a non-empty text: the alternative continuation B "
+                             "to compare the selected response span with (e.g. ' Avoid')")
+        if len(text) > self.max_contrast_chars:
+            raise LimitError(f"contrast has {len(text):,} characters; this server accepts at "
+                             f"most {self.max_contrast_chars:,}. Compare with a shorter "
+                             "alternative")
+        return text

@@ -570,3 +570,196 @@ def matrix_html(sal: Any, method: str, *, granularity: Any = "words", intensity:
                 f"{len(cols)} of {len(per_row[0])} prompt {escape_text(str(granularity))}.</div>")
     style = f"grid-template-columns: 8em repeat({len(cols)}, minmax(1.2em, 1fr));"
     return f'{note}<div class="pl-matrix" style="{style}">{"".join(cells)}</div>'
+
+
+# ----------------------------------------------------------------------------- contrast, attention
+# (issue 14: "why A rather than B?", the attention view, and the top alternatives per token)
+
+CONTRAST_CSS = """
+.pl-contrast-lists { display: flex; gap: 12px; }
+.pl-contrast-lists > div { flex: 1; min-width: 0; }
+.pl-side-a { color: #21539c; } .pl-side-b { color: #9b1c2c; }
+.pl-alt-panel { margin-top: 6px; font-family: sans-serif; font-size: 0.9em; }
+.pl-alt-panel button.pl-why-not { font-size: 0.85em; padding: 0 6px; margin-left: 6px;
+  cursor: pointer; border: 1px solid #999; border-radius: 4px; background: #f8f8f8; }
+.pl-tok { cursor: pointer; border-radius: 3px; }
+.pl-tok.pl-tok-open { outline: 2px solid #f59e0b; }
+"""
+"""Styles for the contrast lists, the attention view and the alternatives panel (part of `CSS`)."""
+CSS += CONTRAST_CSS
+
+
+def _ranked_rows(ranked: Sequence[Any], colours: Mapping[tuple[int, int], float], signed: bool,
+                 intensity: float) -> str:
+    rows = []
+    for rank, seg in enumerate(ranked, 1):
+        text, s, e, score = tuple(seg)
+        c = colours.get((s, e), 0.0)
+        style = (f"background-color:{colour_for(c, signed, intensity)};"
+                 f"color:{text_colour_for(c, signed, intensity)}")
+        label = _label(seg)
+        shown = (f'<span class="pl-seglabel">{escape_text(label)}</span>'
+                 f"{escape_text(_one_line(text, 60))}" if label else
+                 escape_text(_one_line(text)))
+        rows.append(f'<tr data-rank="{rank}"><td class="pl-num">{rank}</td>'
+                    f'<td class="pl-segtext" title="{escape_text(text)}">{shown}</td>'
+                    f'<td class="pl-num" style="{style}">{_fmt(float(score))}</td>'
+                    f'<td class="pl-num">{int(s)}–{int(e)}</td></tr>')
+    return "".join(rows)
+
+
+def contrast_ranked_html(segments: Sequence[Any], *, signed: bool, a_text: str, b_text: str,
+                         k: int = 10, intensity: float = 1.0, granularity: Any = "segments",
+                         attrs: Mapping[str, Any] | None = None,
+                         include_template: bool = False) -> str:
+    """Ranked lists of a contrast "why A rather than B?": which segments push toward A, which B.
+
+    For a signed method (Grad·Input, IG of ``log p(A) - log p(B)``) two tables: the ``k`` most
+    positive segments (toward A, ``data-side="a"``) and the ``k`` most negative (toward B,
+    ``data-side="b"``), each with the exact scores. For an unsigned one (Grad L2: the norm of
+    the gradient of the difference) one table of the strongest segments and a note that it has
+    no direction. Tables are ``table.pl-ranked`` with ``attrs`` as ``data-*`` attributes (plus
+    ``data-side``); all text is escaped.
+    """
+    segs = [s for s in segments if str(tuple(s)[0]).strip()
+            and (include_template or not _is_template(s))]
+    data = "".join(f' data-{escape_text(str(key))}="{escape_text(str(value))}"'
+                   for key, value in (attrs or {}).items())
+    head = (f"<thead><tr><th>#</th><th>{escape_text(str(granularity))}</th><th>score</th>"
+            "<th>chars</th></tr></thead>")
+    a_q, b_q = escape_text(_one_line(a_text, 60)), escape_text(_one_line(b_text, 60))
+    if not segs:
+        return '<div class="pl-empty">No salience yet: select a response span.</div>'
+    colours_all = normalize([tuple(s)[3] for s in segs], signed)
+    by_pos = {(tuple(s)[1], tuple(s)[2]): c for s, c in zip(segs, colours_all, strict=True)}
+    if not signed:
+        ranked = sorted(segs, key=lambda s: -float(tuple(s)[3]))[: max(int(k), 0)]
+        return ('<div class="pl-contrast-lists"><div>'
+                f'<div class="pl-role">HOW STRONGLY EACH SEGMENT DECIDES BETWEEN “{a_q}” AND '
+                f"“{b_q}” (Grad L2 has no direction: pick Grad·Input or Integrated Gradients to "
+                "see which way)</div>"
+                f'<table class="pl-ranked"{data} data-side="both">{head}<tbody>'
+                f"{_ranked_rows(ranked, by_pos, signed, intensity)}</tbody></table>"
+                "</div></div>")
+    toward_a = sorted([s for s in segs if float(tuple(s)[3]) > 0],
+                      key=lambda s: -float(tuple(s)[3]))[: max(int(k), 0)]
+    toward_b = sorted([s for s in segs if float(tuple(s)[3]) < 0],
+                      key=lambda s: float(tuple(s)[3]))[: max(int(k), 0)]
+    parts = []
+    for side, title, ranked in (("a", f"PUSH TOWARD A: “{a_q}”", toward_a),
+                                ("b", f"PUSH TOWARD B: “{b_q}”", toward_b)):
+        body = (_ranked_rows(ranked, by_pos, signed, intensity) if ranked else
+                '<tr><td colspan="4" class="pl-empty">none</td></tr>')
+        parts.append(f'<div><div class="pl-role pl-side-{side}">{title}</div>'
+                     f'<table class="pl-ranked"{data} data-side="{side}">{head}<tbody>{body}'
+                     "</tbody></table></div>")
+    return f'<div class="pl-contrast-lists">{"".join(parts)}</div>'
+
+
+def attention_view_html(span: Any, *, granularity: Any = "words", intensity: float = 1.0,
+                        include_template: bool = False, label: str = "ATTENTION") -> str:
+    """The prompt and response coloured by a span's attention shares (unsigned, purple).
+
+    Args:
+      span: a `SpanSalience` of method "attention" (`AttentionMaps.for_span`): per token, the
+        share of the span's attention (mean row; shares sum to 1).
+      granularity: how the prompt's shares are summed (like salience).
+      intensity: colour-intensity factor.
+      include_template: colour chat-template tokens and let them set the colour range.
+      label: the heading (which layer / head).
+
+    Unlike `salience_view_html` the response tokens are not clickable (no ``data-index``).
+    """
+    sal = span.parent
+    segs = span.aggregate(granularity, side="prompt")
+    resp = np.asarray(span.scores, dtype=np.float64)[sal.num_prompt_tokens:]
+    counted = np.array([include_template or not _is_template(s) for s in segs], dtype=bool)
+    scores = np.array([s.score for s in segs] + resp.tolist(), dtype=np.float64)
+    mask = np.concatenate([counted, np.ones(resp.size, dtype=bool)])
+    colours = np.zeros(scores.size)
+    colours[mask] = normalize(scores[mask], False)
+    prompt = _heatmap_prenormalized(sal.text, segs, colours[: len(segs)], False, intensity, 0,
+                                    sal.prompt_length, include_template=include_template)
+    text, p = sal.text, sal.num_prompt_tokens
+    parts: list[str] = []
+    pos = sal.prompt_length
+    sel = range(int(span.start), int(span.stop))
+    for t, (s, e) in enumerate(np.asarray(sal.offsets)[p:].tolist()):
+        s, e = max(int(s), pos), int(e)
+        if e <= s:
+            continue
+        if s > pos:
+            parts.append(escape_text(text[pos:s]))
+        cls = "pl-seg pl-att-selected" if t in sel else "pl-seg"
+        parts.append(_seg_span(text[s:e], float(resp[t]), float(colours[len(segs) + t]), False,
+                               intensity, cls=cls))
+        pos = e
+    if pos < len(text):
+        parts.append(escape_text(text[pos:]))
+    bos = float(np.asarray(span.scores)[0]) if p and sal.offsets[0][1] <= sal.offsets[0][0] \
+        else 0.0
+    note = (f'<div class="pl-empty">{bos:.0%} of the attention goes to the start token (no '
+            "text; not drawn).</div>" if bos >= 0.005 else "")
+    return ('<div class="pl-view pl-attention">'
+            f'<div class="pl-role">{escape_text(label)} · PROMPT</div>'
+            f'<div class="pl-text pl-prompt">{prompt}</div>'
+            '<div class="pl-role">RESPONSE (the selected span is outlined in the salience '
+            "view)</div>"
+            f'<div class="pl-text pl-response">{"".join(parts)}</div>{note}</div>')
+
+
+def token_alternatives_html(tokens: Sequence[str], logprobs: Sequence[float],
+                            alternatives: Sequence[Sequence[Any]] | None, *,
+                            open_index: int | None = None) -> str:
+    """Response tokens coloured by probability, with the model's top alternatives.
+
+    Each token (``span.pl-tok[data-index]``) shows ``log p`` and its alternatives on hover; a
+    click opens (``open_index``) a panel that lists the alternatives with their probabilities
+    and an "explain why not this one" button per alternative (``button.pl-why-not`` with
+    ``data-index`` and ``data-alt``, the alternative's rank). All text is escaped.
+
+    Args:
+      tokens: ``T`` display tokens. logprobs: ``<float>[T]``.
+      alternatives: per token ``[(token, probability), ...]`` best first (a prediction's
+        ``response_top_tokens``), or None when the model gives none.
+      open_index: the token whose panel is open, or None.
+    """
+    import math
+
+    if len(tokens) != len(logprobs):
+        return '<div class="pl-empty">This model gives no per-token log-probabilities.</div>'
+    alts = list(alternatives) if alternatives is not None and len(alternatives) == len(tokens) \
+        else None
+    parts = []
+    for t, (tok, lp) in enumerate(zip(tokens, logprobs, strict=True)):
+        p = math.exp(min(float(lp), 0.0))
+        title = f"log p = {float(lp):.3f} (p = {p:.3f})"
+        if alts is not None:
+            title += "\nalternatives: " + ", ".join(
+                f"“{_one_line(str(a), 20)}” {float(q):.1%}" for a, q in alts[t])
+        cls = "pl-seg pl-tok" + (" pl-tok-open" if open_index == t else "")
+        colour = colour_for(1 - p, True, 1.0).replace(
+            f"{POSITIVE_RGB[0]},{POSITIVE_RGB[1]},{POSITIVE_RGB[2]}", "214,96,77")
+        parts.append(f'<span class="{cls}" data-index="{t}" style="background-color:{colour}" '
+                     f'title="{escape_text(title)}">{escape_text(str(tok))}</span>')
+    how = "hover for log p and the alternatives; click a token to compare" if alts is not None \
+        else "hover for log p"
+    out = (f'<div class="pl-role">RESPONSE TOKENS (darker = less likely; {how})</div>'
+           f'<div class="pl-text">{"".join(parts)}</div>')
+    if alts is not None and open_index is not None and 0 <= open_index < len(tokens):
+        rows = []
+        for rank, (alt, q) in enumerate(alts[open_index]):
+            same = str(alt) == str(tokens[open_index])
+            special = re.fullmatch(r"<[^<>\s]+>", str(alt)) is not None  # <eos>, <pad>: no text
+            button = ("<i>(written)</i>" if same else "<i>(special token)</i>" if special else
+                      f'<button class="pl-why-not" data-index="{open_index}" data-alt="{rank}">'
+                      "explain why not this one</button>")
+            rows.append(f'<tr data-alt="{rank}"><td class="pl-num">{rank + 1}</td>'
+                        f'<td class="pl-segtext">“{escape_text(str(alt))}”</td>'
+                        f'<td class="pl-num">{float(q):.2%}</td><td>{button}</td></tr>')
+        out += (f'<div class="pl-alt-panel" data-index="{open_index}"><div class="pl-role">'
+                f"ALTERNATIVES AT TOKEN {open_index} (“{escape_text(str(tokens[open_index]))}”)"
+                '</div><table class="pl-ranked pl-alternatives"><thead><tr><th>#</th>'
+                "<th>token</th><th>p</th><th></th></tr></thead><tbody>" + "".join(rows)
+                + "</tbody></table></div>")
+    return out

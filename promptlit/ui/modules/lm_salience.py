@@ -14,6 +14,19 @@ steps and everything else that changes the numbers.
 Cached results are shared by every session and immutable: this module never changes one; it
 only reads them (a span's scores come back as a new `SpanSalience`).
 
+"Why A rather than B?" (contrastive salience): type an alternative continuation B for the
+selected response span A (or pick one of the model's top alternatives in the generated-text
+module: "explain why not this one") and the prompt is coloured by its salience for
+``log p(A) - log p(B)`` (`Workbench.salience(..., contrast=B)`, cached per span, method and B).
+Signed methods then split the ranking into segments that push toward A and toward B; Grad L2 (the
+norm of the gradient of the difference) has no direction. The contrast belongs to the example,
+model and explained text it was set for.
+
+Attention view: "Show attention" adds, beside the gradient salience, the model's attention from
+the positions that wrote the selected span to every token (`Workbench.attention`, one cached
+forward pass), averaged over layers and heads or for one layer / head, aggregated to the same
+granularity (a segment's score is its share of the span's attention).
+
 Custom segments: besides tokens … turns, the granularity may be "few-shot" (repeated labelled
 blocks found automatically, "example 1 … n"), "blocks" (the prompt split at the separator regex
 typed beside it; bounded and checked, `promptlit.lib.segmentation.SeparatorSegmentation`) or
@@ -94,6 +107,99 @@ def span_salience(wb: Any, state: SessionState, ex: dict, sal: Any, span: tuple[
     return result.for_span(span[0], span[1], method)
 
 
+def contrast_of(state: SessionState) -> str | None:
+    """The session's contrast text B, when it was set for the shown example, model and explained
+    text (it does not follow the user to another example); else None."""
+    c = state.views.get(NAME, {}).get("contrast")
+    if isinstance(c, dict) and c.get("text") and (c.get("example"), c.get("model"),
+                                                   c.get("target")) == (
+            state.primary_id, state.model, state.explain_target):
+        return str(c["text"])
+    return None
+
+
+def set_contrast(state: SessionState, text: str | None) -> None:
+    """Sets (or, with None / "", clears) the contrast B for the shown example and model."""
+    state.views.setdefault(NAME, {})["contrast"] = (
+        {"text": text, "example": state.primary_id, "model": state.model,
+         "target": state.explain_target} if text else None)
+
+
+def _inner(wb: Any, model: str) -> Any:
+    m = wb.models.get(model) if model else None
+    return m.unwrap() if m is not None and callable(getattr(m, "unwrap", None)) else m
+
+
+def supports_contrast(wb: Any, model: str) -> bool:
+    """Whether ``model.salience`` takes a ``contrast`` (a `KerasCausalLM` does)."""
+    fn = getattr(_inner(wb, model), "salience", None)
+    try:
+        return callable(fn) and "contrast" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def supports_attention(wb: Any, model: str) -> bool:
+    """Whether the model has an ``attention(prompt, response)`` method."""
+    return callable(getattr(_inner(wb, model), "attention", None))
+
+
+def contrast_salience(wb: Any, state: SessionState, ex: dict, span: tuple[int, int],
+                      contrast: str, progress: Any = None) -> Any:
+    """The `SpanSalience` of ``span`` for ``log p(A) - log p(B = contrast)``, by the session's
+    method (cached by the Workbench under a key holding B, the span, the method and steps).
+    Its ``parent.contrast`` holds both log-probs and B's tokens."""
+    if not supports_contrast(wb, state.model):
+        raise ValueError(f"model {state.model!r} cannot compute contrastive salience (its "
+                         "salience() takes no contrast)")
+    result = wb.salience(state.model, ex, target=state.explain_target, methods=(state.method,),
+                         ig_steps=int(state.ig_steps), progress=progress, contrast=contrast,
+                         span=tuple(span))
+    return result.for_span(span[0], span[1], state.method)
+
+
+def attention_settings(state: SessionState) -> tuple[bool, int | None, int | None]:
+    """(shown, layer, head) of the session's attention view; None = averaged."""
+    v = state.views.get(NAME, {})
+
+    def index(key: str) -> int | None:
+        x = v.get(key)
+        return int(x) if isinstance(x, int) or (isinstance(x, str) and x.isdigit()) else None
+
+    return bool(v.get("attention", False)), index("att_layer"), index("att_head")
+
+
+def attention_views(wb: Any, state: SessionState, ex: dict, span: tuple[int, int],
+                    granularity: Any, with_template: bool, progress: Any = None
+                    ) -> dict[str, Any]:
+    """The attention view of ``span`` (HTML, ranked table, layer / head choices)."""
+    _, layer, head = attention_settings(state)
+    if not supports_attention(wb, state.model):
+        return {"attention": '<div class="pl-empty">This model gives no attention weights.</div>',
+                "attention_ranked": "", "layers": 0, "heads": 0, "layer": None, "head": None}
+    maps = wb.attention(state.model, ex, target=state.explain_target, progress=progress)
+    layer = layer if layer is not None and layer < maps.num_layers else None
+    head = head if head is not None and head < maps.num_heads else None
+    att = maps.for_span(span[0], span[1], layer=layer, head=head)
+    which = (f"layer {layer}" if layer is not None else "average over layers") + " · " + (
+        f"head {head}" if head is not None else "average over heads")
+    html = render.attention_view_html(att, granularity=granularity, intensity=state.intensity,
+                                      include_template=with_template,
+                                      label=f"ATTENTION ({which})")
+    segs = [s for s in att.aggregate(granularity, side="prompt")
+            if with_template or not isinstance(s, TemplateSegment)]
+    ranked = render.ranked_table_html(
+        segs, signed=False, k=TOP_K, intensity=state.intensity, granularity=granularity,
+        attrs={"kind": "attention", "granularity": granularity,
+               "span": f"{span[0]}:{span[1]}", "layer": "avg" if layer is None else layer,
+               "head": "avg" if head is None else head},
+        include_template=with_template)
+    return {"attention": html,
+            "attention_ranked": ('<div class="pl-role">SHARE OF THE SPAN’S ATTENTION (mean '
+                                 "row; not an attribution)</div>" + ranked),
+            "layers": maps.num_layers, "heads": maps.num_heads, "layer": layer, "head": head}
+
+
 def _span_kwargs(wb: Any, model: str, span: tuple[int, int]) -> dict[str, Any]:
     """How to ask ``model.salience`` for one response span: ``span=(a, b)``, ``spans=[(a, b)]``
     or ``target_span=(a, b)``, whichever its signature takes (nothing: whole response only)."""
@@ -154,11 +260,12 @@ def granularity_of(state: SessionState, ex: dict) -> Any:
 def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str, Any]:
     """Everything the module draws for the session, as HTML strings / choices.
 
-    Returns keys: view, legend, ranked, matrix, info, segments (dropdown choices), compare.
+    Returns keys: view, legend, ranked, matrix, info, segments (dropdown choices), compare,
+    attention (dict from `attention_views`, or None when the view is off or not ready).
     """
     ex = base.primary_example(wb, state)
     out: dict[str, Any] = {"legend": "", "ranked": "", "matrix": "", "segments": [],
-                           "compare": ""}
+                           "compare": "", "attention": None}
     if ex is None:
         out["view"] = '<div class="pl-empty">Select an example in the data table.</div>'
         out["info"] = ""
@@ -177,21 +284,32 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
         return out
     if state.span is None or not (0 <= state.span[0] < state.span[1] <= t):
         state.span = (0, t)
-    span = span_salience(wb, state, ex, sal, state.span, progress=progress)
+    contrast = contrast_of(state)
+    span = (contrast_salience(wb, state, ex, state.span, contrast, progress=progress)
+            if contrast else span_salience(wb, state, ex, sal, state.span, progress=progress))
     g, k = granularity_of(state, ex), TOP_K
     with_template = include_template(state)
     out["view"] = render.salience_view_html(sal, span, granularity=g, intensity=state.intensity,
                                             selected=state.span, include_template=with_template)
-    out["legend"] = render.legend_html(METHOD_LABELS.get(state.method, state.method),
+    label = METHOD_LABELS.get(state.method, state.method)
+    out["legend"] = render.legend_html(f"{label} · why A rather than B" if contrast else label,
                                        span.signed, intensity=state.intensity)
     ranked = [s for s in span.aggregate(g, side="prompt")
               if with_template or not isinstance(s, TemplateSegment)]
-    out["ranked"] = render.ranked_table_html(ranked, signed=span.signed,
-                                             k=k, intensity=state.intensity, granularity=g,
-                                             attrs={"method": state.method, "granularity": g,
-                                                    "span": f"{state.span[0]}:{state.span[1]}",
-                                                    "template": str(with_template).lower()},
-                                             include_template=with_template)
+    attrs = {"method": state.method, "granularity": g,
+             "span": f"{state.span[0]}:{state.span[1]}", "template": str(with_template).lower()}
+    if contrast:
+        out["ranked"] = render.contrast_ranked_html(
+            ranked, signed=span.signed, a_text=span.target_text, b_text=contrast, k=k,
+            intensity=state.intensity, granularity=g, attrs={**attrs, "contrast": contrast},
+            include_template=with_template)
+    else:
+        out["ranked"] = render.ranked_table_html(ranked, signed=span.signed,
+                                                 k=k, intensity=state.intensity, granularity=g,
+                                                 attrs=attrs, include_template=with_template)
+    if attention_settings(state)[0]:
+        out["attention"] = attention_views(wb, state, ex, state.span, g, with_template,
+                                           progress=progress)
     out["matrix_fn"] = lambda: render.matrix_html(sal, state.method, granularity=g,
                                                   intensity=state.intensity,
                                                   include_template=with_template)
@@ -204,6 +322,15 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
                             "“{}” · {} tokens ({} prompt){}", state.model, state.explain_target,
                             state.span[0], state.span[1] - 1, base.short(span.target_text, 80),
                             len(sal.tokens), sal.num_prompt_tokens, template_note)
+    c = span.parent.contrast if contrast else None
+    if c is not None:
+        out["info"] = render.md(
+            "{}  \n**Why “{}” rather than “{}”?** log p(A) = {:.3f}, log p(B) = {:.3f} "
+            "(B = {} token(s)); scores are for log p(A) − log p(B){}",
+            out["info"], base.short(span.target_text, 60), base.short(contrast, 60),
+            float(c["log_prob"]), float(c["log_prob_contrast"]), len(c["tokens"]),
+            ": blue pushes toward A, red toward B" if span.signed else
+            " (Grad L2: strength, no direction)")
     segs = []
     for seg in sal.response_segments(state.target_granularity):
         segs.append((base.short(seg.text, 60) or "⏎", f"{seg.token_start}:{seg.token_stop}"))
@@ -250,9 +377,28 @@ def build(ctx: base.Context) -> base.Module:
                                       label="Pick a response…", scale=1)
             target_seg = gr.Dropdown([], label="…segment as the target", scale=3,
                                      elem_id="pl-target-segment")
+        with gr.Row():
+            contrast_box = gr.Textbox(
+                label="…rather than B (why did the model write the selected span A rather "
+                      "than this?)", placeholder="an alternative continuation, e.g.  Avoid",
+                max_length=ctx.limits.max_contrast_chars, scale=3, elem_id="pl-contrast")
+            contrast_btn = gr.Button("Why A rather than B?", scale=1,
+                                     elem_id="pl-contrast-explain")
+            contrast_clear = gr.Button("Clear contrast", scale=1, elem_id="pl-contrast-clear")
         legend = gr.HTML("", elem_id="pl-legend", js_on_load=None)
-        view = gr.HTML('<div class="pl-empty">Select an example in the data table.</div>',
-                       elem_id="pl-salience-view", js_on_load=CLICK_JS)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                view = gr.HTML('<div class="pl-empty">Select an example in the data table.</div>',
+                               elem_id="pl-salience-view", js_on_load=CLICK_JS)
+            with gr.Column(scale=2, min_width=280, visible=False,
+                           elem_id="pl-attention-column") as att_col:
+                with gr.Row():
+                    att_layer = gr.Dropdown([("average", "avg")], value="avg", label="Layer",
+                                            elem_id="pl-att-layer")
+                    att_head = gr.Dropdown([("average", "avg")], value="avg", label="Head",
+                                           elem_id="pl-att-head")
+                attention = gr.HTML("", elem_id="pl-attention-view", js_on_load=None)
+                attention_ranked = gr.HTML("", elem_id="pl-attention-ranked", js_on_load=None)
         compare = gr.HTML("", elem_id="pl-compare-view", js_on_load=None)
         base.markdown("**Most salient prompt segments** (score = sum over the selected tokens)")
         ranked = gr.HTML("", elem_id="pl-ranked", js_on_load=None)
@@ -264,9 +410,15 @@ def build(ctx: base.Context) -> base.Module:
                 elem_id="pl-include-template",
                 info="Template tokens (turn markers, role words) are greyed and left out by "
                      "default; their salience is computed either way.")
+            show_attention = gr.Checkbox(
+                label="Show attention beside the salience", value=False,
+                elem_id="pl-show-attention",
+                info="The model's attention from the positions that wrote the selected span, "
+                     "per layer and head or averaged (one cached forward pass).")
         matrix = gr.HTML("", elem_id="pl-matrix", visible=False, js_on_load=None)
 
-    draw_outputs = [view, legend, ranked, matrix, info, target_seg, compare]
+    draw_outputs = [view, legend, ranked, matrix, info, target_seg, compare, att_col, attention,
+                    attention_ranked, att_layer, att_head]
 
     def draw(state: SessionState, with_matrix: bool, progress: Any = None) -> list[Any]:
         # Always a callback: a click can start IG for a new span, which must stop (Cancelled)
@@ -275,10 +427,24 @@ def build(ctx: base.Context) -> base.Module:
         matrix_html = r["matrix_fn"]() if with_matrix and "matrix_fn" in r else ""
         current = (f"{state.span[0]}:{state.span[1]}" if state.span else None)
         values = [v for _, v in r["segments"]]
+        att = r.get("attention")
+        if att is None:
+            att_updates = [gr.update(visible=attention_settings(state)[0] and state.explained),
+                           "", "", gr.skip(), gr.skip()]
+        else:
+            layers = [("average", "avg")] + [(f"layer {i}", str(i))
+                                             for i in range(att["layers"])]
+            heads = [("average", "avg")] + [(f"head {i}", str(i)) for i in range(att["heads"])]
+            att_updates = [
+                gr.update(visible=True), att["attention"], att["attention_ranked"],
+                gr.update(choices=layers, value="avg" if att["layer"] is None
+                          else str(att["layer"])),
+                gr.update(choices=heads, value="avg" if att["head"] is None
+                          else str(att["head"]))]
         return [r["view"], r["legend"], r["ranked"], gr.update(value=matrix_html),
                 r["info"], gr.update(choices=r["segments"],
                                      value=current if current in values else None),
-                r["compare"]]
+                r["compare"], *att_updates]
 
     def refresh(_wb: Any, state: SessionState) -> list[Any]:
         return draw(state, state.show_matrix)
@@ -395,5 +561,57 @@ def build(ctx: base.Context) -> base.Module:
         target_seg.input(on_target_seg, [ctx.state, target_seg, show_matrix], outs,
                          api_visibility="private", concurrency_id="model", concurrency_limit=1)
 
+        # -- why A rather than B? (one forward + backward over both sequences per span) ----
+        @base.guard(n)
+        def on_contrast(state: SessionState, text: str, with_matrix: bool,
+                        progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            if not state.explained:
+                raise ValueError("press “Generate & explain” first, then select the response "
+                                 "span A to contrast")
+            text = ctx.limits.check_contrast(text or "")
+            if not supports_contrast(wb, state.model):
+                raise ValueError(f"model {state.model!r} cannot compute contrastive salience")
+            set_contrast(state, text)
+            updates = draw(state, with_matrix, base.progress_adapter(progress))
+            return (state, *updates, base.ok("contrastive salience ready: why the selected "
+                                             "span rather than B"))
+
+        for event in (contrast_btn.click, contrast_box.submit):
+            event(on_contrast, [ctx.state, contrast_box, show_matrix], outs,
+                  api_visibility="private", concurrency_id="model", concurrency_limit=1)
+
+        @base.guard(n + 1)
+        def on_clear(state: SessionState, with_matrix: bool) -> Any:
+            set_contrast(state, None)
+            if not state.explained:
+                return (state, *[gr.skip()] * (n - 2), "", "")
+            return (state, *draw(state, with_matrix), "", base.ok("contrast cleared"))
+
+        contrast_clear.click(on_clear, [ctx.state, show_matrix],
+                             [ctx.state, *draw_outputs, contrast_box, ctx.footer],
+                             api_visibility="private", concurrency_id="model",
+                             concurrency_limit=1)
+
+        # -- attention view --------------------------------------------------------------------
+        @base.guard(n)
+        def on_attention(state: SessionState, shown: bool, layer: str, head: str,
+                         with_matrix: bool, progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            v = state.views.setdefault(NAME, {})
+            v["attention"] = bool(shown)
+            v["att_layer"] = None if layer in (None, "", "avg") else str(layer)
+            v["att_head"] = None if head in (None, "", "avg") else str(head)
+            if not state.explained:
+                return (state, *[gr.skip()] * (n - 2), "")
+            return (state, *draw(state, with_matrix, base.progress_adapter(progress)), "")
+
+        att_inputs = [ctx.state, show_attention, att_layer, att_head, show_matrix]
+        show_attention.change(on_attention, att_inputs, outs, api_visibility="private",
+                              concurrency_id="model", concurrency_limit=1)
+        for dd in (att_layer, att_head):
+            dd.input(on_attention, att_inputs, outs, api_visibility="private",
+                     concurrency_id="model", concurrency_limit=1)
+
     return ctx.register(base.Module(NAME, container, draw_outputs, refresh, wire,
-                                    controls={"granularity": granularity, "method": method}))
+                                    controls={"granularity": granularity, "method": method,
+                                              "contrast": contrast_box,
+                                              "show_matrix": show_matrix}))
