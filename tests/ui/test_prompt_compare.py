@@ -111,3 +111,25 @@ def test_wiring_compare_button_and_errors_in_the_footer(wb):
     assert out[1] is gr.skip() or out[1] == gr.skip()
     assert view["done"] is False
     assert "prompt_compare" in app.compatible_modules(wb, "toy")
+
+
+def test_an_edit_is_compared_with_its_original_by_default(wb):
+    from promptlit.ui.modules import datapoint_editor
+
+    st = SessionState(dataset="toy", model="fake")
+    rows = ids(wb, st)
+    original = base.find_example(wb, st, rows[0])
+    new_id = datapoint_editor.add_to_session(
+        wb, st, {**original, "prompt": original["prompt"].replace("pork chop", "fish pie")})
+    assert prompt_compare.default_pair(wb, st) == (rows[0], new_id)
+    st.select_examples([rows[2], rows[1]])
+    assert prompt_compare.default_pair(wb, st) == (rows[2], rows[1])
+
+
+def test_missing_sides_render_empty_not_nan(wb):
+    st = ready(wb, granularity="words")
+    out = prompt_compare.render_views(wb, st)
+    table = prompt_compare.run(wb, st).segments
+    assert (table["op"] == "inserted").any() or (table["op"] == "deleted").any()
+    for html in (out["side"], out["changed"], out["responses"]):
+        assert ">nan<" not in html and "nan:" not in html and "nan</" not in html

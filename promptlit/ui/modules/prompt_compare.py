@@ -21,6 +21,7 @@ normalisation redraws from the cache: no model call.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import gradio as gr
@@ -34,6 +35,10 @@ from promptlit.ui.state import METHOD_LABELS, SessionState
 NAME = "prompt_compare"
 MAX_CHOICES = 1000
 """Most examples offered in each picker (any row can still be taken from the selection)."""
+MAX_SIMILAR = 300
+"""Most dataset rows searched for the original of a session edit (`default_pair`)."""
+SIMILAR_CHARS = 2000
+"""Characters of each prompt compared when looking for an edit's original."""
 TOP_K = 10
 TARGET_CHOICES = [("each its own response", "response"), ("each its own target", "target"),
                   ("the same text: A's response", "same")]
@@ -63,19 +68,45 @@ def example_choices(wb: Any, state: SessionState) -> list[tuple[str, str]]:
 
 
 def default_pair(wb: Any, state: SessionState) -> tuple[str | None, str | None]:
-    """A and B until the session picks them: the first two selected examples, else the selected
-    one (or the first row) and the row after it (the shipped few-shot pairs are a mistaken
-    prompt followed by its fixed version)."""
+    """A and B until the session picks them.
+
+    The first two selected examples; else, for an example added in this session (an edit from
+    the Datapoint Editor), the dataset example most like it as A and the edit as B; else the
+    selected example (or the first row) and the row after it (the shipped few-shot pairs are a
+    mistaken prompt followed by its fixed version).
+    """
     ids = [i for i in state.selected_ids if base.find_example(wb, state, i) is not None]
     if len(ids) >= 2:
         return ids[0], ids[1]
-    rows = [r[0] for r in base.dataset_rows(wb, state)]
-    a = state.primary_id if state.primary_id in rows else (rows[0] if rows else None)
+    rows = base.dataset_rows(wb, state)
+    order = [r[0] for r in rows]
+    a = state.primary_id if state.primary_id in order else (order[0] if order else None)
     if a is None:
         return None, None
-    k = rows.index(a)
-    b = rows[k + 1] if k + 1 < len(rows) else (rows[k - 1] if k > 0 else None)
+    k = order.index(a)
+    if rows[k][2]:  # added in this session: compare it with what it was most likely made from
+        original = _most_similar(str(rows[k][1].get("prompt", "")),
+                                 [r for r in rows[:MAX_SIMILAR] if not r[2]])
+        if original is not None:
+            return original, a
+    b = order[k + 1] if k + 1 < len(order) else (order[k - 1] if k > 0 else None)
     return a, b
+
+
+def _most_similar(prompt: str, rows: list[tuple[str, Any, bool]]) -> str | None:
+    """The id of the row whose prompt is most like ``prompt`` (difflib ratio over the first
+    `SIMILAR_CHARS` characters, so a redraw stays cheap), or None."""
+    best, best_id = 0.0, None
+    prompt = prompt[:SIMILAR_CHARS]
+    for ex_id, ex, _ in rows:
+        other = str(ex.get("prompt", ""))[:SIMILAR_CHARS]
+        matcher = difflib.SequenceMatcher(None, prompt, other, autojunk=False)
+        if matcher.real_quick_ratio() <= best or matcher.quick_ratio() <= best:
+            continue
+        ratio = matcher.ratio()
+        if ratio > best:
+            best, best_id = ratio, ex_id
+    return best_id
 
 
 def run(wb: Any, state: SessionState, progress: Any = None) -> comparison.PromptComparison:
