@@ -164,8 +164,15 @@ def shoot(pg: object, name: str, *, readme: bool = False) -> Path:
     ``PROMPTLIT_UPDATE_SCREENSHOTS=1`` and ``readme``)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    pg.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    if readme and os.environ.get("PROMPTLIT_UPDATE_SCREENSHOTS") == "1":
-        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(DOC_SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    # The status bar sticks to the bottom of the window; a full-page shot would show it halfway
+    # down the page, so it sits at the end of the page while the shot is taken.
+    pin = "s => { const f = document.querySelector('#pl-footer'); if (f) f.style.position = s; }"
+    pg.evaluate(pin, "static")  # type: ignore[attr-defined]
+    try:
+        pg.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        if readme and os.environ.get("PROMPTLIT_UPDATE_SCREENSHOTS") == "1":
+            DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+            pg.screenshot(path=str(DOC_SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    finally:
+        pg.evaluate(pin, "")  # type: ignore[attr-defined]
     return path

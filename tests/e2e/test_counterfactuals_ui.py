@@ -4,7 +4,8 @@
 A sentiment example is selected through the link; its salience maps appear (gradient methods at
 once, LIME on "Explain"); the word replacer turns "good" into "bad", the new prediction shows,
 and the generated example is added to the session and explained; the projector fits PCA over the
-dataset, and a click and a box drag select examples. Marked ``e2e`` and ``slow``.
+dataset, and a click and a box drag on its Plotly chart select examples. Marked ``e2e`` and
+``slow``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import pytest
 
 from .conftest import shoot
+from .plot_helpers import box_drag, isolated_point, selected_ids, wait_chart
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -84,29 +86,28 @@ def test_counterfactual_salience_and_projector(page, classification_url):
     page.get_by_role("tab", name="Embeddings").click()
     page.click("#pl-emb-project")
     wait_footer(page, "projected sentiment with PCA")
-    page.wait_for_selector("#pl-emb-plot circle[data-id]")
-    assert page.locator("#pl-emb-plot circle[data-id]").count() == 2001
-    assert page.locator("#pl-emb-plot circle.pl-dot-selected").count() == 1
+    wait_chart(page, "pl-emb-chart", 2001)
+    assert len(selected_ids(page, "pl-emb-chart")) == 1  # the added example
+    page.locator("#pl-emb-chart").scroll_into_view_if_needed()
     shoot(page, "12_embeddings_projector", readme=True)
 
-    # Click the top-most unselected point: it becomes the selected example.
-    dot = page.locator("#pl-emb-plot circle.pl-dot:not(.pl-dot-selected)").last
-    dot_id = dot.get_attribute("data-id")
-    box = dot.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    # Click a point well apart from the others: it becomes the selected example.
+    dot_id, x, y = isolated_point(page, "pl-emb-chart")
+    page.mouse.click(x, y)
     wait_footer(page, "in the projector")
     assert re.search(r"selected example #\d+ in the projector", page.inner_text("#pl-footer"))
-    page.wait_for_selector(f'#pl-emb-plot circle.pl-dot-selected[data-id="{dot_id}"]')
+    page.wait_for_function(
+        "id => { const gd = document.querySelector('#pl-emb-chart .js-plotly-plot');"
+        " return gd && gd.data.flatMap(t => (t.selectedpoints || []).map(k => t.customdata[k][0]))"
+        ".join() === id; }", arg=dot_id)
 
     # Drag a box over the upper-left part of the plot: several examples are selected.
-    plot = page.locator("#pl-emb-plot svg.pl-scatter").bounding_box()
-    page.mouse.move(plot["x"] + 3, plot["y"] + 3)
-    page.mouse.down()
-    page.mouse.move(plot["x"] + plot["width"] * 0.6, plot["y"] + plot["height"] * 0.6, steps=8)
-    page.mouse.up()
+    box_drag(page, "pl-emb-chart", 0.01, 0.01, 0.6, 0.6)
     footer = wait_footer(page, "examples in the projector")
     n = int(re.search(r"selected (\d+) examples in the projector", footer).group(1))
     assert n > 1
     page.wait_for_function(
-        f"() => document.querySelectorAll('#pl-emb-plot circle.pl-dot-selected').length === {n}")
+        "n => { const gd = document.querySelector('#pl-emb-chart .js-plotly-plot');"
+        " return gd && gd.data.reduce((s, t) => s + (t.selectedpoints || []).length, 0) === n; }",
+        arg=n)
     shoot(page, "13_embeddings_box_selection")

@@ -3,7 +3,7 @@ diabetes ridge regressor and the sentiment-confidence text regressor).
 
 Opens a diabetes example by link and checks what the page shows against the Python API: the
 regression result (score, target, error = score − target), the regression metrics, and a
-partial dependence curve. Marked ``e2e``; screenshots go to test-artifacts/e2e/.
+partial dependence curve (table and chart). Marked ``e2e``; screenshots go to test-artifacts/e2e/.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 import promptlit as pl
 
 from .conftest import demo_server, shoot
+from .plot_helpers import chart, hover_text, to_page, wait_chart
 
 pytestmark = [pytest.mark.e2e]
 
@@ -65,5 +66,16 @@ def test_regression_results_metrics_and_partial_dependence(page, regression_url)
     assert page.inner_text("#pl-pdp-info").find("as age varies") >= 0
     at_min = float(next(iter(model.predict([{**example, "age": values[0]}])))["score"])
     assert float(cell(page, "pl-pdp-table", 0, 1)) == pytest.approx(at_min, abs=1e-3)
+    # The chart: the same curve, this example's own age marked, numbers on hover.
+    wait_chart(page, "pl-pdp-plot")
+    shown = chart(page, "pl-pdp-plot")
+    assert shown["traces"][0]["y"][0] == pytest.approx(at_min, abs=1e-3)
+    assert shown["shapes"][0]["x0"] == pytest.approx(float(example["age"]))
+    assert shown["annotations"] == [f"#{EXAMPLE}"]
+    page.locator("#pl-pdp-plot").scroll_into_view_if_needed()
+    trace = shown["traces"][0]
+    tip = hover_text(page, "pl-pdp-plot", *to_page(page, "pl-pdp-plot", trace["x"][1],
+                                                    trace["y"][1]))
+    assert "age = " in tip and "mean prediction = " in tip, tip
     shoot(page, "regression_pdp")
     assert "⚠" not in page.inner_text("#pl-footer")

@@ -17,7 +17,7 @@ from promptlit.api.dataset import Dataset
 from promptlit.components import metrics as M
 from promptlit.components.thresholder import find_thresholds
 from promptlit.models.sklearn_models import SklearnClassifier, SklearnRegressor
-from promptlit.ui import app
+from promptlit.ui import app, plots
 from promptlit.ui.modules import (
     classification_results,
     curves,
@@ -198,7 +198,9 @@ def test_threshold_changes_predicted_classes_everywhere(wb, demo):
     acc = M.multiclass_metrics(labels, scores, spec, {"threshold": t})["accuracy"]
     assert out["pl-metrics-pivot"].set_index("model").loc["clf", "all"] == pytest.approx(
         round(acc, 4))
-    assert f"threshold {t:.2f}" in out["pl-scalars-plot"]
+    scatter = plots.spec_of(out["pl-scalars-a"])
+    assert [a["text"] for a in scatter["layout"]["annotations"]] == [f"threshold {t:.2f}"]
+    assert [sh["x0"] for sh in scatter["layout"]["shapes"]] == [t]
     bad = by_id(slide, slide.fn(st, 1.5))
     assert bad["pl-footer"].startswith("⚠ a threshold must be between 0 and 1")
 
@@ -230,26 +232,58 @@ def test_group_thresholds_per_fairness_measure(wb, state):
         threshold.group_thresholds(wb, state, "clf", threshold.NO_GROUP, "Single", 1.0)
 
 
-def test_scalars_click_selects_and_curves_match_component(wb, demo):
+def point_ids(figure) -> list[str]:
+    """The example ids of a scatter figure's points (every trace)."""
+    return [c[0] for t in plots.spec_of(figure)["data"] for c in t["customdata"]]
+
+
+def test_scalars_click_box_and_lasso_select_and_curves_match_component(wb, demo):
     st = SessionState(dataset="cancer", model="clf", layout="classification")
     ids = wb.datasets["cancer"].ids
-    html = scalars.plot_model(wb, st, "clf", "split")
-    assert html.count('class="pl-pt') == N and f'data-id="{ids[3]}"' in html
+    figure = scalars.plot_model(wb, st, "clf", "split")
+    assert sorted(point_ids(figure)) == sorted(ids)
+    spec = plots.spec_of(figure)
+    assert {t["name"] for t in spec["data"]} == {str(v) for v in
+                                                 {ex["split"] for ex in wb.datasets["cancer"].examples}}
+    assert spec["layout"]["dragmode"] == "select"  # drag: box selection
+    assert spec["layout"]["yaxis"]["ticktext"] == LABELS
     fn = find_callback(demo, "pl-scalars-plot", "click")
-    evt = gr.EventData(None, {"id": ids[3], "shift": False})
+    evt = gr.EventData(None, {"ids": [ids[3]], "add": False, "how": "click"})
     out = by_id(fn, fn.fn(st, evt))
     assert st.selected_ids == [ids[3]] and out["pl-footer"] == "✓ selected example #3"
-    fn.fn(st, gr.EventData(None, {"id": ids[5], "shift": True}))
+    # The redrawn plot shows the selection (Plotly's selectedpoints: the others fade).
+    shown = plots.spec_of(out["pl-scalars-a"])
+    picked = [t["customdata"][k][0] for t in shown["data"] for k in t["selectedpoints"] or []]
+    assert picked == [ids[3]]
+    fn.fn(st, gr.EventData(None, {"ids": [ids[5]], "add": True, "how": "click"}))  # shift-click
     assert st.selected_ids == [ids[3], ids[5]]
+    # A box (or lasso) selects every point in it; shift adds; unknown ids are ignored.
+    out = by_id(fn, fn.fn(st, gr.EventData(None, {"ids": [ids[7], ids[8], "nope"],
+                                                  "how": "box"})))
+    assert st.selected_ids == [ids[7], ids[8]] and out["pl-footer"] == (
+        "✓ 2 examples selected (#7 shown)")
+    fn.fn(st, gr.EventData(None, {"ids": [ids[9], ids[10]], "add": True, "how": "lasso"}))
+    assert st.selected_ids == [ids[7], ids[8], ids[9], ids[10]]
+    too_many = fn.fn(st, gr.EventData(None, {"ids": ["x"] * (N + 1), "how": "box"}))
+    assert too_many[-1].startswith(f"⚠ a plot selection named {N + 1} examples")
+    assert st.selected_ids == [ids[7], ids[8], ids[9], ids[10]]
     key, per_class = curves.curves_of(wb, st, "clf")
     _, labels, scores, _ = truth(wb)
     from sklearn.metrics import roc_auc_score
 
     assert key == "probas" and per_class["malignant"]["roc_auc"] == pytest.approx(
         roc_auc_score(np.array(labels) == "malignant", scores[:, 0]))
-    chart, classes, _, _ = curves.draw(wb, st)
+    roc, pr, classes, _, _ = curves.draw(wb, st)
     assert classes == [curves.ALL_CLASSES, *LABELS]
-    assert f"ROC AUC {per_class['malignant']['roc_auc']:.3f}" in chart
+    roc_spec, pr_spec = plots.spec_of(roc), plots.spec_of(pr)
+    assert roc_spec["data"][0]["name"] == (
+        f"malignant (ROC AUC {per_class['malignant']['roc_auc']:.3f})")
+    assert roc_spec["data"][0]["x"] == [x for x, _ in per_class["malignant"]["roc_data"]]
+    assert pr_spec["data"][0]["name"] == (
+        f"malignant (AP {per_class['malignant']['average_precision']:.3f})")
+    # Hover read-outs name each point's rates and threshold; the threshold's point is circled.
+    assert "threshold " in roc_spec["data"][0]["customdata"][1][1]
+    assert roc_spec["data"][1]["hovertemplate"] and "threshold 0.50" in roc_spec["data"][1]["name"]
 
 
 def test_regression_results_and_fallback_model(wb):
@@ -263,8 +297,11 @@ def test_regression_results_and_fallback_model(wb):
     assert "Showing model **reg**" in text
     assert P.models_for(wb, st, "binary") == ([], "No loaded binary classifier with a null "
                                                    "class runs on dataset diabetes.")
-    html = scalars.plot_model(wb, st, "reg", scalars.NO_COLOUR)
-    assert html.count('class="pl-pt') == 80 and "prediction (score)" in html
+    figure = scalars.plot_model(wb, st, "reg", scalars.NO_COLOUR)
+    spec = plots.spec_of(figure)
+    assert len(point_ids(figure)) == 80
+    assert spec["layout"]["yaxis"]["title"]["text"] == "prediction (score)"
+    assert spec["layout"]["shapes"][0]["line"]["dash"] == "dash"  # y = x
 
 
 def test_errors_reach_the_footer_not_a_traceback(wb, demo):

@@ -12,7 +12,7 @@ from promptlit.components.gradient_maps import GradientDotInput, GradientNorm, I
 from promptlit.components.lime import LIME
 from promptlit.components.pdp import PdpInterpreter
 from promptlit.components.projection import fit_projection
-from promptlit.ui import app
+from promptlit.ui import app, plots
 from promptlit.ui.modules import base, counterfactuals, embeddings, interp_common, pdp
 from promptlit.ui.modules import salience_maps as sm
 from promptlit.ui.state import SessionState
@@ -176,9 +176,17 @@ def test_projection_is_deterministic_and_fitted_once(wb):
 def test_projector_draws_points_and_selection_feeds_the_session(wb):
     st = _state(wb)
     r = embeddings.render_module(wb, st, run=True)
-    assert r["plot"].count("<circle ") == len(TEXTS)
-    assert r["plot"].count("pl-dot-selected") == 1 and 'data-method="pca"' in r["plot"]
+    spec = plots.spec_of(r["plot"])
+    points = [c for t in spec["data"] for c in t["customdata"]]
+    assert len(points) == len(TEXTS) and spec["layout"]["dragmode"] == "select"
+    picked = [t["customdata"][k][0] for t in spec["data"] for k in t["selectedpoints"] or []]
+    assert picked == [st.primary_id] and spec["layout"]["title"]["text"].startswith("PCA of")
     assert ("predicted class (probas)", "pred:probas") in r["colours"]
+    # Coloured by the predicted class: one trace (legend entry) per class.
+    assert {t["name"] for t in spec["data"]} <= {"negative", "positive"}
+    st.views[embeddings.NAME]["mode"] = "lasso"
+    assert plots.spec_of(embeddings.render_module(wb, st)["plot"])["layout"]["dragmode"] == (
+        "lasso")
     known = [i for i, _, _ in base.dataset_rows(wb, st)]
     chosen = embeddings.select_ids(st, known[2:5], known)
     assert chosen == known[2:5] and st.primary_id == known[2]
@@ -186,8 +194,8 @@ def test_projector_draws_points_and_selection_feeds_the_session(wb):
     assert chosen == [*known[2:5], known[7]]
     with pytest.raises(ValueError, match="no examples in that selection"):
         embeddings.select_ids(st, ["nope"], known)
-    cols, legend = embeddings.colours(["a", "b", "a", None])
-    assert cols[0] == cols[2] != cols[1] and "None" in legend
+    names, colours = plots.categories(["a", "b", "a", None])
+    assert names == ["a", "b", "a", "(none)"] and colours["a"] != colours["b"]
 
 
 def test_pdp_values_equal_the_component(wb):
@@ -207,8 +215,16 @@ def test_pdp_values_equal_the_component(wb):
     assert every == PdpInterpreter().run(wb.datasets["tab"].examples, wb.models["tab"],
                                          wb.datasets["tab"],
                                          config={"feature": "x2", "num_points": 5})
-    info = pdp.render_module(wb, st)["info"]
+    r = pdp.render_module(wb, st)
+    info = r["info"]
     assert "x1" in info and f"= {ex['x1']}" in info
+    chart = plots.spec_of(pdp.chart(r["frame"], "x1", r["categorical"], r["own"], "tab"))
+    assert [t["name"] for t in chart["data"]] == ["low", "high"]
+    shown = r["frame"][r["frame"]["series"] == "high"]
+    assert chart["data"][1]["x"] == pytest.approx(list(shown["value"]))
+    assert chart["data"][1]["y"] == pytest.approx(list(shown["prediction"]))
+    assert chart["layout"]["shapes"][0]["x0"] == ex["x1"]  # the example's own value, marked
+    assert chart["layout"]["annotations"][0]["text"] == "#3"
     empty = SessionState(dataset="tab", model="tab")
     assert "select an example" in pdp.render_module(wb, empty)["info"]
     with pytest.raises(ValueError, match="no example selected"):

@@ -3,7 +3,9 @@
 `Workbench.interpret("curves")` gives one-vs-rest curves for every class over all examples
 with a label (`promptlit.components.curves`), with their areas. Pick one class or all; with
 two models picked, the second model's curves are dashed. For a binary classifier the current
-threshold's operating point is circled on the positive class's curves.
+threshold's operating point is circled on the positive class's curves. Hover a curve for its
+numbers and the score threshold of that point; drag to zoom, double-click to reset (Plotly
+charts, see `promptlit.ui.plots`).
 """
 
 from __future__ import annotations
@@ -46,13 +48,29 @@ def _operating_point(curve: dict[str, Any], threshold: float) -> tuple[float, fl
     return fpr, tpr, precision, recall
 
 
-def draw(wb: Any, state: SessionState) -> tuple[str, list[str], str, str]:
-    """(ROC + PR charts HTML, class choices, chosen class, note)."""
+def _hover(curve: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    """Hover lines for each ROC and PR point: the rates and the score threshold there."""
+    roc_t = list(curve.get("roc_thresholds") or [])
+    pr_t = list(curve.get("pr_thresholds") or [])
+
+    def at(ts: list[Any], k: int) -> str:
+        t = float(ts[k]) if k < len(ts) else np.inf
+        return f"threshold {t:.3f}" if np.isfinite(t) else "threshold above every score"
+
+    roc = [[f"FPR {fpr:.3f}, TPR {tpr:.3f}", at(roc_t, k)]
+           for k, (fpr, tpr) in enumerate(curve["roc_data"])]
+    pr = [[f"recall {r:.3f}, precision {p:.3f}", at(pr_t, k)]
+          for k, (p, r) in enumerate(curve["pr_data"])]
+    return roc, pr
+
+
+def draw(wb: Any, state: SessionState) -> tuple[Any, Any, list[str], str, str]:
+    """(ROC chart, PR chart, class choices, chosen class, note)."""
     names, why = P.models_for(wb, state, P.CLASSIFICATION, labelled=True)
     if not names:
-        return f'<div class="pl-empty">{why}</div>', [ALL_CLASSES], ALL_CLASSES, why
+        return plots.empty(why), plots.empty(why), [ALL_CLASSES], ALL_CLASSES, why
     chosen = state.settings.get("curves.class", ALL_CLASSES)
-    roc, pr, legend, marks_roc, marks_pr, classes = [], [], [], [], [], [ALL_CLASSES]
+    roc, pr, marks_roc, marks_pr, classes = [], [], [], [], [ALL_CLASSES]
     for n, m in enumerate(names[:2]):
         key, per_class = curves_of(wb, state, m)
         spec = wb.models[m].output_spec()[key]
@@ -66,34 +84,33 @@ def draw(wb: Any, state: SessionState) -> tuple[str, list[str], str, str]:
             colour = plots.PALETTE[c_i % len(plots.PALETTE)]
             name = f"{m}: {cls}" if len(names) > 1 else cls
             auc, ap = curve.get("roc_auc"), curve.get("average_precision")
-            roc.append({"name": name, "points": curve["roc_data"], "colour": colour,
-                        "dashed": n == 1})
-            pr.append({"name": name, "points": [(r, p) for p, r in curve["pr_data"]],
-                       "colour": colour, "dashed": n == 1})
-            legend.append((f"{name} (ROC AUC {auc:.3f}, AP {ap:.3f})" if auc is not None
-                           else f"{name} (one class only)", colour, n == 1))
+            hover_roc, hover_pr = _hover(curve)
+            roc.append({"name": f"{name} (ROC AUC {auc:.3f})" if auc is not None
+                        else f"{name} (one class only)", "points": curve["roc_data"],
+                        "colour": colour, "dashed": n == 1, "hover": hover_roc})
+            pr.append({"name": f"{name} (AP {ap:.3f})" if ap is not None
+                       else f"{name} (one class only)",
+                       "points": [(r, p) for p, r in curve["pr_data"]], "colour": colour,
+                       "dashed": n == 1, "hover": hover_pr})
             if binary and cls == P.positive_class(spec):
                 t = P.threshold_of(wb, state, m)
                 t = P.DEFAULT_THRESHOLD if t is None else t
                 op = _operating_point(curve, t)
                 if op is not None:
                     fpr, tpr, precision, recall = op
-                    marks_roc.append({"x": fpr, "y": tpr, "colour": "#d62728",
+                    marks_roc.append({"x": fpr, "y": tpr, "colour": plots.HIGHLIGHT,
                                       "title": f"threshold {t:.2f}: FPR {fpr:.3f}, TPR {tpr:.3f}"})
-                    marks_pr.append({"x": recall, "y": precision, "colour": "#d62728",
+                    marks_pr.append({"x": recall, "y": precision, "colour": plots.HIGHLIGHT,
                                      "title": f"threshold {t:.2f}: precision {precision:.3f}, "
                                               f"recall {recall:.3f}"})
     if chosen not in classes:
         chosen = ALL_CLASSES
-    cell = '<div style="flex:1 1 340px;max-width:460px">'
-    html = ('<div style="display:flex;flex-wrap:wrap;gap:8px">'
-            + cell + plots.curves_svg(roc, x_label="false positive rate",
-                                      y_label="true positive rate", title="ROC",
-                                      marks=marks_roc, diagonal=True) + "</div>"
-            + cell + plots.curves_svg(pr, x_label="recall", y_label="precision",
-                                      title="Precision-recall", marks=marks_pr) + "</div>"
-            + "</div>" + plots.legend_html(legend))
-    return html, classes, chosen, why
+    view = f"curves:{','.join(names[:2])}:{chosen}"
+    return (plots.curves(roc, x_title="false positive rate", y_title="true positive rate",
+                         title="ROC", marks=marks_roc, diagonal=True, view=view + ":roc"),
+            plots.curves(pr, x_title="recall", y_title="precision", title="Precision-recall",
+                         marks=marks_pr, view=view + ":pr"),
+            classes, chosen, why)
 
 
 def build(ctx: base.Context) -> base.Module:
@@ -103,13 +120,17 @@ def build(ctx: base.Context) -> base.Module:
         cls = gr.Dropdown(label="Class", choices=[ALL_CLASSES], value=ALL_CLASSES,
                           elem_id="pl-curves-class")
         note = base.markdown("", elem_id="pl-curves-note")
-        view = gr.HTML("", elem_id="pl-curves-plot", js_on_load=None)
+        with gr.Row(elem_id="pl-curves-plot"):
+            roc = gr.Plot(plots.empty("No curves yet."), show_label=False, min_width=320,
+                          elem_id="pl-curves-roc")
+            pr = gr.Plot(plots.empty("No curves yet."), show_label=False, min_width=320,
+                         elem_id="pl-curves-pr")
 
-    outputs = [cls, note, view]
+    outputs = [cls, note, roc, pr]
 
     def redraw(state: SessionState) -> list[Any]:
-        html, classes, chosen, why = draw(wb, state)
-        return [gr.update(choices=classes, value=chosen), why, html]
+        roc_fig, pr_fig, classes, chosen, why = draw(wb, state)
+        return [gr.update(choices=classes, value=chosen), why, roc_fig, pr_fig]
 
     def refresh(_wb: Any, state: SessionState) -> list[Any]:
         return redraw(state)

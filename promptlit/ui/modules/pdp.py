@@ -5,8 +5,9 @@ gold label) and whether to vary it on the selected example(s) or on every exampl
 registered partial-dependence interpreter (`promptlit.components.pdp.PdpInterpreter`, through
 the Workbench's cached ``interpret``) sets the feature to each value of a grid over its range in
 the dataset and averages the predictions: mean class probabilities for a classifier, the mean
-score for a regressor. The plot shows one line per class (or the score); the table has the exact
-numbers; the selected example's own value is named above the plot.
+score for a regressor. The plot shows one line per class (or the score; bars for a categorical
+feature), with hover read-outs and zoom (a Plotly chart, see `promptlit.ui.plots`); the selected
+example's own value is marked on it and named above it; the table has the exact numbers.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from promptlit.api import types
-from promptlit.ui import render
+from promptlit.ui import plots, render
 from promptlit.ui.modules import base, interp_common
 from promptlit.ui.state import SessionState
 
@@ -94,9 +95,24 @@ def render_module(wb: Any, state: SessionState, progress: Any = None) -> dict[st
     if ex is not None and feature in ex:
         n = base.index_of(wb, state, state.primary_id)
         own = f" · example #{n} has {feature} = {ex[feature]}"
+        out["own"] = (ex[feature], f"#{n}")
     out["info"] = render.md("**{}** · mean prediction over {} as **{}** varies{}", model, who,
                             feature, own)
     return out
+
+
+def chart(frame: pd.DataFrame, feature: str, categorical: bool,
+          own: tuple[Any, str] | None = None, model: str = "") -> Any:
+    """The partial-dependence chart of `pdp_frame`'s table: a line per series over the feature
+    (bars for a categorical one), the example's own value marked."""
+    if frame.empty:
+        return plots.empty("No partial dependence yet.")
+    series = [{"name": name, "x": group["value"].tolist(), "y": group["prediction"].tolist()}
+              for name, group in frame.groupby("series", sort=False)]
+    return plots.lines(series, x_title=feature, y_title="mean prediction",
+                       title=f"{model}: partial dependence on {feature}" if model else "",
+                       categorical=categorical, vlines=[own] if own is not None else (),
+                       view=f"pdp:{model}:{feature}")
 
 
 def build(ctx: base.Context) -> base.Module:
@@ -111,13 +127,11 @@ def build(ctx: base.Context) -> base.Module:
                              elem_id="pl-pdp-scope")
             points = gr.Slider(2, 50, value=10, step=1, label="Grid points", scale=1,
                                elem_id="pl-pdp-points")
-        line = gr.LinePlot(x="value", y="prediction", color="series", label="Partial dependence",
-                           height=320, elem_id="pl-pdp-line")
-        bar = gr.BarPlot(x="value", y="prediction", color="series", label="Partial dependence",
-                         height=320, visible=False, elem_id="pl-pdp-bar")
+        plot = gr.Plot(plots.empty("No partial dependence yet."), show_label=False,
+                       elem_id="pl-pdp-plot")
         table = gr.Dataframe(interactive=False, label="Mean predictions", elem_id="pl-pdp-table")
 
-    outputs = [info, feature, line, bar, table]
+    outputs = [info, feature, plot, table]
 
     def draw(state: SessionState, progress: Any = None) -> list[Any]:
         r = render_module(wb, state, progress=progress)
@@ -128,10 +142,10 @@ def build(ctx: base.Context) -> base.Module:
             wide = frame.pivot_table(index="value", columns="series", values="prediction",
                                      sort=False).reset_index()
             wide.columns.name = None
+        model = interp_common.pick_model(wb, state, interp_common.pdp_interpreters) or ""
         return [r["info"],
                 gr.update(choices=r["features"], value=v["feature"] if r["features"] else None),
-                gr.update(value=frame, visible=not r["categorical"], x_title=v["feature"]),
-                gr.update(value=frame, visible=r["categorical"], x_title=v["feature"]),
+                chart(frame, v["feature"] or "", r["categorical"], r.get("own"), model),
                 wide.round(4)]
 
     def refresh(_wb: Any, state: SessionState) -> list[Any]:

@@ -1,11 +1,13 @@
-"""Scalars: every example's prediction against its label, as a clickable scatter plot.
+"""Scalars: every example's prediction against its label, as an interactive scatter plot.
 
 Classifiers: x is the score of one class (default: the positive class of a binary classifier,
 else the first), y the true label (points spread a little vertically so they do not hide each
 other); the session's threshold is drawn as a red line. Regression models: x is the target,
-y the prediction, with the y = x line. Points are coloured by any dataset field. Clicking a
-point selects its example; shift-click adds it to the selection. Selected points are outlined.
-With two models picked, both plots are shown.
+y the prediction, with the y = x line. Points are coloured by any dataset field. Click a point
+to select its example (shift-click adds it); drag a box, or a lasso (toolbar), to select many
+(shift adds); hover for the numbers; scroll or drag (zoom tool) to zoom, double-click to reset.
+The selection is the session's: every module follows it, and the plots show it. With two
+models picked, both plots are shown. Plotly charts (see `promptlit.ui.plots`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 
+from promptlit.api import types
 from promptlit.ui import plots
 from promptlit.ui.modules import base
 from promptlit.ui.modules import predictions as P
@@ -22,16 +25,8 @@ from promptlit.ui.state import SessionState
 
 NAME = "scalars"
 NO_COLOUR = "(none)"
-
-# Delegated click handler: a click on a point sends its example id (and shift) to Python.
-CLICK_JS = """
-element.addEventListener('click', (e) => {
-  const pt = e.target.closest('[data-id]');
-  if (!pt || !element.contains(pt)) return;
-  e.preventDefault();
-  trigger('click', {id: pt.dataset.id, shift: !!e.shiftKey});
-});
-"""
+HELP = ("Click a point to select its example (shift-click adds it); drag a box or a lasso "
+        "(toolbar) to select many; scroll to zoom, double-click to reset.")
 
 
 def _jitter(ex_id: str) -> float:
@@ -39,16 +34,39 @@ def _jitter(ex_id: str) -> float:
     return (int(hashlib.sha1(ex_id.encode()).hexdigest()[:6], 16) / 0xFFFFFF - 0.5) * 0.6
 
 
+def text_field(wb: Any, dataset: str) -> str | None:
+    """The dataset's first text field (what a hover label quotes), or None."""
+    try:
+        spec = wb.datasets[dataset].spec()
+    except Exception:  # noqa: BLE001 - no spec: no caption
+        return None
+    return next((k for k, t in spec.items() if isinstance(t, types.TextSegment)), None)
+
+
+def caption(ex: dict[str, Any], key: str | None, limit: int = 80) -> str:
+    """Field ``key`` of the example on one line, at most ``limit`` characters ("" if none)."""
+    return base.short(ex.get(key, ""), limit) if key else ""
+
+
 def plot_model(wb: Any, state: SessionState, model: str, colour_field: str,
-               class_name: str = "") -> str:
-    """The scatter plot (SVG) of ``model``'s first prediction field over every example."""
+               class_name: str = "") -> Any:
+    """The scatter plot (a `plots.figure`) of ``model``'s first prediction field."""
     pairs = P.rows(wb, state)
     if not pairs:
-        return '<div class="pl-empty">The dataset is empty.</div>'
+        return plots.empty("The dataset is empty.")
     spec = wb.models[model].output_spec()
     outs = wb.predict(model, state.dataset, [ex for _, ex in pairs])
-    values = [ex.get(colour_field) for _, ex in pairs] if colour_field != NO_COLOUR else []
-    colours, legend = plots.colours_for(values) if values else ([], [])
+    colour_values = ([ex.get(colour_field) for _, ex in pairs] if colour_field != NO_COLOUR
+                     else None)
+
+    key_text = text_field(wb, state.dataset)
+
+    def tip(n: int, ex: dict[str, Any], *lines: str) -> list[str]:
+        text = caption(ex, key_text)
+        extra = ([f"{colour_field}: {ex.get(colour_field)}"] if colour_values is not None
+                 else [])
+        return [f"#{n}" + (f" {text}" if text else ""), *lines, *extra]
+
     cls_keys = P.fields(wb, model, state.dataset, P.CLASSIFICATION)
     points: list[dict[str, Any]] = []
     if cls_keys:
@@ -60,46 +78,53 @@ def plot_model(wb: Any, state: SessionState, model: str, colour_field: str,
         j = list(field.vocab).index(target)
         unlabelled = any(ex.get(field.parent) not in field.vocab for _, ex in pairs)
         cats = list(field.vocab) + (["(no label)"] if unlabelled else [])
+        none_labelled = all(ex.get(field.parent) is None for _, ex in pairs)
+        if none_labelled:
+            cats = cats[-1:]
         for n, ((i, ex), out) in enumerate(zip(pairs, outs, strict=True)):
             label = ex.get(field.parent) if field.parent else None
-            row = cats.index(label) if label in field.vocab else len(cats) - 1
+            row = 0 if none_labelled else (cats.index(label) if label in field.vocab
+                                           else len(cats) - 1)
             score = float(out[key][j])
             points.append({"id": i, "x": score, "y": row + _jitter(i),
-                           "colour": colours[n] if colours else plots.PALETTE[row % 10],
-                           "title": f"#{n} · {target} score {score:.3f} · label {label}"})
-        if all(ex.get(field.parent) is None for _, ex in pairs):
-            cats = cats[-1:]
-            for p in points:
-                p["y"] = _jitter(p["id"])
+                           "hover": tip(n, ex, f"{target} score {score:.3f}",
+                                        f"label {label}")})
+        if colour_values is None:  # colour by the label
+            colour_values = [cats[round(p["y"])] for p in points]
+            colour_title = f"label ({field.parent})"
+        else:
+            colour_title = colour_field
         t = P.threshold_of(wb, state, model)
-        vlines = [(t if t is not None else P.DEFAULT_THRESHOLD,
-                   f"threshold {t if t is not None else P.DEFAULT_THRESHOLD:.2f}")] \
-            if binary and target == P.positive_class(field) else []
-        return plots.scatter_svg(points, x_label=f"score of {target} ({key})",
-                                 y_label=f"label ({field.parent})", title=model,
-                                 x_range=(0.0, 1.0), y_categories=cats,
-                                 selected=state.selected_ids, legend=legend, vlines=vlines)
+        t = P.DEFAULT_THRESHOLD if t is None else t
+        vlines = [(t, f"threshold {t:.2f}")] if binary and target == P.positive_class(field) \
+            else []
+        return plots.scatter(points, x_title=f"score of {target} ({key})",
+                             y_title=f"label ({field.parent})", title=model,
+                             colour_values=colour_values, colour_title=colour_title,
+                             selected=state.selected_ids, primary=state.primary_id,
+                             y_categories=cats, x_range=(-0.02, 1.02), vlines=vlines,
+                             view=f"scalars:{model}:{key}:{target}")
     reg_keys = P.fields(wb, model, state.dataset, P.REGRESSION)
     if not reg_keys:
-        return f'<div class="pl-empty">{model} has no classification or regression output.</div>'
+        return plots.empty(f"{model} has no classification or regression output.")
     key = reg_keys[0]
     parent = spec[key].parent
-    labelled = [(n, i, ex, out) for n, ((i, ex), out) in enumerate(zip(pairs, outs, strict=True))]
     has_target = parent is not None and any(ex.get(parent) is not None for _, ex in pairs)
-    for n, i, ex, out in labelled:
+    for n, ((i, ex), out) in enumerate(zip(pairs, outs, strict=True)):
         score = float(out[key])
         x = float(ex[parent]) if has_target and ex.get(parent) is not None else float(n)
         points.append({"id": i, "x": x, "y": score,
-                       "colour": colours[n] if colours else plots.PALETTE[0],
-                       "title": f"#{n} · score {score:.4g}"
-                                + (f" · target {ex.get(parent)}" if has_target else "")})
-    return plots.scatter_svg(points, x_label=f"target ({parent})" if has_target else "example",
-                             y_label=f"prediction ({key})", title=model,
-                             selected=state.selected_ids, legend=legend, diagonal=has_target)
+                       "hover": tip(n, ex, f"prediction {score:.4g}",
+                                    *([f"target {ex.get(parent)}"] if has_target else []))})
+    return plots.scatter(points, x_title=f"target ({parent})" if has_target else "example",
+                         y_title=f"prediction ({key})", title=model,
+                         colour_values=colour_values, colour_title=colour_field,
+                         selected=state.selected_ids, primary=state.primary_id,
+                         diagonal=has_target, view=f"scalars:{model}:{key}")
 
 
-def draw(wb: Any, state: SessionState) -> tuple[str, list[str], str, list[str], str]:
-    """(plots HTML, colour choices, colour, class choices, note)."""
+def draw(wb: Any, state: SessionState) -> tuple[list[Any], list[str], str, list[str], str]:
+    """(figures of up to two models, colour choices, colour, class choices, note)."""
     names, why = P.models_for(wb, state, "plot")
     fields = base.spec_fields(wb, state.dataset)
     colour = state.settings.get("scalars.color")
@@ -110,15 +135,14 @@ def draw(wb: Any, state: SessionState) -> tuple[str, list[str], str, list[str], 
         for k in P.fields(wb, m, state.dataset, P.CLASSIFICATION)[:1]:
             classes += [c for c in wb.models[m].output_spec()[k].vocab if c not in classes]
     if not names:
-        return f'<div class="pl-empty">{why}</div>', [NO_COLOUR, *fields], colour, [], why
+        return [plots.empty(why)], [NO_COLOUR, *fields], colour, [], why
     cls = state.settings.get("scalars.class", "")
-    html = "".join(f'<div class="pl-scatter" data-model="{m}">'
-                   f"{plot_model(wb, state, m, colour, cls)}</div>" for m in names[:2])
-    return html, [NO_COLOUR, *fields], colour, classes, why
+    figures = [plot_model(wb, state, m, colour, cls) for m in names[:2]]
+    return figures, [NO_COLOUR, *fields], colour, classes, why
 
 
 def build(ctx: base.Context) -> base.Module:
-    """Draws the colour / class pickers and the clickable plots."""
+    """Draws the colour / class pickers and the interactive plots."""
     wb = ctx.workbench
     with gr.Column(elem_id="pl-scalars") as container:
         with gr.Row():
@@ -126,18 +150,21 @@ def build(ctx: base.Context) -> base.Module:
                                  scale=1, elem_id="pl-scalars-colour")
             cls = gr.Dropdown(label="Score of class (classifiers)", choices=[], scale=1,
                               elem_id="pl-scalars-class")
-        note = base.markdown("Click a point to select its example; shift-click adds it.",
-                           elem_id="pl-scalars-note")
-        view = gr.HTML("", elem_id="pl-scalars-plot", js_on_load=CLICK_JS)
+        note = base.markdown(HELP, elem_id="pl-scalars-note")
+        with plots.plot_host("pl-scalars-plot") as host:
+            plot_a = gr.Plot(plots.empty("No plot yet."), show_label=False,
+                             elem_id="pl-scalars-a")
+            plot_b = gr.Plot(None, show_label=False, visible=False, elem_id="pl-scalars-b")
 
-    outputs = [colour, cls, note, view]
+    outputs = [colour, cls, note, plot_a, plot_b]
 
     def redraw(state: SessionState) -> list[Any]:
-        html, colours, chosen, classes, why = draw(wb, state)
+        figures, colours, chosen, classes, why = draw(wb, state)
         current = state.settings.get("scalars.class", "")
+        second = figures[1] if len(figures) > 1 else None
         return [gr.update(choices=colours, value=chosen),
                 gr.update(choices=classes, value=current if current in classes else None),
-                why or "Click a point to select its example; shift-click adds it.", html]
+                why or HELP, figures[0], gr.update(value=second, visible=second is not None)]
 
     def refresh(_wb: Any, state: SessionState) -> list[Any]:
         return redraw(state)
@@ -147,20 +174,16 @@ def build(ctx: base.Context) -> base.Module:
         outs = [ctx.state, *refresh_outs, ctx.footer]
 
         @base.guard(len(outs))
-        def on_click(state: SessionState, evt: gr.EventData) -> Any:
-            data = getattr(evt, "_data", None) or {}
-            ex_id = data.get("id")
-            if not ex_id:
-                return (state, *[gr.skip()] * len(refresh_outs), "")
-            if base.find_example(wb, state, ex_id) is None:
-                raise ValueError("that point's example is no longer in the dataset")
-            state.select_example(str(ex_id), add=bool(data.get("shift")))
+        def on_pick(state: SessionState, evt: gr.EventData) -> Any:
+            known = [i for i, _, _ in base.dataset_rows(wb, state)]
+            ids, add, _ = plots.picked(getattr(evt, "_data", None), known)
+            chosen = plots.select(state, ids, add=add)
             n = base.index_of(wb, state, state.primary_id)
-            return (state, *ctx.refresh(state),
-                    base.ok(f"selected example #{n}" if not data.get("shift") else
-                            f"{len(state.selected_ids)} examples selected"))
+            msg = (f"selected example #{n}" if len(chosen) == 1
+                   else f"{len(chosen)} examples selected (#{n} shown)")
+            return (state, *ctx.refresh(state), base.ok(msg))
 
-        view.click(on_click, [ctx.state], outs, api_visibility="private")
+        host.click(on_pick, [ctx.state], outs, api_visibility="private")
 
         @base.guard(2 + len(outputs))
         def on_setting(state: SessionState, c: str, k: str) -> Any:
