@@ -95,10 +95,10 @@ BUILDERS = {
 """Layout module name -> builder, for the modules this UI implements."""
 
 PAGE_CSS = render.CSS + render_compare.CSS + """
-#pl-footer { position: fixed; left: 0; right: 0; bottom: 0; z-index: 100; min-height: 3.4em;
-             margin: 0; padding: 6px 16px; border-top: 1px solid #ddd; border-radius: 0;
-             font-size: 0.9em; background: var(--body-background-fill, #fff) !important; }
-.gradio-container { padding-bottom: 4em !important; }
+#pl-footer { position: sticky; bottom: 0; z-index: 100; min-height: 3.4em; padding: 6px 8px;
+             border-top: 1px solid #ddd; border-radius: 0; font-size: 0.9em;
+             background: var(--body-background-fill, #fff) !important; }
+.gradio-container { overflow: clip !important; }  /* clip, not hidden: the footer can stick */
 #pl-header h1 { margin-bottom: 0; }
 """
 
