@@ -13,6 +13,9 @@ prompt length N (all tokens are real; targets are the last T tokens):
 * compile: first call minus steady call, for forward / span / matrix.
 * span/fwd: Grad L2 + Grad.Input span salience (one forward + one backward) over the forward
   (goal <= 3.5).
+* contrast/span: contrastive span salience ("why A rather than B?", log p(A) - log p(B) with a
+  random B as long as the span: one forward + backward over both sequences as a batch of two,
+  `promptlit.salience.contrast`) over the plain span call, same methods (goal <= 2.2).
 * loop/matrix: a Python loop of T calls of one jitted per-target gradient, over our full
   T x N matrix in one call (goal >= 2).
 * matrix/(1+2T)fwd: the matrix against its FLOP-level lower bound, one forward plus T backwards
@@ -23,6 +26,20 @@ prompt length N (all tokens are real; targets are the last T tokens):
   Gemma architecture (KERAS_BACKEND=tensorflow, in a subprocess) — eager, and in `tf.function`.
 * peak RSS: the process's peak resident memory so far (`resource.getrusage`); XLA buffers are not
   visible to tracemalloc, so RSS is the meaningful number on CPU.
+
+No cliffs (issue 12):
+
+    .venv/bin/python benchmarks/salience.py --buckets                 # schemes: compiles vs padding
+    .venv/bin/python benchmarks/salience.py --sweep --only tiny_lm    # N = 100..1100 step 50, T = 16
+    .venv/bin/python benchmarks/salience.py --sweep --only tiny_lm --scheme old   # before
+
+`--buckets` prints, for several length-bucket schemes, the number of distinct buckets (compiles per
+kernel) and the padding waste over N ranges. `--sweep` times the gradient matrix and span salience
+at fixed T over N = 100, 150, ..., 1100 (`--sweep-range`), one compile pass, then `--passes`
+passes over all N with the median per N (interleaving N spreads the noise of a shared machine),
+and prints each N's bucket, time, the step ratio t(N) / t(previous N) and that ratio over the N
+ratio (above 1: time grew faster than N; the goal is no step above 1.3 where N grows by < 30 %).
+`--scheme old` times the buckets this project used before (powers of two to 256, then x128).
 """
 
 from __future__ import annotations
@@ -150,6 +167,7 @@ def _bench_model(
     import jax.numpy as jnp
     import numpy as np
 
+    from promptlit.salience import contrast as C
     from promptlit.salience import kernels as K
     from promptlit.salience.forward import lm_forward
 
@@ -185,6 +203,13 @@ def _bench_model(
                 ),
                 repeats,
             )
+            b_ids = rng.integers(1, vocab, size=t).astype(np.int32)  # B, as long as the span
+            contrast_first, t_contrast = _timed(
+                lambda ids=ids, tm=tmask, b=b_ids: C.contrast_salience(
+                    fwd, ids, tm, b, methods=("grad_l2", "grad_dot_input")
+                ),
+                repeats,
+            )
             mat_first, t_mat = _timed(
                 lambda ids=ids, p=positions: K.salience_matrix(fwd, ids, p), max(1, repeats // 2)
             )
@@ -214,6 +239,8 @@ def _bench_model(
                     "ig16": ig_first - t_ig,
                 },
                 "span_x_fwd": t_span / t_fwd,
+                "contrast_over_span": t_contrast / t_span,
+                "contrast_compile_s": contrast_first - t_contrast,
                 "matrix_ms": 1e3 * t_mat,
                 "loop_over_matrix": t_loop / t_mat,
                 "matrix_over_1p2T_fwd": t_mat / ((1 + 2 * t) * t_fwd),
@@ -237,6 +264,7 @@ def _print_table(rows: list[dict[str, Any]], notes: list[str]) -> None:
         ("T", "{}"),
         ("fwd_ms", "{:.1f}"),
         ("span_x_fwd", "{:.2f}"),
+        ("contrast_over_span", "{:.2f}"),
         ("matrix_ms", "{:.0f}"),
         ("loop_over_matrix", "{:.2f}"),
         ("matrix_over_1p2T_fwd", "{:.2f}"),
@@ -250,6 +278,7 @@ def _print_table(rows: list[dict[str, Any]], notes: list[str]) -> None:
     heads = {
         "params_M": "params(M)",
         "span_x_fwd": "span/fwd(<=3.5)",
+        "contrast_over_span": "contrast/span(<=2.2)",
         "loop_over_matrix": "loop/matrix(>=2)",
         "matrix_over_1p2T_fwd": "matrix/(1+2T)fwd(<=1.3)",
         "spans16_over_ig16": "16spans/IG16(>=1.5)",
@@ -277,6 +306,136 @@ def _print_table(rows: list[dict[str, Any]], notes: list[str]) -> None:
         print(f"note: {note}")
 
 
+def _old_bucket(n: int) -> int:
+    """The buckets before issue 12: powers of two from 32 to 256, then multiples of 128."""
+    return max(32, 1 << (n - 1).bit_length()) if n <= 256 else -(-n // 128) * 128
+
+
+def _bucket_schemes() -> dict[str, Callable[[int], int]]:
+    from promptlit.salience import kernels as K
+
+    def geometric(per_octave: int) -> Callable[[int], int]:
+        bits = per_octave.bit_length() - 1
+
+        def bucket(n: int) -> int:
+            step = max(32, 1 << max(0, (n - 1).bit_length() - 1 - bits))
+            return -(-n // step) * step
+
+        return bucket
+
+    return {
+        "old: 2^k to 256, then x128": _old_bucket,
+        "x32 to 256, then x64": lambda n: -(-n // 32) * 32 if n <= 256 else -(-n // 64) * 64,
+        "x32, then 4 per octave": geometric(4),
+        "x32, then 8 per octave (ours)": K.bucket_length,
+        "x32, then 16 per octave": geometric(16),
+    }
+
+
+def _print_buckets() -> None:
+    """Compile count vs padding waste of length-bucket schemes (pure arithmetic)."""
+    import numpy as np
+
+    rows = [["scheme", "N range", "buckets (compiles)", "mean pad", "max pad N>256",
+             "max bucket step N>=256"]]
+    for lo, hi in ((100, 1100), (33, 2048), (33, 8192)):
+        ns = np.arange(lo, hi + 1)
+        for name, fn in _bucket_schemes().items():
+            b = np.array([fn(int(n)) for n in ns])
+            waste = (b - ns) / b
+            distinct = sorted(set(b.tolist()))
+            big = [x for x in distinct if x >= 256]
+            steps = [y / x for x, y in zip(big, big[1:], strict=False)]
+            rows.append([name, f"{lo}-{hi}", str(len(distinct)), f"{waste.mean():.1%}",
+                         f"{waste[ns > 256].max():.1%}", f"{max(steps):.3f}"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, r in enumerate(rows):
+        print(" | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+
+
+def _sweep(name: str, causal_lm: Any, ns: list[int], t: int, passes: int,
+           scheme: str) -> list[dict[str, Any]]:
+    """Times the T x N gradient matrix and span salience over `ns` (median over passes)."""
+    import numpy as np
+
+    from promptlit.salience import kernels as K
+    from promptlit.salience.forward import lm_forward
+
+    if scheme == "old":
+        K.bucket_length = _old_bucket  # type: ignore[assignment] # the before row; own process
+    fwd = lm_forward(causal_lm)
+    vocab = causal_lm.backbone.vocabulary_size
+    inputs = {}
+    for n in ns:
+        ids = np.random.default_rng(n).integers(1, vocab, size=n).astype(np.int32)
+        tmask = np.zeros(n, bool)
+        tmask[n - t:] = True
+        inputs[n] = (ids, tmask, np.arange(n - t, n))
+    compile_s: dict[int, float] = {}
+    for n in ns:  # compile pass (and warm-up)
+        ids, tmask, pos = inputs[n]
+        t0 = time.perf_counter()
+        K.salience_matrix(fwd, ids, pos)
+        K.span_salience(fwd, ids, tmask, methods=("grad_l2", "grad_dot_input"))
+        compile_s[n] = time.perf_counter() - t0
+        print(f"{name}: compiled/warmed N={n} ({compile_s[n]:.1f} s)", file=sys.stderr,
+              flush=True)
+    times: dict[int, dict[str, list[float]]] = {n: {"matrix": [], "span": []} for n in ns}
+    for p in range(passes):
+        for n in ns:
+            ids, tmask, pos = inputs[n]
+            t0 = time.perf_counter()
+            K.salience_matrix(fwd, ids, pos)
+            t1 = time.perf_counter()
+            K.span_salience(fwd, ids, tmask, methods=("grad_l2", "grad_dot_input"))
+            t2 = time.perf_counter()
+            times[n]["matrix"].append(t1 - t0)
+            times[n]["span"].append(t2 - t1)
+        print(f"{name}: pass {p + 1}/{passes} done", file=sys.stderr, flush=True)
+    rows = []
+    for i, n in enumerate(ns):
+        row: dict[str, Any] = {"model": name, "scheme": scheme, "N": n, "T": t,
+                               "bucket": K.bucket_length(n)}
+        for kernel in ("matrix", "span"):
+            med = statistics.median(times[n][kernel])
+            row[f"{kernel}_ms"] = 1e3 * med
+            if i:
+                prev = statistics.median(times[ns[i - 1]][kernel])
+                row[f"{kernel}_step"] = med / prev
+                row[f"{kernel}_step_over_N"] = (med / prev) / (n / ns[i - 1])
+        rows.append(row)
+    compiles = K.compile_count(fwd)
+    print(f"{name} ({scheme} buckets): {len({r['bucket'] for r in rows})} buckets, "
+          f"{compiles} executables compiled for {len(ns)} lengths", file=sys.stderr)
+    return rows
+
+
+def _print_sweep(rows: list[dict[str, Any]]) -> None:
+    cols = ["model", "scheme", "N", "bucket", "matrix_ms", "matrix_step", "matrix_step_over_N",
+            "span_ms", "span_step", "span_step_over_N"]
+    heads = {"matrix_ms": "matrix ms", "matrix_step": "step", "matrix_step_over_N": "step/(N ratio)",
+             "span_ms": "span ms", "span_step": "step", "span_step_over_N": "step/(N ratio)"}
+    table = [[heads.get(c, c) for c in cols]]
+    for r in rows:
+        table.append([("-" if r.get(c) is None else
+                       f"{r[c]:.2f}" if "step" in c else f"{r[c]:.0f}" if c.endswith("_ms")
+                       else str(r[c])) for c in cols])
+    widths = [max(len(x[i]) for x in table) for i in range(len(cols))]
+    for i, x in enumerate(table):
+        print(" | ".join(c.rjust(w) for c, w in zip(x, widths, strict=True)))
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+    for kernel in ("matrix", "span"):
+        steps = [r[f"{kernel}_step"] for r in rows if f"{kernel}_step" in r]
+        small = [r[f"{kernel}_step"] for r in rows
+                 if f"{kernel}_step" in r and r["N"] / (r["N"] - 50) < 1.3]
+        excess = [r[f"{kernel}_step_over_N"] for r in rows if f"{kernel}_step" in r]
+        print(f"{kernel}: max step {max(steps):.2f}; max step where N grows < 30 %: "
+              f"{max(small):.2f}; max step/(N ratio) {max(excess):.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small model and sizes (smoke run)")
@@ -287,6 +446,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("--only", choices=("tiny_lm", "gemma"), default=None,
                         help="benchmark one model only (e.g. long prompts on the tiny one)")
+    parser.add_argument("--buckets", action="store_true",
+                        help="print compile count vs padding waste of length-bucket schemes")
+    parser.add_argument("--sweep", action="store_true",
+                        help="time matrix and span over N = 100..1100 at fixed T (no cliffs)")
+    parser.add_argument("--sweep-range", type=int, nargs=3, default=(100, 1100, 50),
+                        metavar=("FIRST", "LAST", "STEP"), help="N values of --sweep")
+    parser.add_argument("--passes", type=int, default=5, help="--sweep: timed passes over all N")
+    parser.add_argument("--scheme", choices=("ours", "old"), default="ours",
+                        help="--sweep: length buckets to time (old: before issue 12)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -294,6 +462,29 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import keras
     import keras_hub
+
+    if args.buckets:
+        _print_buckets()
+        return 0
+    if args.sweep:
+        first, last, step = args.sweep_range
+        ns = list(range(first, last + 1, step))
+        t = (args.targets or [16])[0]
+        rows: list[dict[str, Any]] = []
+        if args.only != "gemma":
+            lm = keras_hub.models.CausalLM.from_preset(str(ROOT / "presets" / "tiny_lm"))
+            rows += _sweep("tiny_lm", lm, ns, t, args.passes, args.scheme)
+        if args.only != "tiny_lm":
+            keras.utils.set_random_seed(0)
+            cfg = GEMMA_QUICK if args.quick else GEMMA_100M
+            bb = keras_hub.models.GemmaBackbone(**cfg)
+            lm = keras_hub.models.GemmaCausalLM(backbone=bb, preprocessor=None)
+            rows += _sweep("gemma-quick" if args.quick else "gemma-100M", lm, ns, t,
+                           args.passes, args.scheme)
+        _print_sweep(rows)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return 0
 
     sizes = args.sizes or ([64, 128] if args.quick else [256, 1024])
     targets = args.targets or ([8, 16] if args.quick else [16, 64])

@@ -520,3 +520,51 @@ def test_serve_prints_one_line_per_start_up_phase(good_jsonl, monkeypatch, capsy
     assert lines == ["promptlit: importing JAX, Keras and Gradio…",
                      "promptlit: loading model m (fake://ok), dataset g…",
                      "promptlit: building the page…"]
+
+
+def test_plan_help_and_bad_sizes_are_usage_errors_without_heavy_imports(capsys):
+    """`promptlit plan`: a bad --device-memory is a usage error (exit 2) naming the fix."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["plan", "--device-memory", "24XB"])
+    assert exit_info.value.code == 2
+    assert "not a memory size: '24XB'; write e.g. 24GB" in capsys.readouterr().err
+    result = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER, "plan", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    imported = set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+    assert not imported & set(HEAVY_MODULES), imported & set(HEAVY_MODULES)
+
+
+def test_plan_unknown_model_is_one_error_line(capsys):
+    assert cli.main(["plan", "--models", "m:mystery_7b", "--device-memory", "24GB"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: no architecture known for 'mystery_7b': plan works "
+                              "offline for the keras-hub presets gemma2_27b, gemma2_2b")
+
+
+@pytest.mark.slow
+def test_plan_prints_estimates_and_what_fits_per_device(capsys):
+    """Compile-only, on the repo's tiny preset: one row per length, one column per device."""
+    assert cli.main(["plan", "--models", "tiny:presets/tiny_lm", "--length", "100",
+                     "--targets", "23", "--device-memory", "4MB", "16GB"]) == 0
+    out = capsys.readouterr().out
+    assert "compile-only estimates from XLA's memory_analysis()" in out
+    lines = out.splitlines()
+    (head,) = [line for line in lines if line.lstrip().startswith("model |   dtype")]
+    assert "matrix w=24" in head and "IG a=16" in head
+    fits = [line.split("|") for line in lines if line.lstrip().startswith("tiny_lm |")
+            and "GB" not in line and "float32" not in line]
+    assert [[c.strip() for c in row] for row in fits] == [["tiny_lm", "100", "no", "24/16"]]
+
+
+@pytest.mark.slow
+def test_the_command_keeps_jax_compiles_under_the_cache_dir(tmp_path):
+    """`promptlit ... --cache-dir DIR` (the command, not `cli.main` from Python) keeps XLA
+    compiles in DIR/jax, so the next start skips them."""
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_COMPILATION_CACHE_DIR", "PROMPTLIT_COMPILATION_CACHE")}
+    result = subprocess.run([sys.executable, "-m", "promptlit", "validate", "--validate", "first",
+                             "--cache-dir", str(cache)], capture_output=True, text=True,
+                            timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    assert any((cache / "jax").iterdir()), "no compilation cache entries"
