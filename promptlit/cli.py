@@ -823,14 +823,19 @@ def _apply_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the `promptlit` command; returns the exit status (0 ok, 1 problems, 2 usage)."""
+    """Runs the `promptlit` command; returns the exit status (0 ok, 1 problems, 2 usage).
+
+    Run as the command (no ``argv``), it also turns on JAX's persistent compilation cache
+    (`promptlit.startup.compilation_cache_dir`); called from Python, JAX is left as it is."""
+    as_command = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["serve", *argv]
     parser = make_parser()
     args = parser.parse_args(argv)
     sub: argparse.ArgumentParser = args.subparser
-    startup.configure(verbose=args.verbose)  # logging, JAX platform, known-harmless warnings
+    startup.configure(verbose=args.verbose, cache_dir=getattr(args, "cache_dir", None),
+                      compilation_cache=as_command)  # logging, JAX platform, known noise
     if getattr(args, "demo", None):
         _apply_demo(args, sub)
     if getattr(args, "layout", None):

@@ -109,3 +109,30 @@ def test_accelerator_present_reads_device_nodes(monkeypatch):
     assert startup.accelerator_present()
     monkeypatch.setattr(sys, "platform", "darwin")
     assert startup.accelerator_present()  # elsewhere: never force the CPU
+
+
+def test_compilation_cache_dir_under_the_cache_dir_or_the_user_cache(tmp_path):
+    env: dict[str, str] = {}
+    path = startup.compilation_cache_dir(tmp_path / "c", env)
+    assert path == str(tmp_path / "c" / "jax") and os.path.isdir(path)
+    assert env == {"JAX_COMPILATION_CACHE_DIR": path,
+                   "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                   "JAX_COMPILATION_CACHE_MAX_SIZE": str(startup.COMPILATION_CACHE_MAX_BYTES)}
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert startup.compilation_cache_dir(None, env) == str(tmp_path / "xdg" / "promptlit" / "jax")
+    # The user's own choice, an opt-out, or a directory that cannot be made: left off.
+    env = {"JAX_COMPILATION_CACHE_DIR": "/elsewhere"}
+    assert startup.compilation_cache_dir(tmp_path, env) is None and len(env) == 1
+    env = {startup.COMPILATION_CACHE_ENV: "off"}
+    assert startup.compilation_cache_dir(tmp_path, env) is None and len(env) == 1
+    (tmp_path / "file").write_text("x")
+    env = {}
+    assert startup.compilation_cache_dir(tmp_path / "file", env) is None and env == {}
+
+
+def test_configure_turns_the_compilation_cache_on_only_when_asked(tmp_path, keep_logging):
+    env: dict[str, str] = {}
+    startup.configure(environ=env, cache_dir=tmp_path)
+    assert "JAX_COMPILATION_CACHE_DIR" not in env  # a Python caller keeps JAX as it is
+    startup.configure(environ=env, cache_dir=tmp_path, compilation_cache=True)
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jax")
