@@ -43,6 +43,9 @@ class RequestLimits:
       max_upload_mb: largest file the server accepts as an upload, in megabytes.
       max_contrast_chars: characters of a contrast text (the alternative continuation B of
         "why A rather than B?"; it is run through the model with the prompt).
+      max_separator_chars: characters of a separator regex typed for the "blocks" granularity
+        (at most `promptlit.lib.segmentation.MAX_SEPARATOR_CHARS`, the pattern library's own cap;
+        each search also stops after `SEPARATOR_TIMEOUT_S` seconds).
     """
 
     max_ig_steps: int = 256
@@ -53,6 +56,7 @@ class RequestLimits:
     max_queue: int = 16
     max_upload_mb: float = 5.0
     max_contrast_chars: int = 500
+    max_separator_chars: int = 200
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -87,6 +91,18 @@ class RequestLimits:
                              f"most {self.max_prompt_chars:,}. Shorten it, or start the server "
                              "with a larger --max-prompt-chars")
         return prompt
+
+    def check_separator(self, text: str) -> str:
+        """A separator regex for the "blocks" granularity: ``text`` unchanged when it is within
+        `max_separator_chars` (and the pattern library's own cap), else a `LimitError`."""
+        from promptlit.lib.segmentation import MAX_SEPARATOR_CHARS
+
+        text = "" if text is None else str(text)
+        most = min(self.max_separator_chars, MAX_SEPARATOR_CHARS)
+        if len(text) > most:
+            raise LimitError(f"the separator has {len(text):,} characters; this server accepts "
+                             f"at most {most:,}. Shorten it")
+        return text
 
     def check_contrast(self, text: str) -> str:
         """``text`` (a contrast, B) unchanged when it is within `max_contrast_chars` and not

@@ -120,7 +120,9 @@ def side_by_side_html(table: Any, *, name_a: str = "A", name_b: str = "B",
             if n > max_rows else "")
     attrs = " ".join(f'data-{k}="{escape_text(str(table.attrs.get(k, "")))}"'
                      for k in ("granularity", "method_a", "normalize"))
-    return (f'<table class="pl-cmp" {attrs}><thead><tr><th></th>'
+    cols = ('<colgroup><col style="width:2em"><col><col style="width:5.5em"><col>'
+            '<col style="width:5.5em"></colgroup>')
+    return (f'<table class="pl-cmp" {attrs}>{cols}<thead><tr><th></th>'
             f"<th>{escape_text(name_a)}</th><th>score</th><th>{escape_text(name_b)}</th>"
             "<th>score</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + note)
 

@@ -133,3 +133,14 @@ def test_missing_sides_render_empty_not_nan(wb):
     assert (table["op"] == "inserted").any() or (table["op"] == "deleted").any()
     for html in (out["side"], out["changed"], out["responses"]):
         assert ">nan<" not in html and "nan:" not in html and "nan</" not in html
+
+
+def test_separator_length_is_a_request_limit():
+    from promptlit.ui.limits import LimitError, RequestLimits
+
+    assert RequestLimits().check_separator("^## ") == "^## "
+    with pytest.raises(LimitError, match="the separator has 11 characters; this server accepts "
+                                         "at most 10"):
+        RequestLimits(max_separator_chars=10).check_separator("x" * 11)
+    with pytest.raises(LimitError, match="at most 200"):  # the pattern library's own cap
+        RequestLimits(max_separator_chars=10_000).check_separator("x" * 201)

@@ -368,8 +368,9 @@ def build(ctx: base.Context) -> base.Module:
             granularity = gr.Radio(list(ALL_GRANULARITIES), value="words", label="Granularity",
                                    scale=3, elem_id="pl-granularity")
             segment_sep = gr.Textbox("", label="Separator regex (for “blocks”)",
-                                     placeholder="^## ", max_length=MAX_SEPARATOR_CHARS, scale=1,
-                                     elem_id="pl-segment-sep")
+                                     placeholder="^## ", scale=1, elem_id="pl-segment-sep",
+                                     max_length=min(ctx.limits.max_separator_chars,
+                                                    MAX_SEPARATOR_CHARS))
             intensity = gr.Slider(0.25, 5.0, value=1.0, step=0.25, label="Colour intensity",
                                   scale=1, elem_id="pl-intensity")
         with gr.Row():
@@ -516,11 +517,7 @@ def build(ctx: base.Context) -> base.Module:
 
         @base.guard(n)
         def on_separator(state: SessionState, sep: str, with_matrix: bool) -> Any:
-            sep = str(sep or "")
-            if len(sep) > MAX_SEPARATOR_CHARS:
-                raise ValueError(f"the separator has {len(sep)} characters; at most "
-                                 f"{MAX_SEPARATOR_CHARS}")
-            state.settings["segment_sep"] = sep
+            state.settings["segment_sep"] = ctx.limits.check_separator(str(sep or ""))
             if not state.explained or state.granularity != "blocks":
                 return (state, *[gr.skip()] * (n - 2), "")
             return (state, *draw(state, with_matrix), "")

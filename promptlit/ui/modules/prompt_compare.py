@@ -173,7 +173,9 @@ def build(ctx: base.Context) -> base.Module:
             granularity = gr.Radio(list(ALL_GRANULARITIES), value="sentences",
                                    label="Granularity", scale=3, elem_id="pl-cmp-granularity")
             separator = gr.Textbox("", label="Separator regex (for “blocks”)",
-                                   placeholder="^## ", max_length=MAX_SEPARATOR_CHARS, scale=1,
+                                   placeholder="^## ", scale=1,
+                                   max_length=min(ctx.limits.max_separator_chars,
+                                                  MAX_SEPARATOR_CHARS),
                                    elem_id="pl-cmp-separator")
             normalize = gr.Checkbox(value=True, label="Scores as shares of each prompt's total",
                                     scale=1, elem_id="pl-cmp-normalize")
@@ -212,10 +214,7 @@ def build(ctx: base.Context) -> base.Module:
         def store(state: SessionState, a: Any, b: Any, tgt: Any, m: Any, g: Any, sep: Any,
                   norm: Any) -> None:
             view = settings(state)
-            sep = str(sep or "")
-            if len(sep) > MAX_SEPARATOR_CHARS:
-                raise ValueError(f"the separator has {len(sep)} characters; at most "
-                                 f"{MAX_SEPARATOR_CHARS}")
+            sep = ctx.limits.check_separator(str(sep or ""))
             if tgt not in comparison.TARGETS:
                 raise ValueError(f"unknown target {tgt!r}; choose one of {comparison.TARGETS}")
             if m not in ("grad_l2", "grad_dot_input"):
