@@ -32,7 +32,9 @@ offsets into the prompt, non-overlapping), or a ``"template"`` with ``"fields"``
 (``{"template": "Likes: {likes}\nDish: {dish}", "fields": {"likes": "fish", "dish": "soup"}}``):
 the prompt is rendered from it (`promptlit.lib.segmentation.render_template`) and each field is a
 segment labelled with its name. Malformed segments, offsets beyond the prompt, overlaps, missing
-fields and a prompt that contradicts its template are problems at their `file:line`.
+fields and a prompt that contradicts its template are problems at their `file:line`. Loaded
+segments keep their characters (``"text"``), so a prompt edited later (in the Datapoint Editor)
+keeps the labels of the parts it did not change.
 
 Example:
     >>> import promptlit as pl
@@ -283,7 +285,20 @@ def _segment_fields(obj: dict[str, Any], line: int, source: str) -> list[Problem
         return [*found, problem(e, "segments", 'each segment is {"label": "...", "start": N, "end": M}: '
                                        "character offsets into the prompt, end exclusive, "
                                        "not overlapping")]
-    obj["segments"] = [{"label": label, "start": s, "end": e} for s, e, label in checked]
+    if isinstance(prompt, str):
+        for i, item in enumerate(segments):
+            text = item.get("text") if isinstance(item, dict) else None
+            if text is not None and prompt[item["start"]:item["end"]] != text:
+                return [*found, Problem(
+                    f"its text {text[:40]!r} is not prompt[{item['start']}:{item['end']}] "
+                    f"({prompt[item['start']:item['end']][:40]!r})", source=source, line=line,
+                    field=f"segments[{i}].text",
+                    fix="fix the offsets, or drop 'text' (it is filled in from the prompt)")]
+    # Each segment keeps its characters: an edit of the prompt (Datapoint Editor) moves the
+    # labels with their text (promptlit.lib.segmentation.LabelledSpans).
+    obj["segments"] = [{"label": label, "start": s, "end": e,
+                        **({"text": prompt[s:e]} if isinstance(prompt, str) else {})}
+                       for s, e, label in checked]
     return found
 
 

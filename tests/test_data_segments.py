@@ -30,8 +30,8 @@ def test_segments_and_template_rows_load(tmp_path):
     ds = data.load_path(path)
     first, second = ds.examples
     # sorted by offset, as plain JSON
-    assert first["segments"] == [{"label": "shot", "start": 0, "end": 11},
-                                 {"label": "query", "start": 13, "end": 20}]
+    assert first["segments"] == [{"label": "shot", "start": 0, "end": 11, "text": "Q: a\nA: yes"},
+                                 {"label": "query", "start": 13, "end": 20, "text": "Q: b\nA:"}]
     assert second["prompt"] == "Likes: fish\nDish: soup\nVerdict:"
     spans = example_segmentation(second).labelled_spans(second["prompt"])
     assert [(label, second["prompt"][s:e]) for s, e, label in spans] == [
@@ -52,6 +52,8 @@ def test_segments_and_template_rows_load(tmp_path):
     ({"template": "Hi {name}", "fields": {"name": "x"}, "prompt": "Hello x"},
      "mine.jsonl:2: field 'prompt': the 'prompt' is not the 'template' filled with its 'fields'"),
     ({"template": "Hi", "segments": []}, "mine.jsonl:2: field 'segments': this row has both"),
+    ({"prompt": "abcdef", "segments": [{"label": "a", "start": 0, "end": 2, "text": "xy"}]},
+     "mine.jsonl:2: field 'segments[0].text': its text 'xy' is not prompt[0:2] ('ab')"),
 ])
 def test_bad_segments_are_reported_at_file_line(tmp_path, row, expected):
     path = write(tmp_path, [{"prompt": "fine"}, row])

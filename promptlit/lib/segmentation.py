@@ -519,11 +519,15 @@ class LabelledSpans(Segmentation):
     fields).
 
     Args:
-        spans: ``(start, end, label)`` triples or ``{"label", "start", "end"}`` objects;
+        spans: ``(start, end, label)`` triples or ``{"label", "start", "end"}`` objects (with
+            an optional ``"text"``: the characters the segment had when it was defined);
             half-open character offsets into ``source_text`` (or into the text segmented).
-        source_text: the text the offsets index (an example's prompt). When the segmented text
-            differs (the model reads the prompt wrapped in a chat template), the offsets are
-            shifted to where ``source_text`` sits in it.
+        source_text: the text the offsets index (an example's prompt). A segment whose
+            ``text`` no longer sits at its offsets (the prompt was edited, e.g. in the Datapoint
+            Editor) moves to where that text now occurs, when it occurs exactly once; else it is
+            left out (`dropped` names it) and its characters are unlabelled. When the segmented
+            text differs from ``source_text`` (the model reads the prompt wrapped in a chat
+            template), the offsets are shifted to where ``source_text`` sits in it.
         name: the granularity's name.
 
     Raises:
@@ -537,8 +541,31 @@ class LabelledSpans(Segmentation):
                  name: str = "segments") -> None:
         self.name = name
         self.source_text = source_text
-        self.items = check_segments(spans, text_length=None if source_text is None
-                                    else len(source_text))
+        self.dropped: list[str] = []
+        checked = _check_segments(spans, None, "segments")
+        if source_text is None:
+            self.items = [(s, e, label) for s, e, label, _ in checked]
+            return
+        kept: list[tuple[int, int, str]] = []
+        for s, e, label, text in checked:
+            if text is not None and source_text[s:e] != text:
+                at = source_text.find(text) if text else -1
+                if at < 0 or source_text.find(text, at + 1) >= 0:
+                    self.dropped.append(label)
+                    continue
+                s, e = at, at + len(text)
+            elif e > len(source_text):
+                raise ValueError(f"segments: {label!r} ends at {e}, beyond the prompt "
+                                 f"({len(source_text)} characters); offsets index the prompt, "
+                                 "end exclusive")
+            kept.append((s, e, label))
+        kept.sort()
+        self.items = []
+        for item in kept:  # a moved segment that now overlaps another is left out
+            if self.items and item[0] < self.items[-1][1]:
+                self.dropped.append(item[2])
+                continue
+            self.items.append(item)
 
     def _labelled(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
         shift = 0
@@ -547,9 +574,8 @@ class LabelledSpans(Segmentation):
             if shift < 0 or text.find(self.source_text, shift + 1) >= 0:
                 raise ValueError(
                     "the example's segments index its prompt, but the text explained is not "
-                    "that prompt (it was changed, e.g. edited in the Datapoint Editor, or a chat "
-                    "template rewrote it); update the example's 'segments' (or pick another "
-                    "granularity)")
+                    "that prompt (a chat template rewrote it, or the prompt changed); update "
+                    "the example's 'segments' (or pick another granularity)")
         out = []
         for s, e, label in self.items:
             s, e = s + shift, e + shift
@@ -566,32 +592,43 @@ def check_segments(spans: Any, *, text_length: int | None = None,
     """Checks labelled spans and returns them as sorted ``(start, end, label)`` triples.
 
     Args:
-        spans: a list of ``{"label": str, "start": int, "end": int}`` objects (or triples).
+        spans: a list of ``{"label": str, "start": int, "end": int}`` objects (optionally with
+            ``"text"``, the segment's characters) or ``(start, end, label)`` triples.
         text_length: the length of the text they index (None: not checked).
         where: the field name for messages (``segments[2].end`` ...).
 
     Raises:
         ValueError: naming the entry and field that is wrong, and how to fix it.
     """
+    return [(s, e, label) for s, e, label, _ in _check_segments(spans, text_length, where)]
+
+
+def _check_segments(spans: Any, text_length: int | None, where: str
+                    ) -> list[tuple[int, int, str, str | None]]:
+    """`check_segments`, keeping each segment's ``text`` (None when not given)."""
     if not isinstance(spans, Sequence) or isinstance(spans, str | bytes):
         raise ValueError(f"{where}: expected a list of {{\"label\": ..., \"start\": ..., \"end\": "
                          f"...}} objects, got {type(spans).__name__}")
     if len(spans) > MAX_CUSTOM_SEGMENTS:
         raise ValueError(f"{where}: {len(spans)} segments; at most {MAX_CUSTOM_SEGMENTS} are "
                          "accepted. Merge some")
-    out: list[tuple[int, int, str]] = []
+    out: list[tuple[int, int, str, str | None]] = []
     for i, item in enumerate(spans):
         here = f"{where}[{i}]"
+        text: Any = None
         if isinstance(item, Mapping):
-            unknown = sorted(set(item) - {"label", "start", "end"})
+            unknown = sorted(set(item) - {"label", "start", "end", "text"})
             if unknown:
-                raise ValueError(f"{here}: unknown key(s) {unknown}; a segment has exactly "
-                                 "'label', 'start' and 'end'")
+                raise ValueError(f"{here}: unknown key(s) {unknown}; a segment has 'label', "
+                                 "'start', 'end' (and optionally 'text')")
             missing = [k for k in ("label", "start", "end") if k not in item]
             if missing:
                 raise ValueError(f"{here}: missing {missing}; write "
                                  '{"label": "example 1", "start": 0, "end": 120}')
-            label, start, end = item["label"], item["start"], item["end"]
+            label, start, end, text = item["label"], item["start"], item["end"], item.get("text")
+            if text is not None and not isinstance(text, str):
+                raise ValueError(f"{here}.text: must be a string (the segment's characters), "
+                                 f"got {type(text).__name__}")
         elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 3:
             start, end, label = item
         else:
@@ -615,9 +652,12 @@ def check_segments(spans: Any, *, text_length: int | None = None,
         if text_length is not None and end > text_length:
             raise ValueError(f"{here}.end: {end} is beyond the prompt ({text_length} "
                              "characters); offsets index the prompt, end exclusive")
-        out.append((start, end, label.strip()))
-    out.sort()
-    for (s1, e1, l1), (s2, _, l2) in zip(out, out[1:], strict=False):
+        if text is not None and len(text) != end - start:
+            raise ValueError(f"{here}.text: {len(text)} characters, but [start, end) spans "
+                             f"{end - start}; 'text' must be exactly prompt[start:end]")
+        out.append((start, end, label.strip(), text))
+    out.sort(key=lambda x: (x[0], x[1]))
+    for (s1, e1, l1, _), (s2, _, l2, _) in zip(out, out[1:], strict=False):
         if s2 < e1:
             raise ValueError(f"{where}: {l1!r} [{s1}, {e1}) and {l2!r} [{s2}, ...) overlap; "
                              "segments must not overlap (end is exclusive)")
@@ -749,9 +789,11 @@ def example_segmentation(example: Mapping[str, Any]) -> LabelledSpans:
     """The labelled segments an example defines: its ``segments``, else its ``template``'s
     fields (see `render_template`), as offsets into its ``prompt``.
 
+    A prompt edited since (in the Datapoint Editor) keeps the labels of the segments whose text
+    it still holds, once (`LabelledSpans`); a template's fields are found by their values.
+
     Raises:
-        ValueError: the example defines none, they do not fit its prompt (e.g. the prompt was
-            edited since), or they are malformed.
+        ValueError: the example defines none, or they are malformed.
     """
     prompt = example.get("prompt")
     if not isinstance(prompt, str):
@@ -760,11 +802,8 @@ def example_segmentation(example: Mapping[str, Any]) -> LabelledSpans:
         return LabelledSpans(example["segments"], source_text=prompt)
     if example.get("template") is not None:
         rendered, spans = render_template(example["template"], example.get("fields") or {})
-        if rendered != prompt:
-            raise ValueError("this example's prompt is no longer its template filled with its "
-                             "fields (it was edited); its fields are not segments of it. Edit "
-                             "the fields instead, or pick another granularity")
-        return LabelledSpans(spans, source_text=prompt)
+        return LabelledSpans([{"label": label, "start": s, "end": e, "text": rendered[s:e]}
+                              for s, e, label in spans], source_text=prompt)
     raise ValueError("this example defines no segments: give it a 'segments' list "
                      '([{"label": "example 1", "start": 0, "end": 120}, ...]) or a \'template\' '
                      "with 'fields'; or pick 'few-shot' or 'blocks'")

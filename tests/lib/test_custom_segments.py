@@ -140,8 +140,13 @@ def test_example_segmentation_and_resolve():
     ex = {"template": "Q: {q}\nA:", "fields": {"q": "why"}, "prompt": "Q: why\nA:"}
     assert example_segmentation(ex).labelled_spans(ex["prompt"]) == [(0, 2, ""), (3, 6, "q"),
                                                                       (7, 9, "")]
-    with pytest.raises(ValueError, match="no longer its template filled with its fields"):
-        example_segmentation({**ex, "prompt": "Q: edited\nA:"})
+    # an edited prompt keeps the labels of the fields whose text it still holds
+    edited = example_segmentation({**ex, "prompt": "Well. Q: why\nA:"})
+    assert [(label, "Well. Q: why\nA:"[s:e]) for s, e, label in
+            edited.labelled_spans("Well. Q: why\nA:")] == [("", "Well. Q:"), ("q", "why"),
+                                                            ("", "A:")]
+    gone = example_segmentation({**ex, "prompt": "Q: how\nA:"})
+    assert gone.dropped == ["q"] and gone.labelled_spans("Q: how\nA:") == [(0, 9, "")]
     with pytest.raises(ValueError, match="defines no segments"):
         example_segmentation({"prompt": "x"})
     assert resolve_granularity("words") == "words"
@@ -152,6 +157,22 @@ def test_example_segmentation_and_resolve():
     with pytest.raises(ValueError, match="Unknown granularity 'chapters'"):
         resolve_granularity("chapters")
     assert set(ALL_GRANULARITIES) >= {"tokens", "turns", "blocks", "few-shot", "segments"}
+
+
+def test_segments_with_text_follow_an_edited_prompt():
+    original = "Rules: be kind.\n\nQ: 2+2\nA: 4\n\nQ: 3+3\nA:"
+    segments = [{"label": "rules", "start": 0, "end": 15, "text": original[:15]},
+                {"label": "shot", "start": 17, "end": 28, "text": original[17:28]}]
+    edited = "Intro.\n" + original.replace("A: 4", "A: four")
+    seg = LabelledSpans(segments, source_text=edited)
+    assert seg.dropped == ["shot"]  # its text changed: unlabelled now
+    assert [(label, edited[s:e]) for s, e, label in seg.labelled_spans(edited)][:2] == [
+        ("", "Intro."), ("rules", "Rules: be kind.")]
+    moved = LabelledSpans(segments, source_text="Intro.\n" + original)
+    assert moved.dropped == [] and moved.items[1] == (24, 35, "shot")
+    with pytest.raises(ValueError, match=r"segments\[0\].text: 2 characters, but \[start, end\) "
+                                         r"spans 3"):
+        LabelledSpans([{"label": "a", "start": 0, "end": 3, "text": "ab"}])
 
 
 def test_labelled_segment_is_a_segment_with_a_label():
