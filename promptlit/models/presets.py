@@ -315,13 +315,53 @@ def _describe_remote(resolved: ResolvedHandle) -> str:
     return resolved.source
 
 
+def _load_keras_preset_weights_once(source: str, dtype: str | None) -> Any | None:
+    """A local single-file keras-hub preset's CausalLM, its weights written once; None if `source`
+    is not one (a Hugging Face checkpoint, sharded weights, task weights: use `from_preset`).
+
+    keras-hub's `from_preset` first fills every weight with random numbers (Keras initialises
+    variables on creation), then overwrites them with the file's: for Gemma 2 2B on a 2-core CPU
+    that is minutes of random numbers and a peak of ~2.5x the weights (bfloat16: 288 s and
+    12.1 GB for 4.9 GB of weights; `benchmarks/gemma2_2b.py --load-dir`). Here the backbone is
+    built inside `keras.StatelessScope(initialize_variables=False)` (shapes, no values), then
+    `load_weights` assigns each variable from the file: the same weights, one copy, plus one
+    variable in flight.
+    """
+    path = Path(source)
+    if not ((path / "config.json").is_file() and (path / "model.weights.h5").is_file()) or (
+            path / "task.weights.h5").exists():
+        return None
+    import keras
+    import keras_hub
+    from keras.src.backend.common import global_state
+
+    kwargs = {"dtype": dtype} if dtype is not None else {}
+    with keras.StatelessScope(initialize_variables=False):
+        backbone = keras_hub.models.Backbone.from_preset(source, load_weights=False, **kwargs)
+    variables = list(backbone.weights)
+    ids = {id(v) for v in variables}
+    pending = global_state.get_global_attribute("uninitialized_variables") or []
+    global_state.set_global_attribute("uninitialized_variables",
+                                      [v for v in pending if id(v) not in ids])
+    causal_lm = keras_hub.models.CausalLM.from_preset(source, backbone=backbone,
+                                                      load_weights=False)
+    backbone.load_weights(str(path / "model.weights.h5"))
+    for v in variables:
+        if v._value is None:  # not in the file (e.g. a seed state): Keras' own initial value
+            v._deferred_initialize()
+        v._initializer = None
+    return causal_lm
+
+
 def _from_preset(source: str, dtype: str | None) -> Any:
     import keras_hub
 
     from promptlit.models.gemma_attention import correct_query_scaling
 
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    causal_lm = keras_hub.models.CausalLM.from_preset(source, **kwargs)
+    causal_lm = _load_keras_preset_weights_once(source, dtype)
+    if causal_lm is None:
+        causal_lm = keras_hub.models.CausalLM.from_preset(source, **kwargs)
     # Gemma 2 / 3 27B layouts: keras-hub scales queries by 1/sqrt(head_dim), not the checkpoint's
     # 1/sqrt(query_pre_attn_scalar) (docs/upstream/keras-hub-gemma-query-scaling.md).
     correct_query_scaling(causal_lm, source=source)

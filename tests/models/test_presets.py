@@ -151,6 +151,36 @@ def test_cached_kaggle_preset_loads_without_network(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- local loads
 
 
+@pytest.mark.parametrize("dtype", [None, "bfloat16"])
+def test_local_keras_preset_weights_are_written_once(dtype, monkeypatch):
+    """A local keras-hub preset loads with no random initialisation first (built abstractly, then
+    `load_weights`), to exactly the weights and outputs of keras-hub's own `from_preset`."""
+    if not os.path.isfile(os.path.join(DEFAULT_PRESET, "config.json")):
+        pytest.skip("presets/tiny_lm is not built")
+    import keras
+    import keras_hub
+
+    kwargs = {"dtype": dtype} if dtype else {}
+    reference = keras_hub.models.CausalLM.from_preset(DEFAULT_PRESET, **kwargs)
+    initialisers_called = []
+    real = keras.initializers.VarianceScaling.__call__
+
+    def spy(self, *args, **kw):
+        initialisers_called.append(args)
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(keras.initializers.VarianceScaling, "__call__", spy)
+    lm = presets._from_preset(DEFAULT_PRESET, dtype)
+    assert initialisers_called == []  # no random weights were drawn
+    assert lm.preprocessor is not None
+    want = {v.path: np.asarray(v.value) for v in reference.weights}
+    got = {v.path: np.asarray(v.value) for v in lm.weights}
+    assert got.keys() == want.keys()
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and np.array_equal(got[k], v), k
+    assert lm.generate("The cat", max_length=12) == reference.generate("The cat", max_length=12)
+
+
 def _write_hf_gpt2(path, vocab_size=300, n_embd=16, n_layer=1, n_positions=64):
     from safetensors.numpy import save_file
 
