@@ -133,3 +133,28 @@ def test_custom_segments_in_sequence_salience(page, server_url):
     box.press("Enter")
     wait_footer(page, "not a valid regular expression", timeout=60_000)
     assert "Traceback" not in page.content()
+
+
+def test_an_edit_from_the_datapoint_editor_is_compared_with_its_original(page, server_url):
+    page.goto(f"{server_url}?example=2")
+    wait_footer(page, "Ready")
+    page.get_by_role("tab", name="Datapoint Editor").click()
+    box = page.locator("#pl-edit-prompt textarea")
+    box.wait_for()
+    prompt = box.input_value()
+    assert "Recommendation: Order it." in prompt
+    box.fill(prompt.replace("Recommendation: Order it.", "Recommendation: Avoid.", 1))
+    page.click("#pl-add")
+    wait_footer(page, "added example #", timeout=60_000)
+    page.get_by_role("tab", name="Compare Prompts").click()
+    # A: the example the edit came from; B: the edit (added in this session)
+    page.wait_for_function(
+        "() => (document.querySelector('#pl-cmp-b input')?.value || '')"
+        ".includes('(added in this session)')")
+    assert page.input_value("#pl-cmp-a input").startswith("#2 · fewshot-mistake")
+    page.click("#pl-cmp-run")
+    wait_footer(page, "comparison ready")
+    changed = [r for r in side_rows(page) if r["op"] != "equal"]
+    assert [(r["op"], r["a"].strip(), r["b"].strip()) for r in changed] == [
+        ("changed", "Recommendation: Order it.", "Recommendation: Avoid.")]
+    assert "⚠" not in page.inner_text("#pl-footer")

@@ -121,7 +121,10 @@ def test_an_edit_is_compared_with_its_original_by_default(wb):
     original = base.find_example(wb, st, rows[0])
     new_id = datapoint_editor.add_to_session(
         wb, st, {**original, "prompt": original["prompt"].replace("pork chop", "fish pie")})
-    assert prompt_compare.default_pair(wb, st) == (rows[0], new_id)
+    assert prompt_compare.default_pair(wb, st) == (rows[0], new_id)  # the most similar
+    # the example shown before the edit wins (the page remembers it)
+    assert prompt_compare.default_pair(wb, st, previous=rows[1]) == (rows[1], new_id)
+    assert prompt_compare.default_pair(wb, st, previous=new_id) == (rows[0], new_id)
     st.select_examples([rows[2], rows[1]])
     assert prompt_compare.default_pair(wb, st) == (rows[2], rows[1])
 

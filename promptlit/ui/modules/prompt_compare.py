@@ -67,13 +67,15 @@ def example_choices(wb: Any, state: SessionState) -> list[tuple[str, str]]:
     return out
 
 
-def default_pair(wb: Any, state: SessionState) -> tuple[str | None, str | None]:
+def default_pair(wb: Any, state: SessionState, previous: str | None = None
+                 ) -> tuple[str | None, str | None]:
     """A and B until the session picks them.
 
     The first two selected examples; else, for an example added in this session (an edit from
-    the Datapoint Editor), the dataset example most like it as A and the edit as B; else the
-    selected example (or the first row) and the row after it (the shipped few-shot pairs are a
-    mistaken prompt followed by its fixed version).
+    the Datapoint Editor), the example it was made from as A (``previous``: the dataset example
+    shown before it, else the one most like it) and the edit as B; else the selected example
+    (or the first row) and the row after it (the shipped few-shot pairs are a mistaken prompt
+    followed by its fixed version).
     """
     ids = [i for i in state.selected_ids if base.find_example(wb, state, i) is not None]
     if len(ids) >= 2:
@@ -84,7 +86,10 @@ def default_pair(wb: Any, state: SessionState) -> tuple[str | None, str | None]:
     if a is None:
         return None, None
     k = order.index(a)
-    if rows[k][2]:  # added in this session: compare it with what it was most likely made from
+    if rows[k][2]:  # added in this session: compare it with what it was made from
+        before = {r[0]: r[2] for r in rows}
+        if previous is not None and previous != a and before.get(previous) is False:
+            return previous, a
         original = _most_similar(str(rows[k][1].get("prompt", "")),
                                  [r for r in rows[:MAX_SIMILAR] if not r[2]])
         if original is not None:
@@ -194,7 +199,7 @@ def build(ctx: base.Context) -> base.Module:
         choices = example_choices(wb, state)
         ids = {v for _, v in choices}
         if not view["picked"] and not view["done"]:
-            view["a"], view["b"] = default_pair(wb, state)
+            view["a"], view["b"] = default_pair(wb, state, previous=view["a"])
         if view["done"] and (view["a"] not in ids or view["b"] not in ids):
             view["done"] = False  # the dataset changed under the comparison
         r = render_views(wb, state, progress=progress)
