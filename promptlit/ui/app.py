@@ -462,8 +462,9 @@ def build_app(workbench: Any, *, layout: str | None = None,
             Sizes are bounded by the server's limits (`/info` lists them)."""
             if method not in METHODS:
                 raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-            if granularity not in GRANULARITIES:
-                raise ValueError(f"granularity must be one of {list(GRANULARITIES)}, got "
+            api_granularities = (*GRANULARITIES, "few-shot")  # custom ones need more input
+            if granularity not in api_granularities:
+                raise ValueError(f"granularity must be one of {list(api_granularities)}, got "
                                  f"{granularity!r}")
             if target not in ("response", "target"):
                 raise ValueError(f"target must be 'response' or 'target', got {target!r}")
@@ -497,7 +498,8 @@ def build_app(workbench: Any, *, layout: str | None = None,
             def seg(s: Any) -> dict:
                 return {"text": s.text, "start": int(s.start), "end": int(s.end),
                         "score": float(s.score),
-                        "template": isinstance(s, TemplateSegment)}  # chat-template tokens
+                        "template": isinstance(s, TemplateSegment),  # chat-template tokens
+                        "label": str(getattr(s, "label", "") or "")}  # few-shot blocks
 
             return {"dataset": ds, "model": m, "method": method, "granularity": granularity,
                     "signed": bool(span.signed), "prompt": sal.prompt_text,

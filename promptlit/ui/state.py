@@ -49,6 +49,10 @@ METHOD_LABELS: dict[str, str] = {
 """Method name -> label shown in the UI."""
 
 QUERY_KEYS: tuple[str, ...] = ("dataset", "model", "example", "layout", "granularity")
+
+LINK_GRANULARITIES: tuple[str, ...] = (*GRANULARITIES, "few-shot")
+"""Granularities a link may restore: the built-in ones and the few-shot blocks (the other custom
+ones need a separator or the example's own segments, which a link does not carry)."""
 """The URL query parameters the app reads and writes."""
 
 
@@ -185,7 +189,7 @@ def from_query(params: Mapping[str, Any]) -> dict[str, Any]:
         if key == "example":
             out[key] = int(value) if value.isdigit() else value
         elif key == "granularity":
-            if value in GRANULARITIES:
+            if value in LINK_GRANULARITIES:
                 out[key] = value
         else:
             out[key] = value

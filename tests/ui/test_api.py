@@ -79,6 +79,17 @@ def test_salience_endpoint_bounds_every_size_a_caller_controls(client):
             client.predict(**{"example": 0, **kwargs}, api_name="/salience")
 
 
+def test_salience_endpoint_aggregates_few_shot_blocks(client):
+    prompt = ("Likes: fish\nAnswer: yes\n\nLikes: pork\nAnswer: no\n\nLikes: rice\nAnswer:")
+    out = client.predict(prompt=prompt, granularity="few-shot", api_name="/salience")
+    assert [(s["text"], s["label"]) for s in out["segments"]] == [
+        ("Likes: fish\nAnswer: yes", "example 1"), ("Likes: pork\nAnswer: no", "example 2"),
+        ("Likes: rice\nAnswer:", "query")]
+    assert sum(s["score"] for s in out["segments"]) == pytest.approx(sum(
+        s["score"] for s in client.predict(prompt=prompt, granularity="tokens",
+                                           api_name="/salience")["segments"]))
+
+
 def test_generate_needs_an_example_or_a_prompt(client):
     # An empty prompt used to answer example 0 silently.
     with pytest.raises(Exception, match="pass example=N"):

@@ -65,6 +65,11 @@ def test_query_round_trip_and_link():
         "http://h:1/?dataset=sample_prompts&model=tiny&example=3&layout=lm&granularity=lines")
 
 
+def test_from_query_restores_few_shot_blocks():
+    assert from_query({"granularity": "few-shot"}) == {"granularity": "few-shot"}
+    assert from_query({"granularity": "blocks"}) == {}
+
+
 def test_from_query_ignores_unknown_and_bad_values():
     out = from_query({"example": "abc123", "granularity": "letters", "other": "x",
                       "model": ["m1", "m2"], "dataset": " "})
