@@ -550,7 +550,9 @@ def test_plan_prints_estimates_and_what_fits_per_device(capsys):
     assert "compile-only estimates from XLA's memory_analysis()" in out
     lines = out.splitlines()
     (head,) = [line for line in lines if line.lstrip().startswith("model |   dtype")]
-    assert "matrix w=24" in head and "IG a=16" in head
+    assert "matrix w=max" in head and "IG a=max" in head
+    (row,) = [line for line in lines if "float32" in line]
+    assert "(w=24)" in row and "(a=16)" in row
     fits = [line.split("|") for line in lines if line.lstrip().startswith("tiny_lm |")
             and "GB" not in line and "float32" not in line]
     assert [[c.strip() for c in row] for row in fits] == [["tiny_lm", "100", "no", "24/16"]]

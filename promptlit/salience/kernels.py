@@ -434,6 +434,16 @@ def _plan_width(
     return new, need_new, budget
 
 
+def _compilable(fwd: LMForward, bucket: int, most: int, what: str, where: str) -> int:
+    """`most`, capped so no intermediate exceeds `memory.MAX_ELEMENTS` (XLA cannot compile
+    larger buffers; see `memory.widest_compilable`)."""
+    cap = memory.widest_compilable(fwd, bucket, most)
+    if cap < most:
+        logger.info("%s: at most %d %s at length %d (largest intermediate x width <= %d "
+                    "elements)", where, cap, what, bucket, memory.MAX_ELEMENTS)
+    return cap
+
+
 def _retry_width(where: str, error: BaseException, width: int, what: str) -> int:
     """After an out-of-memory `error` at `width`: the halved width, or raise MemoryError."""
     if width <= 1:
@@ -618,6 +628,8 @@ def span_salience(
     most = (_max_width(MAX_IG_BATCH) if ig_batch_size is None
             else _check_piece_size(ig_batch_size, "ig_batch_size", where))
     padded, mask = _pad(ids)
+    if use_ig:
+        most = _compilable(fwd, padded.shape[0], most, "alphas per batch", where)
     # Target positions padded to a power of two >= 8 (few compiled shapes); the LM head runs on
     # these rows only, never on all N x V logits.
     positions = np.flatnonzero(tmask).astype(np.int32)
@@ -905,12 +917,13 @@ def salience_matrix(
         )
 
     budget: int | None = None
+    most = _compilable(fwd, nb, chunk_size or _max_width(MAX_CHUNK), "targets per chunk", where)
     if chunk_size is None:
         width, need, budget = _plan_width(
-            where, rows_per_call, _max_width(MAX_CHUNK),
+            where, rows_per_call, most,
             lambda w: exe(methods, w, pieces[0][0], pieces[0][1]), "targets per chunk")
     else:
-        width = split_evenly(rows_per_call, chunk_size)[0]
+        width = split_evenly(rows_per_call, most)[0]
         need = memory.activation_bytes(exe(methods, width, pieces[0][0], pieces[0][1]))
     parts: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     calls = retries = row_slots = 0

@@ -110,6 +110,58 @@ def activation_bytes(compiled: Any) -> int | None:
     return int(m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes)
 
 
+MAX_ELEMENTS = 2**34
+"""Largest single intermediate array (elements) a kernel may be compiled with. XLA's CPU compiler
+crashes the process (SIGFPE in libjax_common) on buffers around 2^36 elements (measured: the
+Gemma 2 9B matrix at N = 8192 compiles with 32 targets per chunk, 2^35-element attention
+cotangents, and dies with 64); no device holds such a buffer anyway."""
+
+
+def largest_intermediate(fwd: Any, bucket: int) -> int:
+    """Elements of the largest array one forward pass of `fwd` creates at length `bucket`
+    (e.g. the attention logits `heads x N x N`), from the traced jaxpr (nothing compiled).
+    Cached on `fwd.cache`."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    key = ("largest_intermediate", int(bucket))
+    if key in fwd.cache:
+        return int(fwd.cache[key])
+    params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), fwd.params)
+    s = jax.ShapeDtypeStruct
+    e = jax.eval_shape(fwd.embed, params, s((1, bucket), jnp.int32))
+    body = fwd.hidden or fwd.logits
+    closed = jax.make_jaxpr(body)(params, e, s((1, bucket), jnp.bool_))
+    largest = 0
+    stack = [closed.jaxpr]
+    while stack:
+        jaxpr = stack.pop()
+        for eqn in jaxpr.eqns:
+            for v in eqn.outvars:
+                shape = getattr(v.aval, "shape", ())
+                largest = max(largest, int(np.prod(shape)) if shape else 1)
+            stack.extend(getattr(j, "jaxpr", j) for j in _subjaxprs(eqn))
+    fwd.cache[key] = largest
+    return largest
+
+
+def _subjaxprs(eqn: Any) -> list[Any]:
+    from jax._src import core
+
+    return list(core.jaxprs_in_params(eqn.params))
+
+
+def widest_compilable(fwd: Any, bucket: int, most: int) -> int:
+    """`most`, or less so that `width x largest_intermediate` stays within `MAX_ELEMENTS`.
+
+    Traces the model only when `most x bucket^2 x 128` (128 heads, a generous bound on the
+    attention logits) could exceed the limit, so short prompts cost nothing."""
+    if most * bucket * bucket * 128 <= MAX_ELEMENTS:
+        return most
+    return max(1, min(most, MAX_ELEMENTS // max(1, largest_intermediate(fwd, bucket))))
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """True for XLA's out-of-memory errors (`RESOURCE_EXHAUSTED`, "Out of memory")."""
     text = str(error)
@@ -391,7 +443,8 @@ class Plan:
         activations: `{(kernel, width): bytes}` at the full depth (extrapolated from `depths`
             unless `depths` is empty: compiled at full depth); kernel in `PLAN_KERNELS`, width 0
             for generate / span, targets per chunk for matrix, alphas per batch for ig.
-        matrix_widest, ig_widest: the widths compiled besides 1.
+        matrix_widest, ig_widest: the widths compiled besides 1 (the maxima asked for, capped
+            by `widest_compilable` at long lengths).
         depths: the depths compiled (empty: the full depth).
     """
 
@@ -470,9 +523,11 @@ def plan_model(handle: str, *, length: int, targets: int = 64, dtype: str | None
     parameters = int(sum(int(math.prod(v.shape)) for v in full_lm.weights))
     depth = int(full_lm.backbone.num_layers)
     the_dtype = str(full_lm.backbone.dtype_policy.compute_dtype)
-    matrix_widest = K.split_evenly(targets, max_chunk or K.MAX_CHUNK["default"])[0]
-    ig_widest = K.split_evenly(min(ig_steps, K.IG_STEPS_PER_CALL),
-                               max_ig_batch or K.MAX_IG_BATCH["default"])[0]
+    nb = K.bucket_length(length)
+    chunk_cap = widest_compilable(full_fwd, nb, max_chunk or K.MAX_CHUNK["default"])
+    batch_cap = widest_compilable(full_fwd, nb, max_ig_batch or K.MAX_IG_BATCH["default"])
+    matrix_widest = K.split_evenly(targets, chunk_cap)[0]
+    ig_widest = K.split_evenly(min(ig_steps, K.IG_STEPS_PER_CALL), batch_cap)[0]
     wanted = [("generate", 0), ("span", 0), ("matrix", 1), ("matrix", matrix_widest),
               ("ig", 1), ("ig", ig_widest)]
     depths: tuple[int, ...] = () if exact or depth <= max(DEPTHS) else DEPTHS
@@ -515,8 +570,7 @@ def format_plans(plans: Sequence[Plan], devices: Sequence[int] = ()) -> str:
     if not plans:
         return ""
     head = ["model", "dtype", "layers", "N", "T", "params", "weights", "generate", "span",
-            "matrix w=1", f"matrix w={plans[0].matrix_widest}", "IG a=1",
-            f"IG a={plans[0].ig_widest}"]
+            "matrix w=1", "matrix w=max", "IG a=1", "IG a=max"]
     rows = [head]
     for p in plans:
         w = p.weight_bytes
@@ -525,8 +579,10 @@ def format_plans(plans: Sequence[Plan], devices: Sequence[int] = ()) -> str:
         rows.append([p.label, p.dtype, layers, str(p.length), str(p.targets),
                      _count(p.parameters), _gb(w), _gb(w + p.activation("generate")),
                      _gb(w + p.activation("span")), _gb(w + p.activation("matrix", 1)),
-                     _gb(w + p.activation("matrix", p.matrix_widest)),
-                     _gb(w + p.activation("ig", 1)), _gb(w + p.activation("ig", p.ig_widest))])
+                     f"{_gb(w + p.activation('matrix', p.matrix_widest))} "
+                     f"(w={p.matrix_widest})",
+                     _gb(w + p.activation("ig", 1)),
+                     f"{_gb(w + p.activation('ig', p.ig_widest))} (a={p.ig_widest})"])
     out = [_table(rows)]
     if devices:
         rows = [["model", "N", *[f"{d / GB:g} GB" for d in devices]]]
