@@ -26,8 +26,9 @@ the scores are those of ``log p(A)`` alone (B's tokens are not part of the expla
 tokens after A do not affect it: 0).
 
 Efficiency: both sequences run as one batch of two inside one compiled call (padded to one
-length bucket): one forward + one backward of a batch of 2, about twice a plain span call. The
-LM head runs on the two spans' predicting rows only. IG evaluates its alpha steps in batches of
+length bucket): one forward + one backward of a batch of 2, about twice a plain span call
+(`benchmarks/salience.py`: contrast/span). Sequence A stops at the span's end (later tokens
+change nothing), and the LM head runs on the two spans' predicting rows only. IG evaluates its alpha steps in batches of
 ``2 x ig_batch_size`` sequences, in pieces of at most ``ig_steps_per_call`` steps (summed:
 exactly the one-call Riemann sum), with the same memory planning, out-of-memory halving and
 cancellation between pieces as `kernels.span_salience`.
@@ -180,6 +181,13 @@ def _contrast_fn(fwd: LMForward, methods: tuple[str, ...], baseline: Any) -> Cal
     return run
 
 
+def _unpad(x: Any, real: int, n: int, dtype: Any) -> np.ndarray:
+    """``<float>[Nb]`` -> ``<float>[n]``: the first ``real`` entries, zeros after them."""
+    out = np.zeros((n,), dtype)
+    out[:real] = np.asarray(x)[:real]
+    return out
+
+
 def contrast_salience(
     fwd: LMForward,
     token_ids: Any,
@@ -235,11 +243,14 @@ def contrast_salience(
     most = (K._max_width(K.MAX_IG_BATCH) if ig_batch_size is None
             else K._check_piece_size(ig_batch_size, "ig_batch_size", where))
     n, nb_ = ids_a.shape[0], ids_b.shape[0]
-    nb = K.bucket_length(max(n, nb_))
+    # Tokens after the span change neither log p(A) (causal) nor B's sequence: sequence A runs
+    # up to the span's end only (its scores there are exactly 0).
+    na = int(np.flatnonzero(a_mask)[-1]) + 1
+    nb = K.bucket_length(max(na, nb_))
     ids = np.zeros((2, nb), np.int32)
     mask = np.zeros((2, nb), bool)
-    ids[0, :n], ids[1, :nb_] = ids_a, ids_b
-    mask[0, :n], mask[1, :nb_] = True, True
+    ids[0, :na], ids[1, :nb_] = ids_a[:na], ids_b
+    mask[0, :na], mask[1, :nb_] = True, True
     shared = np.zeros((nb,), bool)
     shared[:s] = True
     pos_a, pos_b = np.flatnonzero(a_mask), np.flatnonzero(b_mask)
@@ -289,13 +300,13 @@ def contrast_salience(
                 out = {k: np.asarray(v) for k, v in out.items()}  # runs it: errors surface here
                 calls += 1
                 if not grads_done:
-                    result = {m: out[m].astype(dtype)[:n] for m in methods
+                    result = {m: _unpad(out[m], na, n, dtype) for m in methods
                               if m != "integrated_gradients"}
                     result["log_prob"] = out["log_prob"].astype(dtype)
                     result["log_prob_contrast"] = out["log_prob_contrast"].astype(dtype)
                     grads_done = True
                 if use_ig:
-                    piece = out["integrated_gradients"].astype(np.float64)[:n]
+                    piece = _unpad(out["integrated_gradients"], na, n, np.float64)
                     ig_sum = piece if ig_sum is None else ig_sum + piece
                     done += steps
                     ig_slots += alphas.size if alphas is not None else 0
@@ -314,7 +325,7 @@ def contrast_salience(
             retries += 1
     if ig_sum is not None:
         result["integrated_gradients"] = ig_sum.astype(dtype)
-    K._report(K.Padding("contrast_salience", n + nb_, 2 * nb, rows=int(pos_a.size + pos_b.size),
+    K._report(K.Padding("contrast_salience", na + nb_, 2 * nb, rows=int(pos_a.size + pos_b.size),
                         row_slots=2 * size, ig_steps=ig_steps if use_ig else 0,
                         ig_slots=ig_slots, ig_batch=width, calls=calls, retries=retries,
                         activation_bytes=need, budget_bytes=budget))
