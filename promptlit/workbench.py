@@ -521,7 +521,8 @@ class Workbench:
         return result
 
     def attention(self, model: str, example: JsonDict, *, target: str = "response",
-                  response: str | None = None, progress: ProgressFn | None = None) -> Any:
+                  response: str | None = None, progress: ProgressFn | None = None,
+                  span: tuple[int, int] | None = None) -> Any:
         """Attention weights of the model over prompt + response (an `AttentionMaps`), cached.
 
         Keyed like `salience` by the model (name and config hash), the prompt as the model reads
@@ -534,6 +535,8 @@ class Workbench:
           target: "response" (the model's cached generation) or "target" (the reference).
           response: explain this text instead (overrides `target`).
           progress: `(fraction, message)` callback before and after the work.
+          span: ``(start, stop)`` response tokens: only their rows (bounded memory for long
+            responses; part of the key). None: the whole response.
         """
         m = self._model(model)
         attention_fn = getattr(m, "attention", None)
@@ -564,6 +567,8 @@ class Workbench:
             prompt = example_prompt(ex)
             if ex.get("chat_template") is not None:
                 kwargs["chat_template"] = ex["chat_template"]
+        if span is not None:
+            kwargs["span"] = (int(span[0]), int(span[1]))
         key = caching.cache_key("attention", f"v{SALIENCE_KEY_VERSION}", model, mcfg,
                                 example_id({"p": prompt, "r": response}),
                                 {str(k): _canonical_value(v) for k, v in kwargs.items()})

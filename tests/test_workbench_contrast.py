@@ -52,12 +52,14 @@ class ContrastLM(BatchedModel):
                     metadata={"contrast": {"text": contrast, "start": a, "stop": b},
                               "settings": {m: {"contrast": contrast} for m in methods}})
 
-    def attention(self, prompt, response):
-        self.calls.append(("attention", response))
+    def attention(self, prompt, response, span=None):
+        self.calls.append(("attention", response) if span is None else
+                          ("attention", response, span))
         sal = _sal(prompt, response)
         t, n = sal.num_response_tokens, sal.num_tokens
-        w = np.full((2, 3, t, n), 1.0 / n, np.float32)
-        return AttentionMaps(_sal(prompt, response, matrices={"attention": w.mean((0, 1))}), w)
+        a, b = span or (0, t)
+        w = np.full((2, 3, b - a, n), 1.0 / n, np.float32)
+        return AttentionMaps(_sal(prompt, response), w, a)
 
 
 EX = {"prompt": "Say yes or no:"}
@@ -104,3 +106,6 @@ def test_attention_is_cached_by_model_prompt_and_text(tmp_path) -> None:
     assert not back.weights.flags.writeable
     with pytest.raises(ValueError, match="target"):
         wb.attention("lm", EX, target="target")
+    part = wb.attention("lm", EX, span=[1, 2])
+    assert (part.start, part.stop) == (1, 2) and wb.attention("lm", EX, span=(1, 2)) is part
+    assert lm.calls[-1] == ("attention", " yes it is", (1, 2))

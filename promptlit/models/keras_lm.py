@@ -1156,24 +1156,29 @@ class KerasCausalLM(BatchedModel):
 
     # -- attention ----------------------------------------------------------------------------
     def attention(self, prompt: PromptInput, response: str, *,
-                  chat_template: str | chat.ChatTemplate | None = None) -> Any:
+                  chat_template: str | chat.ChatTemplate | None = None,
+                  span: tuple[int, int] | None = None) -> Any:
         """Attention weights from the positions that wrote the response, per layer and head.
 
         Args:
             prompt: the prompt text or a conversation (wrapped like for `salience`).
             response: the continuation (the model's response or a reference).
             chat_template: a per-prompt override (`template_for`).
+            span: ``(start, stop)`` response-token indices: keep only those rows (memory
+                ``L x H x (stop - start) x N`` floats instead of ``L x H x T x N``; for long
+                responses of large models). None: the whole response.
 
         Returns:
-            A `promptlit.salience.attention.AttentionMaps`: ``weights <float32>[L, H, T, N]``,
-            row ``t`` the attention of the position predicting response token ``t`` over all
-            ``N`` tokens (prompt with its start token, then response), computed through the same
-            cut graph as salience (`promptlit.salience.attention.attention_maps`); its
-            ``salience`` (a `SequenceSalience` with ``matrices["attention"]``, the average over
-            layers and heads) carries text, tokens and offsets for aggregation.
+            A `promptlit.salience.attention.AttentionMaps`: ``weights <float32>[L, H, S, N]``,
+            row ``i`` the attention of the position predicting response token ``start + i``
+            over all ``N`` tokens (prompt with its start token, then response), computed
+            through the same cut graph as salience
+            (`promptlit.salience.attention.attention_maps`); its ``salience`` (a
+            `SequenceSalience`; for the whole response with ``matrices["attention"]``, the
+            average over layers and heads) carries text, tokens and offsets for aggregation.
 
         Raises:
-            ValueError: empty response, or a prompt without tokens.
+            ValueError: empty response, a prompt without tokens, or a span outside the response.
         """
         from promptlit.salience.attention import AttentionMaps, attention_maps
         from promptlit.salience.result import SequenceSalience
@@ -1187,9 +1192,13 @@ class KerasCausalLM(BatchedModel):
         if p < 1:
             raise ValueError("attention: the prompt has no tokens and the model adds no start "
                              "token, so the first response token has no position that wrote it.")
+        start, stop = (0, n - p) if span is None else (int(span[0]), int(span[1]))
+        if not 0 <= start < stop <= n - p:
+            raise ValueError(f"attention: span {span} must satisfy 0 <= start < stop <= "
+                             f"{n - p} (response-token indices, stop exclusive).")
         with self._lock:
             weights = attention_maps(self.forward, ids.astype(np.int32),
-                                     np.arange(p - 1, n - 1, dtype=np.int32))
+                                     np.arange(p - 1 + start, p - 1 + stop, dtype=np.int32))
         metadata: JsonDict = {"model": self.name, "handle": self.handle,
                               "chat_template": enc.template or chat.NONE,
                               "layers": int(weights.shape[0]), "heads": int(weights.shape[1])}
@@ -1198,10 +1207,10 @@ class KerasCausalLM(BatchedModel):
         sal = SequenceSalience(
             text=enc.text + response, prompt_length=len(enc.text), tokens=tokens,
             offsets=offsets, num_prompt_tokens=p,
-            matrices={"attention": weights.mean(axis=(0, 1))}, signed={"attention": False},
-            metadata=metadata,
+            matrices={"attention": weights.mean(axis=(0, 1))} if span is None else {},
+            signed={"attention": False}, metadata=metadata,
             template_mask=np.concatenate([enc.template_mask, np.zeros(n - p, bool)]))
-        return AttentionMaps(sal, weights)
+        return AttentionMaps(sal, weights, start)
 
 
 def _scaled(progress: Callable[[float, str], None] | None, lo: float, hi: float

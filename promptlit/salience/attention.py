@@ -231,29 +231,46 @@ class AttentionMaps:
 
     Attributes:
         salience: `promptlit.salience.result.SequenceSalience` of the same prompt + response;
-            ``matrices["attention"] <float>[T, N]`` = ``weights.mean(axis=(0, 1))``.
-        weights: ``<float32>[L, H, T, N]``: row ``t`` is the attention of the position predicting
-            response token ``t`` (sequence position ``num_prompt_tokens + t - 1``) over all ``N``
-            tokens; read-only.
+            for maps of the whole response, ``matrices["attention"] <float>[T, N]`` =
+            ``weights.mean(axis=(0, 1))``.
+        weights: ``<float32>[L, H, S, N]``: row ``i`` is the attention of the position predicting
+            response token ``start + i`` (sequence position ``num_prompt_tokens + start + i -
+            1``) over all ``N`` tokens; read-only. ``S = T`` for the whole response.
+        start: the first response token the rows cover (0 for the whole response; maps of one
+            span, `KerasCausalLM.attention(..., span=...)`, keep only its rows).
     """
 
     salience: Any
     weights: np.ndarray
+    start: int = 0
 
     def __post_init__(self) -> None:
         w = np.array(self.weights, np.float32, copy=True)
         if w.ndim != 4:
-            raise ValueError(f"AttentionMaps: weights must be [layers, heads, T, N], got shape "
+            raise ValueError(f"AttentionMaps: weights must be [layers, heads, S, N], got shape "
                              f"{w.shape}.")
         sal = self.salience
-        if w.shape[2:] != (sal.num_response_tokens, sal.num_tokens):
-            raise ValueError(f"AttentionMaps: weights have shape {w.shape}; expected "
-                             f"[L, H, {sal.num_response_tokens}, {sal.num_tokens}].")
+        start = int(self.start)
+        if (w.shape[3] != sal.num_tokens or start < 0
+                or start + w.shape[2] > sal.num_response_tokens or w.shape[2] < 1):
+            raise ValueError(f"AttentionMaps: weights of shape {w.shape} from response token "
+                             f"{start} do not fit [L, H, <= {sal.num_response_tokens - start}, "
+                             f"{sal.num_tokens}].")
         w.flags.writeable = False
         object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "start", start)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.salience, np.asarray(self.weights)))
+        return (type(self), (self.salience, np.asarray(self.weights), self.start))
+
+    @property
+    def stop(self) -> int:
+        """One past the last response token the rows cover."""
+        return self.start + int(self.weights.shape[2])
+
+    def covers(self, start: int, stop: int) -> bool:
+        """Whether the rows hold response tokens ``[start, stop)``."""
+        return self.start <= int(start) < int(stop) <= self.stop
 
     @property
     def num_layers(self) -> int:
@@ -264,8 +281,8 @@ class AttentionMaps:
         return int(self.weights.shape[1])
 
     def rows(self, layer: int | None = None, head: int | None = None) -> np.ndarray:
-        """``<float>[T, N]``: one layer's / head's rows, or the mean over layers and / or heads
-        (None = average that axis)."""
+        """``<float>[S, N]``: one layer's / head's rows, or the mean over layers and / or heads
+        (None = average that axis); row ``i`` is response token ``start + i``."""
         w = self.weights
         for index, size, name in ((layer, self.num_layers, "layer"),
                                   (head, self.num_heads, "head")):
@@ -286,6 +303,10 @@ class AttentionMaps:
         from promptlit.salience.result import SpanSalience
 
         self.salience._check_span(int(start), int(stop))
-        scores = self.rows(layer, head)[int(start):int(stop)].mean(axis=0)
+        if not self.covers(start, stop):
+            raise IndexError(f"these attention maps hold response tokens [{self.start}, "
+                             f"{self.stop}), not [{start}, {stop}); compute them for that span.")
+        scores = self.rows(layer, head)[int(start) - self.start:int(stop) - self.start].mean(
+            axis=0)
         return SpanSalience(parent=self.salience, method="attention", start=int(start),
                             stop=int(stop), scores=scores, signed=False)

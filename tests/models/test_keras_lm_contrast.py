@@ -142,3 +142,13 @@ def test_attention_view_of_the_story(tiny_lm: KerasCausalLM,
     assert sum(w.score for w in words) == pytest.approx(1.0 - span.scores[0], abs=1e-5)
     with pytest.raises(ValueError, match="empty"):
         tiny_lm.attention(prompt, "")
+    # one span's rows only (bounded memory): the same numbers
+    part = tiny_lm.attention(prompt, response, span=(a, b))
+    assert part.weights.shape == (4, 4, b - a, n) and (part.start, part.stop) == (a, b)
+    np.testing.assert_allclose(part.weights, maps.weights[:, :, a:b], atol=1e-6)
+    np.testing.assert_allclose(part.for_span(a, b, layer=2).scores,
+                               maps.for_span(a, b, layer=2).scores, atol=1e-6)
+    with pytest.raises(IndexError, match="compute them for that span"):
+        part.for_span(0, 1)
+    with pytest.raises(ValueError, match="span"):
+        tiny_lm.attention(prompt, response, span=(b, a))

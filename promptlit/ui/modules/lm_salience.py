@@ -56,6 +56,9 @@ from promptlit.ui.state import METHOD_LABELS, METHODS, SessionState
 NAME = "lm_salience"
 MATRIX_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
 TOP_K = 10
+ATTENTION_WHOLE_CELLS = 65_536
+"""The attention view keeps the whole response's maps (T x N rows per layer and head) up to this
+many T x N cells; beyond, it asks for the selected span's rows only."""
 
 # Delegated click handler: a click on a response token sends its index (and whether shift was
 # held) to the Python callback wired to this gr.HTML's "click" event.
@@ -177,7 +180,12 @@ def attention_views(wb: Any, state: SessionState, ex: dict, span: tuple[int, int
     if not supports_attention(wb, state.model):
         return {"attention": '<div class="pl-empty">This model gives no attention weights.</div>',
                 "attention_ranked": "", "layers": 0, "heads": 0, "layer": None, "head": None}
-    maps = wb.attention(state.model, ex, target=state.explain_target, progress=progress)
+    sal = _matrix_salience(wb, state, ex, progress=progress)
+    # Whole-response maps (one forward, then every span is numpy) while they are small; for
+    # long texts only the span's rows (L x H x span x N floats, not L x H x T x N).
+    whole = sal.num_response_tokens * sal.num_tokens <= ATTENTION_WHOLE_CELLS
+    maps = wb.attention(state.model, ex, target=state.explain_target, progress=progress,
+                        **({} if whole else {"span": tuple(span)}))
     layer = layer if layer is not None and layer < maps.num_layers else None
     head = head if head is not None and head < maps.num_heads else None
     att = maps.for_span(span[0], span[1], layer=layer, head=head)
