@@ -13,7 +13,6 @@ salience module with the alternative as the contrast B ("why A rather than B?", 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gradio as gr
@@ -51,20 +50,9 @@ def metrics_row(number: int | None, ex: dict, out: dict) -> dict[str, Any]:
 
 
 def logprobs_html(out: dict) -> str:
-    """The response tokens coloured by probability, with ``log p`` on hover (white = likely)."""
-    tokens = out.get("response_tokens")
-    lps = out.get("response_logprobs")
-    if tokens is None or lps is None or len(tokens) != len(lps):
-        return '<div class="pl-empty">This model gives no per-token log-probabilities.</div>'
-    parts = []
-    for tok, lp in zip(tokens, lps, strict=True):
-        p = math.exp(min(float(lp), 0.0))
-        parts.append(f'<span class="pl-seg" style="background-color:'
-                     f'{render.colour_for(1 - p, True, 1.0).replace("33,102,172", "214,96,77")}" '
-                     f'title="log p = {float(lp):.3f} (p = {p:.3f})">'
-                     f"{render.escape_text(str(tok))}</span>")
-    return ('<div class="pl-role">RESPONSE TOKENS (darker = less likely; hover for log p)</div>'
-            f'<div class="pl-text">{"".join(parts)}</div>')
+    """The response tokens coloured by probability, with ``log p`` (and the top alternatives,
+    when the prediction has them) on hover (white = likely); no panel open (`tokens_html`)."""
+    return tokens_html(out)
 
 
 # Delegated clicks: a token opens its alternatives; "explain why not this one" sends the
