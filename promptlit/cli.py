@@ -370,6 +370,12 @@ def _cmd_salience(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     sal = wb.salience(model, ex, target=args.target, methods=(args.method,),
                       ig_steps=args.ig_steps)
     span = sal.for_span(0, sal.num_response_tokens, args.method)
+    if args.contrast:
+        # why the whole response (A) rather than --contrast (B): log p(A) - log p(B)
+        sal = wb.salience(model, ex, target=args.target, methods=(args.method,),
+                          ig_steps=args.ig_steps, contrast=args.contrast,
+                          span=(0, sal.num_response_tokens))
+        span = sal.for_span(0, sal.num_response_tokens, args.method)
     g = resolve_granularity(granularity, example=ex, separator=args.segment_sep)
     segments = list(span.aggregate(g, side="prompt"))
     top = sorted(segments, key=lambda s: abs(s.score), reverse=True)[: args.top]
@@ -377,6 +383,12 @@ def _cmd_salience(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
           f"method: {args.method}   granularity: {g}")
     print(f"prompt:   {_short(sal.prompt_text)}")
     print(f"{args.target + ':':<9} {_short(sal.response_text)}")
+    if args.contrast:
+        c = dict(sal.contrast or {})
+        print(f"contrast: why the {args.target} rather than {_short(args.contrast)!r} "
+              f"(log p(A) = {c.get('log_prob', float('nan')):.3f}, log p(B) = "
+              f"{c.get('log_prob_contrast', float('nan')):.3f}); positive scores push toward "
+              f"the {args.target}, negative toward the contrast")
     print(f"top {len(top)} salient prompt {granularity} (score = sum over response tokens):")
     for rank, seg in enumerate(top, 1):
         label = getattr(seg, "label", "")
@@ -776,6 +788,9 @@ def make_parser() -> argparse.ArgumentParser:
     sal.add_argument("--target", default="response", choices=("response", "target"),
                      help="explain the model's response or the example's target")
     sal.add_argument("--top", type=_positive_int, default=10, help="segments to print")
+    sal.add_argument("--contrast", default=None, metavar="TEXT", type=_unescape,
+                     help="explain why the response rather than TEXT (contrastive salience: "
+                          "log p(response) - log p(TEXT))")
     sal.add_argument("--ig-steps", type=_positive_int, default=16, help="Integrated Gradients steps")
 
     cmp = sub.add_parser(

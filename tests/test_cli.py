@@ -570,3 +570,17 @@ def test_the_command_keeps_jax_compiles_under_the_cache_dir(tmp_path):
                             timeout=600, env=env)
     assert result.returncode == 0, result.stderr
     assert any((cache / "jax").iterdir()), "no compilation cache entries"
+
+
+def test_salience_contrast_explains_why_the_response_rather_than_another(capsys):
+    # The embedded model copies the mistaken example: why its response rather than " Avoid."?
+    code = cli.main(["salience", "--example", "0", "--method", "grad_dot_input",
+                     "--granularity", "lines", "--top", "3", "--contrast", " Avoid."])
+    out = capsys.readouterr().out
+    assert code == 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("contrast: why the response"))
+    log_a = float(line.split("log p(A) = ")[1].split(",")[0])
+    log_b = float(line.split("log p(B) = ")[1].split(")")[0])
+    assert log_a > log_b  # the model prefers what it wrote
+    scores = [float(ln.split()[1]) for ln in out.splitlines() if ln[:4].strip().rstrip(".").isdigit()]
+    assert len(scores) == 3 and abs(scores[0]) >= abs(scores[-1]) > 0
