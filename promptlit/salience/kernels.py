@@ -668,8 +668,9 @@ def span_salience(
     done = calls = retries = ig_slots = 0
     grads_done = False
     while True:
-        pieces = (_alpha_pieces(ig_steps, width, steps_per_call, done) if use_ig
-                  else [(None, None, 0)])
+        pieces: list[tuple[np.ndarray | None, np.ndarray | None, int]] = (
+            list(_alpha_pieces(ig_steps, width, steps_per_call, done)) if use_ig
+            else [(None, None, 0)])
         try:
             for alphas, weights, steps in pieces:
                 # The first call computes every method; later ones only their share of IG.
@@ -686,7 +687,7 @@ def span_salience(
                     piece = out["integrated_gradients"].astype(np.float64)[:n]
                     ig_sum = piece if ig_sum is None else ig_sum + piece
                     done += steps
-                    ig_slots += alphas.size
+                    ig_slots += alphas.size if alphas is not None else 0
                 if progress is not None:
                     if use_ig:
                         progress(done / ig_steps, f"integrated gradients: {done}/{ig_steps} steps")
@@ -904,7 +905,8 @@ def salience_matrix(
     nb = padded.shape[0]
     rows_per_call = min(rows_per_call, t)
     a = split_evenly(ig_steps, ig_most)[0] if use_ig else 0
-    pieces = _alpha_pieces(ig_steps, a, steps_per_call) if use_ig else [(None, None, 1)]
+    pieces: list[tuple[np.ndarray | None, np.ndarray | None, int]] = (
+        list(_alpha_pieces(ig_steps, a, steps_per_call)) if use_ig else [(None, None, 1)])
     total_steps = ig_steps if use_ig else 1
     dtype = _out_dtype()
 
@@ -966,7 +968,7 @@ def salience_matrix(
             parts["integrated_gradients"].append(ig_sum.astype(dtype))
     _report(Padding("salience_matrix", n, nb, rows=t, row_slots=row_slots, width=width,
                     ig_steps=ig_steps if use_ig else 0,
-                    ig_slots=sum(int(p[0].size) for p in pieces) if use_ig else 0,
+                    ig_slots=sum(int(p[0].size) for p in pieces if p[0] is not None),
                     ig_batch=a, calls=calls, retries=retries, activation_bytes=need,
                     budget_bytes=budget))
     return {m: x[0] if len(x) == 1 else np.concatenate(x, axis=0) for m, x in parts.items()}

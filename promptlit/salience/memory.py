@@ -388,6 +388,8 @@ def kernel_activation_bytes(fwd: Any, kernel: str, length: int, targets: int, wi
     elif kernel in ("span", "ig"):
         size = min(max(8, 1 << (max(targets, 1) - 1).bit_length()), nb)
         pos, wpos = s((size,), jnp.int32), s((size,), jnp.float32)
+        methods: tuple[str, ...]
+        key: tuple[Any, ...]
         if kernel == "span":
             methods, baseline, alphas = ("grad_l2", "grad_dot_input"), None, None
         else:
