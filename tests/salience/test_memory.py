@@ -191,8 +191,8 @@ def test_depth_extrapolation_matches_a_full_depth_compile(tmp_path: Path) -> Non
     exact = memory.plan_model(str(preset), length=200, targets=8, max_chunk=8, max_ig_batch=4,
                               exact=True)
     assert quick.depths == (2, 4) and exact.depths == ()
-    for key, value in exact.activations.items():
-        assert abs(quick.activations[key] - value) <= 0.02 * value, key
+    for key, value in exact.activations.items():  # 2 %, or 256 KB for a tiny generate
+        assert abs(quick.activations[key] - value) <= max(0.02 * value, 2**18), key
     assert exact.weight_bytes == quick.weight_bytes
     fits: dict[str, Any] = exact.widths(10 * GB)
     assert fits == {"generate": 0, "span": 0, "matrix": 8, "ig": 4}
