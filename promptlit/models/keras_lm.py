@@ -48,6 +48,7 @@ from promptlit.api import types
 from promptlit.api.model import BatchedModel
 from promptlit.api.types import JsonDict, Spec
 from promptlit.models import chat
+from promptlit.models.tokenizers import text_to_ids
 
 MATRIX_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
 TOP_ALTERNATIVES = 5
@@ -330,6 +331,7 @@ class KerasCausalLM(BatchedModel):
         self.stop_sequences = _check_stop_sequences(stop_sequences)
         self.preprocessor = causal_lm.preprocessor
         self.tokenizer = causal_lm.preprocessor.tokenizer
+        self._text_to_ids = text_to_ids(self.tokenizer)
         self._lock = threading.RLock()
         self._forward: Any = None
         self._byte_level = type(self.tokenizer).__name__ != "SentencePieceTokenizer" and not any(
@@ -556,7 +558,7 @@ class KerasCausalLM(BatchedModel):
             `(ids <int>[N], offsets <int>[N, 2], tokens list[str] of N)`; `text[s:e]` is the text
             of each token (modulo whitespace the tokenizer adds or normalises).
         """
-        raw = np.asarray(self.tokenizer.tokenize(text)).astype(np.int64).reshape(-1)
+        raw = self._text_to_ids(text)
         if add_start_token and self.adds_start_token:
             raw = np.concatenate([[int(self.tokenizer.start_token_id)], raw]).astype(np.int64)
         offsets = align_offsets(text, self._ids_bytes(raw.tolist()))
@@ -639,7 +641,7 @@ class KerasCausalLM(BatchedModel):
             stop = m.start() if m is not None else len(text)
             if stop > pos:
                 sub = text[pos:stop]
-                raw = np.asarray(self.tokenizer.tokenize(sub)).astype(np.int64).reshape(-1)
+                raw = self._text_to_ids(sub)
                 ids += raw.tolist()
                 offsets.append(align_offsets(sub, self._ids_bytes(raw.tolist())) + start + pos)
             if m is not None:
