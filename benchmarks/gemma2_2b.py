@@ -124,29 +124,40 @@ def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+def _scale(initializer: Any, shape: tuple[int, ...]) -> tuple[str, float]:
+    """`(distribution, scale)` of a Keras VarianceScaling initializer for `shape` (variance =
+    scale), with Keras' fan rule."""
+    fan_in, fan_out = _fans(shape)
+    fan = {"fan_in": fan_in, "fan_out": fan_out,
+           "fan_avg": (fan_in + fan_out) / 2}[initializer.mode]
+    return initializer.distribution, initializer.scale / max(1.0, fan)
+
+
+def _constant(initializer: Any) -> float | None:
+    import keras
+
+    if isinstance(initializer, keras.initializers.Zeros):
+        return 0.0
+    if isinstance(initializer, keras.initializers.Ones):
+        return 1.0
+    if isinstance(initializer, keras.initializers.Constant):
+        return float(initializer.get_config()["value"])
+    if not isinstance(initializer, keras.initializers.VarianceScaling):
+        raise NotImplementedError(f"no fill for the {type(initializer).__name__} initializer")
+    return None
+
+
 def _fill(initializer: Any, shape: tuple[int, ...], np_dtype: Any, seed: tuple[int, int]) -> Any:
     """numpy array `shape` in `np_dtype`, drawn like Keras' `initializer` would, in blocks of
     at most 2^24 float32 values (no full-size float32 temporary for a bfloat16 weight)."""
-    import keras
     import numpy as np
 
     out = np.empty(math.prod(shape), np_dtype)
-    name = type(initializer).__name__
-    if isinstance(initializer, keras.initializers.Zeros):
-        out[:] = 0
+    value = _constant(initializer)
+    if value is not None:
+        out[:] = value
         return out.reshape(shape)
-    if isinstance(initializer, keras.initializers.Ones):
-        out[:] = 1
-        return out.reshape(shape)
-    if isinstance(initializer, keras.initializers.Constant):
-        out[:] = float(initializer.get_config()["value"])
-        return out.reshape(shape)
-    if not isinstance(initializer, keras.initializers.VarianceScaling):
-        raise NotImplementedError(f"no block fill for the {name} initializer")
-    mode, distribution = initializer.mode, initializer.distribution
-    fan_in, fan_out = _fans(shape)
-    fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
-    scale = initializer.scale / max(1.0, fan)
+    distribution, scale = _scale(initializer, shape)
     rng = np.random.default_rng(list(seed))
     block = 1 << 24
     for lo in range(0, out.size, block):
@@ -164,6 +175,29 @@ def _fill(initializer: Any, shape: tuple[int, ...], np_dtype: Any, seed: tuple[i
     return out.reshape(shape)
 
 
+def _fill_on_device(initializer: Any, shape: tuple[int, ...], dtype: Any,
+                    seed: tuple[int, int]) -> Any:
+    """`_fill`'s distribution drawn by `jax.random` on the default device (an accelerator: a
+    second instead of a minute of numpy; other draws than `_fill`'s, the same law)."""
+    import jax
+    import jax.numpy as jnp
+
+    value = _constant(initializer)
+    if value is not None:
+        return jnp.full(shape, value, dtype)
+    distribution, scale = _scale(initializer, shape)
+    key = jax.random.fold_in(jax.random.key(seed[0]), seed[1])
+    if distribution == "uniform":
+        limit = math.sqrt(3.0 * scale)
+        x = jax.random.uniform(key, shape, jnp.float32, -limit, limit)
+    elif distribution == "truncated_normal":
+        x = jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32)
+        x = x * (math.sqrt(scale) / 0.87962566103423978)
+    else:
+        x = jax.random.normal(key, shape, jnp.float32) * math.sqrt(scale)
+    return x.astype(dtype)
+
+
 def _forget_uninitialised(variables: list[Any]) -> None:
     """Keras must not initialise these variables later (it would allocate random weights)."""
     from keras.src.backend.common import global_state
@@ -175,11 +209,13 @@ def _forget_uninitialised(variables: list[Any]) -> None:
 
 
 def build_causal_lm(config: dict[str, Any], dtype: str, seed: int = 0,
-                    weights_dtype: str | None = None) -> tuple[Any, dict[str, Any]]:
+                    weights_dtype: str | None = None,
+                    on_device: bool | None = None) -> tuple[Any, dict[str, Any]]:
     """A `GemmaCausalLM` (no preprocessor) with random weights made straight in their dtype.
 
     The backbone is built inside `keras.StatelessScope(initialize_variables=False)` (no values),
-    then every variable gets `_fill(...)`: peak memory = the weights + one variable.
+    then every variable gets `_fill(...)` (numpy, on a CPU: peak memory = the weights + one
+    variable) or `_fill_on_device(...)` (jax.random, on an accelerator: seconds).
 
     Args:
         config: backbone arguments (`architecture()`).
@@ -187,11 +223,15 @@ def build_causal_lm(config: dict[str, Any], dtype: str, seed: int = 0,
         weights_dtype: the dtype of the stored values when it differs from `dtype` (bfloat16
             weights for a float32 model: then the variables stay uninitialised and the values
             come back in `params` only, for `LMForward` params).
+        on_device: draw with `jax.random` on the default device (default: when it is an
+            accelerator and `weights_dtype` is None) instead of numpy; numpy's draws are the same
+            on every machine (the float64 check compares a CPU reference with the device).
 
     Returns:
         `(causal_lm, params)`: params maps each variable's path to its value (numpy when
         `weights_dtype` is given, else the variable holds it and params is empty).
     """
+    import jax
     import jax.numpy as jnp
     import keras
     import keras_hub
@@ -203,10 +243,16 @@ def build_causal_lm(config: dict[str, Any], dtype: str, seed: int = 0,
     _forget_uninitialised(variables)
     lm = keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None)
     np_dtype = np.dtype(jnp.dtype(weights_dtype or dtype))
+    if on_device is None:
+        on_device = jax.default_backend() != "cpu" and weights_dtype is None
     values: dict[str, Any] = {}
     for i, v in enumerate(variables):
         init = v._initializer
-        value = _fill(init, tuple(int(s) for s in v.shape), np_dtype, (seed, i))
+        shape = tuple(int(s) for s in v.shape)
+        if on_device:
+            value = _fill_on_device(init, shape, np_dtype, (seed, i))
+        else:
+            value = _fill(init, shape, np_dtype, (seed, i))
         if weights_dtype is None:
             v._initialize(jnp.asarray(value))
             v._initializer = None
@@ -465,7 +511,7 @@ def run_worker(a: WorkerArgs) -> list[dict[str, Any]]:
         if "device_peak_gb" in r:
             base["gen_device_peak_gb"] = r["device_peak_gb"]
         log(f"generate P={p} G={g}: {base['gen_tok_s']:.2f} tok/s "
-            f"(compile {r['compile_s']:.1f} s)")
+            f"(compile {r['compile_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB)")
     rows: list[dict[str, Any]] = []
     hidden_fn, head_fn = fwd.hidden, fwd.head
 
@@ -499,18 +545,21 @@ def run_worker(a: WorkerArgs) -> list[dict[str, Any]]:
             m = _timed(lambda ids=ids: K.sequence_log_probs(fwd, ids), rec, f"fwd{n}", a.repeats)
             row["fwd_s"], row["compile_fwd_s"] = m["run_s"], m["compile_s"]
             peaks = [m["peak_rss_mb"]]
-            log(f"N={n}: fwd {m['run_s']:.2f} s (compile {m['compile_s']:.1f} s)")
+            log(f"N={n}: fwd {m['run_s']:.2f} s (compile {m['compile_s']:.1f} s, "
+                f"peak RSS {m['peak_rss_mb']:.0f} MB)")
             m = _timed(lambda ids=ids, tm=tmask: K.span_salience(
                 fwd, ids, tm, methods=("grad_l2", "grad_dot_input")), rec, f"span{n}", a.repeats)
             row["span_s"], row["compile_span_s"] = m["run_s"], m["compile_s"]
             peaks.append(m["peak_rss_mb"])
-            log(f"N={n} T={t}: span {m['run_s']:.2f} s")
+            log(f"N={n} T={t}: span {m['run_s']:.2f} s (compile {m['compile_s']:.1f} s, "
+                f"peak RSS {m['peak_rss_mb']:.0f} MB)")
             m = _timed(lambda ids=ids, p=positions: K.salience_matrix(fwd, ids, p), rec,
                        f"matrix{n}_{t}", heavy)
             row["matrix_s"], row["compile_matrix_s"] = m["run_s"], m["compile_s"]
             row["matrix_plan"] = pads.last()
             peaks.append(m["peak_rss_mb"])
-            log(f"N={n} T={t}: matrix {m['run_s']:.2f} s {row['matrix_plan']}")
+            log(f"N={n} T={t}: matrix {m['run_s']:.2f} s (compile {m['compile_s']:.1f} s, "
+                f"peak RSS {m['peak_rss_mb']:.0f} MB) {row['matrix_plan']}")
             if time.time() < a.deadline:
                 m = _timed(lambda ids=ids, tm=tmask: K.span_salience(
                     fwd, ids, tm, methods=("integrated_gradients",), ig_steps=a.ig_steps),
@@ -518,7 +567,8 @@ def run_worker(a: WorkerArgs) -> list[dict[str, Any]]:
                 row["ig_s"], row["compile_ig_s"] = m["run_s"], m["compile_s"]
                 row["ig_plan"] = pads.last()
                 peaks.append(m["peak_rss_mb"])
-                log(f"N={n} T={t}: IG-{a.ig_steps} {m['run_s']:.2f} s {row['ig_plan']}")
+                log(f"N={n} T={t}: IG-{a.ig_steps} {m['run_s']:.2f} s (compile "
+                    f"{m['compile_s']:.1f} s, peak RSS {m['peak_rss_mb']:.0f} MB) {row['ig_plan']}")
             if n <= a.loop_max_n and time.time() < a.deadline:
                 padded, mask = K._pad(ids)
 
@@ -529,7 +579,8 @@ def run_worker(a: WorkerArgs) -> list[dict[str, Any]]:
                 m = _timed(loop, rec, f"loop{n}_{t}", min(heavy, 1))
                 row["loop_s"] = m["run_s"]
                 peaks.append(m["peak_rss_mb"])
-                log(f"N={n} T={t}: loop of {t} per-target grads {m['run_s']:.2f} s")
+                log(f"N={n} T={t}: loop of {t} per-target grads {m['run_s']:.2f} s (peak RSS "
+                    f"{m['peak_rss_mb']:.0f} MB)")
             row["peak_rss_mb"] = max(peaks)
             dev = _device_peak()
             if dev is not None:
@@ -582,7 +633,8 @@ def compare_worker(dtype: str, tiny: bool, ig_steps: int, out: str, seed: int = 
     from promptlit.salience import kernels as K
 
     policy, stored = _model_dtype(dtype)
-    lm, values = build_causal_lm(architecture(tiny), policy, seed, weights_dtype=stored)
+    lm, values = build_causal_lm(architecture(tiny), policy, seed, weights_dtype=stored,
+                                 on_device=False)  # bfloat16 = the float32 weights, rounded
     fwd = make_forward(lm, values)
     values.clear()
     tokenizer = keras_hub.models.GemmaTokenizer.from_preset(str(ROOT / "presets" / "tiny_lm"))
@@ -700,7 +752,7 @@ def check_reference_worker(out: str, n: int, targets: list[int], ig_steps: int) 
     import jax.numpy as jnp
     import numpy as np
 
-    lm, _ = build_causal_lm(architecture(True), "float64", 5)
+    lm, _ = build_causal_lm(architecture(True), "float64", 5, on_device=False)
     fwd = make_forward(lm, {})
     ids = np.random.default_rng(7).integers(1, TINY["vocabulary_size"], n).astype(np.int32)
     mask = jnp.ones((1, n), bool)
@@ -740,7 +792,7 @@ def check(args: argparse.Namespace) -> int:
            env={"JAX_PLATFORMS": "cpu"})
     ref = dict(np.load(ref_file))
     shutil.rmtree(work, ignore_errors=True)
-    lm, _ = build_causal_lm(architecture(True), "float32", 5)
+    lm, _ = build_causal_lm(architecture(True), "float32", 5, on_device=False)  # = the reference's
     ids = ref["ids"]
     tmask = np.zeros(n, bool)
     tmask[targets] = True

@@ -149,9 +149,14 @@ if [ "$MODE" = dry ]; then
         --heavy-repeats 0 --gen 16 4)
 else
   # bfloat16 first (the likely choice on a GPU), then float32; later measures are skipped, and
-  # say so, once the budget is spent (each first call compiles the 26-layer model).
+  # say so, once the budget is spent (each first call compiles the 26-layer model). The budget
+  # counts from this script's start (${GPU_SH_BUDGET_S:-450} s), leaving room under 10 minutes
+  # for the measure in flight when it runs out and for the tables.
+  LEFT=$(( ${GPU_SH_BUDGET_S:-450} - ($(date +%s) - START) ))
+  [ "$LEFT" -lt 60 ] && LEFT=60
+  say "benchmark budget: $LEFT s"
   ARGS=(--dtypes bfloat16 float32 --sizes 256 1024 4096 --targets 32 --repeats 3
-        --heavy-repeats 1 --gen 256 64 --loop-max-n 1024 --budget-s 420)
+        --heavy-repeats 1 --gen 256 64 --loop-max-n 1024 --budget-s "$LEFT")
 fi
 [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ] && ARGS+=(--json "$OUT/gemma2_2b_gpu.json")
 "$PY" "$HERE/gemma2_2b.py" "${ARGS[@]}" "${BENCH_ARGS[@]}"

@@ -39,7 +39,8 @@ at fixed T over N = 100, 150, ..., 1100 (`--sweep-range`), one compile pass, the
 passes over all N with the median per N (interleaving N spreads the noise of a shared machine),
 and prints each N's bucket, time, the step ratio t(N) / t(previous N) and that ratio over the N
 ratio (above 1: time grew faster than N; the goal is no step above 1.3 where N grows by < 30 %).
-`--scheme old` times the buckets this project used before (powers of two to 256, then x128).
+Both wall time and this process's CPU time are recorded (CPU time moves far less with other
+users' load). `--scheme old` times the buckets used before (powers of two to 256, then x128).
 """
 
 from __future__ import annotations
@@ -405,23 +406,28 @@ def _sweep(name: str, causal_lm: Any, ns: list[int], t: int, passes: int,
         compile_s[n] = time.perf_counter() - t0
         print(f"{name}: compiled/warmed N={n} ({compile_s[n]:.1f} s)", file=sys.stderr,
               flush=True)
-    times: dict[int, dict[str, list[float]]] = {n: {"matrix": [], "span": []} for n in ns}
+    # Wall time, and this process's CPU time (all threads): on a shared machine the CPU time
+    # moves far less with other users' load than the wall time does.
+    times: dict[int, dict[str, list[float]]] = {
+        n: {"matrix": [], "span": [], "matrix_cpu": [], "span_cpu": []} for n in ns}
     for p in range(passes):
         for n in ns:
             ids, tmask, pos = inputs[n]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             K.salience_matrix(fwd, ids, pos)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             K.span_salience(fwd, ids, tmask, methods=("grad_l2", "grad_dot_input"))
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             times[n]["matrix"].append(t1 - t0)
             times[n]["span"].append(t2 - t1)
+            times[n]["matrix_cpu"].append(c1 - c0)
+            times[n]["span_cpu"].append(c2 - c1)
         print(f"{name}: pass {p + 1}/{passes} done", file=sys.stderr, flush=True)
     rows = []
     for i, n in enumerate(ns):
         row: dict[str, Any] = {"model": name, "scheme": scheme, "N": n, "T": t,
                                "bucket": K.bucket_length(n)}
-        for kernel in ("matrix", "span"):
+        for kernel in ("matrix", "span", "matrix_cpu", "span_cpu"):
             med = statistics.median(times[n][kernel])
             row[f"{kernel}_ms"] = 1e3 * med
             if i:
@@ -436,10 +442,13 @@ def _sweep(name: str, causal_lm: Any, ns: list[int], t: int, passes: int,
 
 
 def _print_sweep(rows: list[dict[str, Any]]) -> None:
-    cols = ["model", "scheme", "N", "bucket", "matrix_ms", "matrix_step", "matrix_step_over_N",
-            "span_ms", "span_step", "span_step_over_N"]
-    heads = {"matrix_ms": "matrix ms", "matrix_step": "step", "matrix_step_over_N": "step/(N ratio)",
-             "span_ms": "span ms", "span_step": "step", "span_step_over_N": "step/(N ratio)"}
+    cols = ["model", "scheme", "N", "bucket", "matrix_ms", "matrix_step", "matrix_cpu_ms",
+            "matrix_cpu_step", "matrix_cpu_step_over_N", "span_ms", "span_step", "span_cpu_ms",
+            "span_cpu_step", "span_cpu_step_over_N"]
+    heads = {"matrix_ms": "matrix ms", "matrix_step": "step", "matrix_cpu_ms": "CPU ms",
+             "matrix_cpu_step": "CPU step", "matrix_cpu_step_over_N": "CPU step/(N ratio)",
+             "span_ms": "span ms", "span_step": "step", "span_cpu_ms": "CPU ms",
+             "span_cpu_step": "CPU step", "span_cpu_step_over_N": "CPU step/(N ratio)"}
     table = [[heads.get(c, c) for c in cols]]
     for r in rows:
         table.append([("-" if r.get(c) is None else
@@ -450,13 +459,16 @@ def _print_sweep(rows: list[dict[str, Any]]) -> None:
         print(" | ".join(c.rjust(w) for c, w in zip(x, widths, strict=True)))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
-    for kernel in ("matrix", "span"):
-        steps = [r[f"{kernel}_step"] for r in rows if f"{kernel}_step" in r]
-        small = [r[f"{kernel}_step"] for r in rows
-                 if f"{kernel}_step" in r and r["N"] / (r["N"] - 50) < 1.3]
-        excess = [r[f"{kernel}_step_over_N"] for r in rows if f"{kernel}_step" in r]
-        print(f"{kernel}: max step {max(steps):.2f}; max step where N grows < 30 %: "
-              f"{max(small):.2f}; max step/(N ratio) {max(excess):.2f}")
+    for kernel in ("matrix", "span", "matrix_cpu", "span_cpu"):
+        pairs = [(prev, r) for prev, r in zip(rows, rows[1:], strict=False)
+                 if f"{kernel}_step" in r and prev["model"] == r["model"]]
+        steps = [r[f"{kernel}_step"] for _, r in pairs]
+        small = [r[f"{kernel}_step"] for prev, r in pairs if r["N"] / prev["N"] < 1.3]
+        excess = [r[f"{kernel}_step_over_N"] for _, r in pairs]
+        nan = float("nan")
+        print(f"{kernel}: max step {max(steps, default=nan):.2f}; max step where N grows "
+              f"< 30 %: {max(small, default=nan):.2f}; max step/(N ratio) "
+              f"{max(excess, default=nan):.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,12 @@ def test_fill_draws_like_the_keras_initialiser_in_the_target_dtype() -> None:
     assert y16.dtype == ml_dtypes.bfloat16
     np.testing.assert_array_equal(y16, y.astype(ml_dtypes.bfloat16))  # rounded, same draws
     assert (bench._fill(keras.initializers.Zeros(), (3,), np.dtype(np.float32), (0, 0)) == 0).all()
+    # jax.random on an accelerator (run here on the CPU): the same law, in the target dtype.
+    z = np.asarray(bench._fill_on_device(glorot, shape, np.dtype(np.float32), (0, 1)))
+    assert np.abs(z).max() <= limit and abs(z.std() / keras_x.std() - 1) < 0.02
+    z16 = bench._fill_on_device(emb, (4096, 64), np.dtype(ml_dtypes.bfloat16), (0, 2))
+    assert z16.dtype == ml_dtypes.bfloat16
+    assert abs(np.asarray(z16, np.float32).std() * np.sqrt(4096) - 1) < 0.02
 
 
 @pytest.mark.slow
