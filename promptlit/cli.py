@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 DEFAULT_MODELS = "tiny:presets/tiny_lm"
 DEFAULT_DATASETS = "sample_prompts"
 SUBCOMMANDS = ("serve", "validate", "salience", "plan", "compare")
+#: Flags of the command itself; any other first argument starts a `promptlit serve` command line.
+TOP_LEVEL_FLAGS = ("-h", "--help", "-V", "--version")
 AUTH_ENV = "PROMPTLIT_AUTH"
 SAVES_DIRNAME = "promptlit-saves"
 
@@ -755,10 +757,30 @@ def _add_segment_sep(p: argparse.ArgumentParser) -> None:
                         "('block 1', 'block 2', ...)")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: prints `promptlit.versions.version_text` (package metadata only, no heavy
+    import) and exits 0."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from promptlit.versions import version_text
+
+        print(version_text())
+        parser.exit()
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser of the `promptlit` command."""
     parser = argparse.ArgumentParser(
         prog="promptlit", description="Prompt-debugging workbench: sequence salience for LMs.")
+    parser.add_argument("-V", "--version", action=_VersionAction,
+                        help="print the versions of promptlit, Python, JAX, Keras, keras-hub, "
+                             "Gradio and NumPy, and exit")
     sub = parser.add_subparsers(dest="command",
                                 metavar="{serve,validate,salience,plan,compare}")
 
@@ -844,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (`promptlit.startup.compilation_cache_dir`); called from Python, JAX is left as it is."""
     as_command = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in TOP_LEVEL_FLAGS):
         argv = ["serve", *argv]
     parser = make_parser()
     args = parser.parse_args(argv)

@@ -500,10 +500,10 @@ finally:
 @pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["validate", "--help"],
                                   ["salience", "--help"], ["serve", "--port", "abc"],
                                   ["--models", ",,"], ["--layout", "nope"],
-                                  ["--reset-cache"]])
+                                  ["--reset-cache"], ["--version"], ["-V"]])
 def test_help_and_argument_errors_import_no_heavy_library(argv):
-    """`python -m promptlit --help` (and a usage error) imports neither Keras, JAX, TensorFlow
-    nor Gradio: it stays fast (benchmarks/startup.py measures it)."""
+    """`python -m promptlit --help` (and a usage error, and --version) imports neither Keras,
+    JAX, TensorFlow nor Gradio: it stays fast (benchmarks/startup.py measures it)."""
     result = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER, *argv], capture_output=True,
                             text=True, timeout=120, env=dict(os.environ, PROMPTLIT_AUTH=""))
     imported = set(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
