@@ -262,7 +262,7 @@ def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     try:
         auth = resolve_auth(args)
         server.check_exposure(args.host, auth=bool(auth), demo_mode=args.demo_mode,
-                              allow_public=args.allow_public)
+                              allow_public=args.allow_public, share=args.share)
         save_dir = resolve_save_dir(args)
     except ValueError as e:
         parser.error(str(e))
@@ -703,8 +703,9 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
     login.add_argument("--auth-file", default=None, metavar="FILE",
                        help="a file of USER:PASS lines, one per user ('#' comments)")
     login.add_argument("--allow-public", action="store_true",
-                       help="serve --demo-mode on a non-loopback --host without a login "
-                            "(refused otherwise), and do not warn about it")
+                       help="serve --demo-mode on a non-loopback --host, or make a --share "
+                            "link, without a login (both refused otherwise), and do not warn "
+                            "about an exposed --host")
     serve.add_argument("--layout", default=None, metavar="NAME",
                        help="the layout to open with (default, lm, classification, simple)")
     serve.add_argument("--validate", choices=("first", "sample", "all"), default=None,

@@ -12,7 +12,8 @@ by ``share_timeout`` seconds so start-up never hangs on it.
 
 Exposure: on a loopback host (the default 127.0.0.1) only this machine can connect. Any other
 host (``0.0.0.0``: every interface) without a login is warned about loudly, and refused in demo
-mode (the public read-only mode) unless ``allow_public=True`` says it is meant. With a login,
+mode (the public read-only mode) unless ``allow_public=True`` says it is meant; a share link
+(the public internet) without a login is refused the same way. With a login,
 failed attempts are throttled per client address (`LoginThrottle`), and passwords are compared in
 constant time. The port is checked before anything is built, so a busy port fails in a second.
 """
@@ -286,13 +287,20 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(host: str, *, auth: bool, demo_mode: bool = False,
-                   allow_public: bool = False) -> str | None:
+                   allow_public: bool = False, share: bool = False) -> str | None:
     """The warning to print when ``host`` lets other machines in without a login, else None.
 
     Raises:
-      ValueError: in demo mode on such a host, unless ``allow_public`` (a public demo without a
-        login must be asked for explicitly).
+      ValueError: in demo mode on such a host, or with a share link (``share``: the public
+        internet) on any host, unless ``allow_public`` (a public workbench without a login must
+        be asked for explicitly).
     """
+    if share and not auth and not allow_public:
+        raise ValueError(
+            "refusing to create a public share link without a login. Fix: require one with "
+            "--auth-file FILE or PROMPTLIT_AUTH=user:pass (serve(auth=...)); or pass "
+            "--allow-public (allow_public=True) to share the workbench with anyone who gets "
+            "the link, on purpose")
     if auth or is_loopback(host):
         return None
     where = (f"{host} (every network interface)" if host in WILDCARD_HOSTS
@@ -479,7 +487,8 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
       share_timeout: seconds to wait for the share link before giving up on it.
       inline_doc, onboarding, canonical_url: see `build_app`.
       allow_public: a host other machines can reach, without ``auth``, is warned about; in
-        ``demo_mode`` it is refused unless this is True (see `check_exposure`).
+        ``demo_mode`` it is refused unless this is True, and so is ``share`` without ``auth``
+        (see `check_exposure`).
       limits: the `promptlit.ui.limits.RequestLimits` (default: its defaults); ``max_queue``
         bounds the requests waiting for the model (more get Gradio's "queue is full"),
         ``max_upload_mb`` the size of an uploaded file.
@@ -493,7 +502,8 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
       returns after the server stopped).
 
     Raises:
-      ValueError: bad ``auth``, or demo mode exposed without a login (see ``allow_public``).
+      ValueError: bad ``auth``, demo mode exposed or a share link without a login (see
+        ``allow_public``).
       PortError: ``host:port`` cannot be listened on (in use, not this machine's address).
     """
     from promptlit.ui.app import build_app
@@ -502,7 +512,7 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
     host = host or "127.0.0.1"
     pairs = parse_auth(auth)
     exposed = check_exposure(host, auth=bool(pairs), demo_mode=demo_mode,
-                             allow_public=allow_public)
+                             allow_public=allow_public, share=share)
     limits = limits if limits is not None else RequestLimits()
     check_port(host, int(port))
     if share and not pairs:

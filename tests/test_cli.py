@@ -326,6 +326,23 @@ def test_demo_mode_on_every_interface_needs_a_login_or_allow_public(monkeypatch,
     assert "--allow-public" in err and "--host 127.0.0.1" in err
 
 
+def test_share_without_a_login_needs_allow_public(monkeypatch, good_jsonl, capsys):
+    """A share link is the public internet: `--share` without a login is a usage error (before
+    anything loads) unless --allow-public says it is meant."""
+    monkeypatch.delenv("PROMPTLIT_AUTH", raising=False)
+    with monkeypatch.context() as m:
+        _no_loading(m)
+        err = _usage_error(["serve", "--share"], capsys)
+    assert ("error: refusing to create a public share link without a login. Fix: require one "
+            "with --auth-file FILE or PROMPTLIT_AUTH=user:pass") in err
+    assert "--allow-public" in err and "Traceback" not in err
+    calls = _serve_spy(monkeypatch)
+    base = ["serve", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}", "--share",
+            "--no-browser", "--port", "0"]
+    assert cli.main([*base, "--allow-public"]) == 0
+    assert calls["kw"]["share"] is True and calls["kw"]["allow_public"] is True
+
+
 def test_allow_public_and_auth_let_demo_mode_bind_every_interface(monkeypatch, good_jsonl,
                                                                   tmp_path):
     calls = _serve_spy(monkeypatch)

@@ -228,7 +228,8 @@ def test_share_failure_is_printed_once_and_shown_on_the_page_and_the_queue_is_bo
                    datasets={"toy": Dataset([dict(e) for e in EXAMPLES], spec=prompt_spec())})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", server_module.ExposureWarning)
-        srv = serve(wb, port=0, share=True, block=False, limits=RequestLimits(max_queue=1))
+        srv = serve(wb, port=0, share=True, block=False, limits=RequestLimits(max_queue=1),
+                        allow_public=True)
     try:
         out, err = capsys.readouterr()
         line = (f"Could not create a share link (no answer from Gradio's share server within "

@@ -160,10 +160,14 @@ def test_share_failure_keeps_serving_locally(capsys):
         srv.stop()
 
 
-def test_share_without_auth_warns():
+def test_share_without_auth_is_refused_unless_allow_public():
+    # A share link is the public internet: without a login it must be asked for explicitly.
+    with pytest.raises(ValueError, match=r"refusing to create a public share link without a "
+                                         r"login\. Fix: .*--auth-file FILE.*--allow-public"):
+        serve(make_workbench(), port=free_port(), share=True, block=False, share_timeout=5)
     with pytest.warns(UserWarning, match="without auth"):
         srv = serve(make_workbench(), port=free_port(), share=True, block=False,
-                    share_timeout=5)
+                    share_timeout=5, allow_public=True)
     srv.stop()
 
 
