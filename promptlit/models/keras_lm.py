@@ -298,6 +298,12 @@ class KerasCausalLM(BatchedModel):
             "chatml"/"qwen"), a path to a template (`promptlit.models.chat.load_template_file`)
             or a `promptlit.models.chat.ChatTemplate`. Examples may override it per prompt
             (their ``chat_template`` field: "none", "auto" or a built-in name).
+        mesh: a device mesh for data and model parallel work (`promptlit.distributed`): None
+            (one device), ``"data=D,model=M"``, a `promptlit.distributed.MeshSpec` or a
+            `jax.sharding.Mesh` with the axes ("data", "model"). The weights are sharded over it
+            in place (keras-hub's layout map; each device keeps its shard only), salience
+            kernels split target chunks and IG steps over the data axis, and generation splits
+            its batch of prompts over it.
 
     Examples with a ``messages`` field (a conversation, see `promptlit.models.chat`) are read as
     that conversation; their ``prompt`` is then its plain-text transcript, for display (a prompt
@@ -309,13 +315,19 @@ class KerasCausalLM(BatchedModel):
                  temperature: float = 1.0, top_k: int = 5, top_p: float = 0.9,
                  seed: int | None = None, batch_size: int = 4,
                  stop_sequences: Sequence[str] = (),
-                 chat_template: str | chat.ChatTemplate | None = chat.AUTO) -> None:
+                 chat_template: str | chat.ChatTemplate | None = chat.AUTO,
+                 mesh: Any = None) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"KerasCausalLM: sampler must be one of {list(SAMPLERS)}, got "
                              f"{sampler!r}.")
         if getattr(causal_lm, "preprocessor", None) is None:
             raise ValueError("KerasCausalLM needs a CausalLM with a preprocessor (tokenizer); "
                              "load it with keras_hub.models.CausalLM.from_preset(...).")
+        from promptlit import distributed
+
+        self.mesh = distributed.as_mesh(mesh, where=f"KerasCausalLM({handle or ''!s}) mesh")
+        if self.mesh is not None:
+            distributed.shard_causal_lm(causal_lm, self.mesh)
         self.causal_lm = causal_lm
         self.handle = handle
         self.name = name or (handle.rstrip("/").split("/")[-1] if handle else
@@ -353,7 +365,7 @@ class KerasCausalLM(BatchedModel):
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_preset(cls, handle: str, *, name: str | None = None, dtype: str | None = "float32",
-                    timeout_s: float = 20.0, **kwargs: Any) -> KerasCausalLM:
+                    timeout_s: float = 20.0, mesh: Any = None, **kwargs: Any) -> KerasCausalLM:
         """Loads any handle (`promptlit.models.presets`) and wraps it.
 
         Args:
@@ -361,6 +373,9 @@ class KerasCausalLM(BatchedModel):
             name: display name.
             dtype: "float32" (recommended for salience) or "bfloat16"; None keeps the preset's.
             timeout_s: network probe bound (see `presets.load_causal_lm`).
+            mesh: a device mesh (see the class; e.g. ``"data=2,model=4"``). A local keras-hub
+                preset is loaded straight into its shards (no device holds the whole model);
+                other handles are loaded, then sharded.
             **kwargs: constructor arguments (max_length, max_new_tokens, sampler, temperature,
                 top_k, top_p, seed, batch_size, stop_sequences, chat_template). A local preset
                 directory's ``promptlit_generation.json`` (`read_generation_config`) supplies
@@ -379,9 +394,16 @@ class KerasCausalLM(BatchedModel):
                 defaults = read_generation_config(resolved.path)
             except ValueError as e:
                 raise ModelLoadError(handle, str(e), "Fix or delete that file.") from None
-        causal_lm = load_causal_lm(handle, dtype=dtype, timeout_s=timeout_s)
+        from promptlit import distributed
+
+        mesh = distributed.as_mesh(mesh, where=f"{handle}: mesh")
+        backbone_cls = (distributed.preset_backbone_class(resolved.path)
+                        if mesh is not None and resolved is not None and resolved.path is not None
+                        else None)
+        with distributed.loading_scope(backbone_cls, mesh):
+            causal_lm = load_causal_lm(handle, dtype=dtype, timeout_s=timeout_s)
         try:
-            return cls(causal_lm, handle=handle, name=name, **{**defaults, **kwargs})
+            return cls(causal_lm, handle=handle, name=name, mesh=mesh, **{**defaults, **kwargs})
         except chat.ChatTemplateError as e:
             raise ModelLoadError(handle, str(e), "Pass --chat-template none (or another "
                                                  "template) to load the model without it."
@@ -764,10 +786,17 @@ class KerasCausalLM(BatchedModel):
         for row, ids in enumerate(encoded):
             token_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = True
+        inputs: dict[str, Any] = {"token_ids": token_ids, "padding_mask": mask}
+        if self.mesh is not None:  # the prompts split over the data axis (padded with copies)
+            from promptlit import distributed
+
+            rows = distributed.padded_batch(len(encoded), self.mesh)
+            inputs = {k: distributed.shard_batch(np.concatenate([v, np.repeat(v[:1], rows - len(v),
+                                                                              axis=0)]), self.mesh)
+                      for k, v in inputs.items()}
         with self._lock:
             fn = self.causal_lm.make_generate_function()
-            out = fn({"token_ids": token_ids, "padding_mask": mask},
-                     stop_token_ids=stop_ids)
+            out = fn(inputs, stop_token_ids=stop_ids)
         out_ids = np.asarray(out["token_ids"])
         out_mask = np.asarray(out["padding_mask"]).astype(bool)
         results = []
@@ -820,7 +849,7 @@ class KerasCausalLM(BatchedModel):
 
             with self._lock:
                 if self._forward is None:
-                    self._forward = lm_forward(self.causal_lm)
+                    self._forward = lm_forward(self.causal_lm, mesh=self.mesh)
         return self._forward
 
     def _score(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -493,7 +493,8 @@ def load_model(handle: str, name: str | None = None, **kwargs: Any) -> KerasCaus
         assert resolved.path is not None  # set for every local kind
 
         # generation settings (e.g. the CLI's --max-new-tokens) concern causal LMs only
-        kwargs = {k: v for k, v in kwargs.items() if k not in (*GENERATION_OPTIONS, "dtype")}
+        kwargs = {k: v for k, v in kwargs.items()
+                  if k not in (*GENERATION_OPTIONS, "dtype", "mesh")}
 
         try:
             return load_preset(resolved.path, **({"name": name} if name else {}), **kwargs)

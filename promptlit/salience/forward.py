@@ -71,6 +71,9 @@ class LMForward:
         head: optional `(params, hidden<float>[B, N, H]) -> <float>[B, N, V]`, applied to each
             position independently (here: final-logit soft-cap included).
         name: the CausalLM class name, for messages.
+        mesh: the `jax.sharding.Mesh` (axes "data", "model") that `params` are sharded over
+            (`promptlit.distributed`), or None on one device. Kernels split their batched work
+            (target chunks, IG alpha batches) over its data axis.
         cache: per-instance store for compiled kernels (filled by `promptlit.salience.kernels`);
             identity-hashed (`eq=False`), so compiled functions live exactly as long as this object.
     """
@@ -81,6 +84,7 @@ class LMForward:
     hidden: Callable[..., Any] | None = None
     head: Callable[..., Any] | None = None
     name: str = ""
+    mesh: Any = None
     cache: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
@@ -130,13 +134,17 @@ def _param(variable: Any) -> Any:
     return variable.value
 
 
-def lm_forward(causal_lm: Any) -> LMForward:
+def lm_forward(causal_lm: Any, *, mesh: Any = None) -> LMForward:
     """Builds pure `embed` / `logits` functions for a keras-hub causal LM.
 
     Args:
         causal_lm: a `keras_hub.models.CausalLM` of a supported family (see
             `SUPPORTED_CAUSAL_LMS`: Gemma, Gemma 2, Gemma 3 text-only, GPT-2, Llama, Llama 3,
             Mistral, Qwen, Qwen 3). Its preprocessor is not used.
+        mesh: None (one device), a `jax.sharding.Mesh` with the axes ("data", "model"), or a
+            "data=D,model=M" string (`promptlit.distributed.as_mesh`): the model's weights are
+            sharded over it first (`distributed.shard_causal_lm`, in place; a no-op when they
+            already are), so `params` holds each device's shard only.
 
     Returns:
         An `LMForward` whose `params` hold the model's current weights (a snapshot: re-run
@@ -148,6 +156,8 @@ def lm_forward(causal_lm: Any) -> LMForward:
             supported list.
     """
     import keras
+
+    from promptlit import distributed
 
     class_name = type(causal_lm).__name__
     if class_name not in _SUPPORTED_CLASS_NAMES:
@@ -180,6 +190,9 @@ def lm_forward(causal_lm: Any) -> LMForward:
         name=f"{backbone.name}_after_token_embedding",
     )
 
+    mesh = distributed.as_mesh(mesh, where="lm_forward(mesh=...)")
+    if mesh is not None:
+        distributed.shard_causal_lm(causal_lm, mesh)
     variables: list[Any] = []
     seen_ids: set[int] = set()
     for v in list(causal_lm.weights) + list(backbone.weights):
@@ -216,5 +229,6 @@ def lm_forward(causal_lm: Any) -> LMForward:
         return head(p, hidden(p, embeddings, padding_mask))
 
     return LMForward(
-        params=params, embed=embed, logits=logits, hidden=hidden, head=head, name=class_name
+        params=params, embed=embed, logits=logits, hidden=hidden, head=head, name=class_name,
+        mesh=mesh,
     )

@@ -78,6 +78,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from promptlit import distributed
 from promptlit.salience import memory
 from promptlit.salience.forward import LMForward
 
@@ -347,6 +348,12 @@ def _check_baseline(ig_baseline: Any, where: str) -> Any:
     )
 
 
+def _dp(fwd: LMForward, width: int) -> int:
+    """A batch width (targets per chunk, alphas per batch) rounded up to a multiple of the mesh's
+    data axis, so the batch splits evenly over it (`width` itself on one device)."""
+    return distributed.round_to_data(width, fwd.mesh) if fwd.mesh is not None else width
+
+
 def _cached(fwd: LMForward, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     fn = fwd.cache.get(key)
     if fn is None:
@@ -544,6 +551,7 @@ def _span_fn(fwd: LMForward, methods: tuple[str, ...], baseline: Any) -> Callabl
             def step(acc: Any, chunk: tuple[Any, Any]) -> tuple[Any, None]:
                 a, wa = chunk  # [A], [A]
                 x = b[None] + a[:, None, None] * diff[None]  # [A, N, D]
+                x = distributed.constrain_batch(x, fwd.mesh)  # alphas over the data axis
                 hx, vjp_x = jax.vjp(body, x)
                 _, dhx = jax.vmap(span_grads)(hx)  # head on [A, S] rows only
                 (gx,) = vjp_x(dhx)
@@ -652,14 +660,15 @@ def span_salience(
     width = 0
     if use_ig:
         def compile_at(w: int) -> Any:
-            alphas, weights, _ = _alpha_pieces(ig_steps, w, steps_per_call)[0]
+            alphas, weights, _ = _alpha_pieces(ig_steps, _dp(fwd, w), steps_per_call)[0]
             return exe(methods, alphas, weights)
 
         if planned:
             width, need, budget = _plan_width(where, ig_steps, most, compile_at,
                                               "alphas per batch")
+            width = _dp(fwd, width)
         else:
-            width = split_evenly(ig_steps, most)[0]
+            width = _dp(fwd, split_evenly(ig_steps, most)[0])
             need = memory.activation_bytes(compile_at(width))
     else:
         need = memory.activation_bytes(exe(methods, None, None))
@@ -698,7 +707,7 @@ def span_salience(
             if not memory.is_out_of_memory(e):
                 raise
             most = _retry_width(where, e, width if use_ig else 1, "alphas per batch")
-            width = split_evenly(ig_steps, most)[0]
+            width = _dp(fwd, split_evenly(ig_steps, most)[0])
             retries += 1
     if ig_sum is not None:
         result["integrated_gradients"] = ig_sum.astype(dtype)
@@ -771,6 +780,7 @@ def _matrix_fn(
                 pred, sel = chunk_rows(idx, n)
                 dhs = rows_head_grads(params, h[0][pred][None], ids[idx])[0]  # [C, H]
                 cot = sel[:, :, None].astype(dhs.dtype) * dhs[:, None, :]  # [C, N, H]
+                cot = distributed.constrain_batch(cot, fwd.mesh)  # targets over the data axis
                 (g,) = jax.vmap(lambda ct: body_vjp(ct[None]))(cot)  # [C, 1, N, D]
                 feats = _features(g[:, 0], e[None], grad_methods)
                 zero = jnp.zeros((), jnp.int32)
@@ -806,6 +816,7 @@ def _matrix_fn(
                     dhs = rows_head_grads(params, hx[:, pred], ids[idx])  # [A, C, H]
                     dhs = jnp.swapaxes(dhs, 0, 1)  # [C, A, H]
                     cot = sel[:, None, :, None].astype(dhs.dtype) * dhs[:, :, None, :]
+                    cot = distributed.constrain_batch(cot, fwd.mesh)
                     (g,) = jax.vmap(vjp_x)(cot)  # [C, A, N, D]
                     g = g.astype(acc_in.dtype)
                     rows = jnp.einsum("cand,a,nd->cn", g, wa, diff.astype(acc_in.dtype))
@@ -923,9 +934,11 @@ def salience_matrix(
     if chunk_size is None:
         width, need, budget = _plan_width(
             where, rows_per_call, most,
-            lambda w: exe(methods, w, pieces[0][0], pieces[0][1]), "targets per chunk")
+            lambda w: exe(methods, _dp(fwd, w), pieces[0][0], pieces[0][1]),
+            "targets per chunk")
+        width = _dp(fwd, width)
     else:
-        width = split_evenly(rows_per_call, most)[0]
+        width = _dp(fwd, split_evenly(rows_per_call, most)[0])
         need = memory.activation_bytes(exe(methods, width, pieces[0][0], pieces[0][1]))
     parts: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     calls = retries = row_slots = 0
@@ -947,7 +960,7 @@ def salience_matrix(
                     if not memory.is_out_of_memory(e):
                         raise
                     most = _retry_width(where, e, width, "targets per chunk")
-                    width = split_evenly(rows_per_call, most)[0]
+                    width = _dp(fwd, split_evenly(rows_per_call, most)[0])
                     retries += 1
             calls += 1
             if i == 0:
