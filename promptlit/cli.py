@@ -6,6 +6,7 @@
     promptlit salience --example 0 --method grad_l2 --granularity words
     promptlit salience --example 0 --segment-sep '^Taste-likes:'    # blocks at a separator regex
     promptlit compare --example 0 --example 1 --granularity few-shot # two prompt versions
+    promptlit explain --models tiny:presets/tiny_lm --datasets sample_prompts --out runs/a
     python -m promptlit ...                                          # the same
 
 `promptlit` with no subcommand is `promptlit serve`. Models are `NAME:HANDLE` (the handle is a
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODELS = "tiny:presets/tiny_lm"
 DEFAULT_DATASETS = "sample_prompts"
-SUBCOMMANDS = ("serve", "validate", "salience", "plan", "compare")
+SUBCOMMANDS = ("serve", "validate", "salience", "plan", "compare", "explain")
 #: Flags of the command itself; any other first argument starts a `promptlit serve` command line.
 TOP_LEVEL_FLAGS = ("-h", "--help", "-V", "--version")
 AUTH_ENV = "PROMPTLIT_AUTH"
@@ -515,7 +516,7 @@ def _short(text: str, limit: int = 100) -> str:
 # Argument parser
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, top_k_flag: str = "--top-k") -> None:
     p.add_argument("--models", default=DEFAULT_MODELS, metavar="NAME:HANDLE[,...]",
                    help=f"models to load (default: {DEFAULT_MODELS}, the repo's tiny LM)")
     p.add_argument("--datasets", default=DEFAULT_DATASETS, metavar="NAME[:PATH][,...]",
@@ -533,7 +534,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="bad dataset lines: skip them with a warning (default) or stop")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="log debug messages; show the traceback of an error")
-    _add_generation(p)
+    _add_generation(p, top_k_flag)
 
 
 def _memory_size(text: str) -> int:
@@ -570,7 +571,7 @@ def _add_plan(plan: argparse.ArgumentParser) -> None:
                       help="log each compile; show the traceback of an error")
 
 
-def _add_generation(p: argparse.ArgumentParser) -> None:
+def _add_generation(p: argparse.ArgumentParser, top_k_flag: str = "--top-k") -> None:
     g = p.add_argument_group("generation (causal LMs; overrides a preset's "
                              "promptlit_generation.json)")
     g.add_argument("--max-new-tokens", type=_positive_int, default=None, metavar="N",
@@ -584,7 +585,8 @@ def _add_generation(p: argparse.ArgumentParser) -> None:
                    help="decoding (default greedy)")
     g.add_argument("--temperature", type=_positive_float, default=None, metavar="T",
                    help="softmax temperature for top_k / top_p (default 1.0)")
-    g.add_argument("--top-k", type=_positive_int, default=None, metavar="K", help="k for top_k")
+    g.add_argument(top_k_flag, dest="top_k", type=_positive_int, default=None, metavar="K",
+                   help="k for top_k")
     g.add_argument("--top-p", type=_probability, default=None, metavar="P", help="p for top_p")
     g.add_argument("--seed", type=int, default=None, help="sampler seed (default: random)")
     g.add_argument("--stop", action="append", default=None, metavar="SEQ", type=_unescape,
@@ -783,7 +785,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="print the versions of promptlit, Python, JAX, Keras, keras-hub, "
                              "Gradio and NumPy, and exit")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{serve,validate,salience,plan,compare}")
+                                metavar="{serve,validate,salience,plan,compare,explain}")
 
     serve = sub.add_parser("serve", help="start the web UI (the default command)")
     _add_common(serve)
@@ -841,11 +843,93 @@ def make_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--output", default=None, metavar="FILE.csv",
                      help="also write the aligned table as CSV")
 
+    explain = sub.add_parser(
+        "explain", help="salience for every example of a dataset, batched, written as a "
+                        "resumable Parquet dataset (loads back with --datasets NAME:DIR)")
+    _add_common(explain, top_k_flag="--sampler-top-k")
+    explain.set_defaults(subparser=explain)
+    _add_explain(explain)
+
     plan = sub.add_parser(
         "plan", help="estimate memory (weights, activations, peak) and the chunk sizes salience "
                      "would use; compile-only, no weights loaded, offline for known presets")
     _add_plan(plan)
     return parser
+
+
+def _add_explain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="results directory (created; a rerun with the same flags resumes it)")
+    p.add_argument("--methods", default="grad_l2,grad_dot_input", metavar="M[,M...]",
+                   help="grad_l2, grad_dot_input, integrated_gradients (default: the first two)")
+    p.add_argument("--target", default="response", choices=("response", "target"),
+                   help="explain the model's responses (generated, batched) or the examples' "
+                        "targets")
+    p.add_argument("--granularities", default="words,sentences,lines", metavar="G[,G...]",
+                   help="prompt granularities whose top segments are stored: tokens, words, "
+                        "sentences, lines, paragraphs, turns, few-shot, segments "
+                        "(default: words,sentences,lines)")
+    p.add_argument("--top-k", dest="segments_top_k", type=_positive_int, default=10,
+                   metavar="K", help="segments stored per granularity and method (default 10); "
+                                     "the sampler's k is --sampler-top-k here")
+    p.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
+                   help="examples per generation / salience call and per part file (default 8)")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="explain only the first N examples")
+    p.add_argument("--ig-steps", type=_positive_int, default=16,
+                   help="Integrated Gradients steps (with --methods ...,integrated_gradients)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hosts = p.add_argument_group(
+        "several processes (hosts or GPUs); each computes its share of the parts")
+    hosts.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="process 0's address (jax.distributed); default: "
+                            "$JAX_COORDINATOR_ADDRESS or the cluster's (SLURM, TPU pod)")
+    hosts.add_argument("--num-processes", type=_positive_int, default=None, metavar="P")
+    hosts.add_argument("--process-id", type=int, default=None, metavar="I",
+                       help="this process's number, 0..P-1")
+    hosts.add_argument("--distributed", action="store_true",
+                       help="start jax.distributed with what the environment says (SLURM, "
+                            "TPU pod, $JAX_COORDINATOR_ADDRESS ...), without the three flags")
+
+
+def _cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from promptlit import bulk
+
+    try:
+        methods = bulk.check_methods(args.methods)
+        granularities = bulk.check_granularities(args.granularities)
+    except bulk.ExplainError as e:
+        parser.error(str(e))
+    models = parse_model_specs(args.models)
+    datasets = parse_dataset_specs(args.datasets)
+    if len(models) != 1 or len(datasets) != 1:
+        parser.error(f"explain takes one model and one dataset (got {len(models)} models, "
+                     f"{len(datasets)} datasets); run it once per pair, each with its own --out")
+    if args.process_id is not None and args.process_id < 0:
+        parser.error(f"--process-id must be >= 0, got {args.process_id}")
+    if (args.process_id is not None and args.num_processes is not None
+            and args.process_id >= args.num_processes):
+        parser.error(f"--process-id {args.process_id} must be below --num-processes "
+                     f"{args.num_processes} (0..{args.num_processes - 1})")
+    ((model_name, _),) = models.items()
+    ((dataset_name, _),) = datasets.items()
+    bulk.check_out_path(args.out)  # cheap checks first: no model is loaded yet
+    data = load_datasets(args.datasets, on_error=args.on_error, max_examples=args.max_examples)
+    bulk.check_examples(data[dataset_name], dataset_name, target=args.target, limit=args.limit)
+    process_id, num_processes = 0, 1
+    if args.distributed or any(v is not None for v in (args.coordinator, args.num_processes,
+                                                       args.process_id)):
+        process_id, num_processes = bulk.init_distributed(args.coordinator, args.num_processes,
+                                                          args.process_id)
+    model = load_models(args.models, generation_options(args))[model_name]
+    summary = bulk.explain(
+        model, data[dataset_name], args.out, model_name=model_name, dataset_name=dataset_name,
+        methods=methods, target=args.target, granularities=granularities,
+        top_k=args.segments_top_k, batch_size=args.batch_size, limit=args.limit,
+        ig_steps=args.ig_steps, process_id=process_id, num_processes=num_processes,
+        show_progress=not args.no_progress)
+    print(summary.line())
+    return 0
 
 
 def _apply_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -890,7 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.reset_cache and not args.cache_dir:
         sub.error("--reset-cache needs --cache-dir DIR (or $PROMPTLIT_CACHE_DIR)")
     handlers = {"serve": _cmd_serve, "validate": _cmd_validate, "salience": _cmd_salience,
-                "plan": _cmd_plan, "compare": _cmd_compare}
+                "plan": _cmd_plan, "compare": _cmd_compare, "explain": _cmd_explain}
     try:
         check_cache_dir(args)
         return handlers[args.command](args, sub)

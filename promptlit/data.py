@@ -308,6 +308,10 @@ def load_path(path: str | os.PathLike[str], *, name: str | None = None,
               **kwargs: Any) -> Dataset:
     """Loads one file (.jsonl / .csv / .tsv); prompt files get the prompt spec.
 
+    A directory written by ``promptlit explain`` (it holds a ``manifest.json``) loads as its
+    examples with the stored results attached (`promptlit.bulk.load_results`): a `Workbench`
+    serves their responses and salience without computing them.
+
     Args:
       path: the file.
       name: shown in the description.
@@ -326,6 +330,10 @@ def load_path(path: str | os.PathLike[str], *, name: str | None = None,
       ValueError: a `chat_template` argument that is not a template a dataset may choose.
     """
     path = Path(path).expanduser()
+    from promptlit import bulk
+
+    if bulk.is_results_dir(path):  # the output of `promptlit explain`, with its stored results
+        return bulk.load_results(path, name=name, max_examples=max_examples)
     if chat_template is not None:
         from promptlit.models import chat
 

@@ -144,6 +144,7 @@ class Workbench:
         self._builtins: dict[str, Any] = {}
         self._interp_cache = caching.ResultCache(self._sqlite("interpretations"))
         self._salience_cache = caching.ResultCache(self._sqlite("salience"))
+        self._seed_stored()
         if validate is not None:
             found = self.validate(validate)
             self.problems += found
@@ -164,6 +165,7 @@ class Workbench:
         return CachingModelWrapper(model, name, cache_dir=self.cache_dir)
 
     def _index(self, name: str, dataset: Dataset) -> IndexedDataset:
+        stored = getattr(dataset, "stored_results", None)  # `promptlit explain` results
         if self.max_examples is not None and len(dataset) > self.max_examples:
             problems = dataset.problems
             dataset = dataset.slice[: self.max_examples]
@@ -171,7 +173,20 @@ class Workbench:
         if isinstance(dataset, IndexedDataset):
             return dataset
         out = IndexedDataset(base=dataset, source=dataset.source or name)
+        if stored is not None:
+            out.stored_results = stored  # type: ignore[attr-defined]
         return out
+
+    def _seed_stored(self, datasets: Sequence[str] | None = None) -> None:
+        """Serves `promptlit explain` results (a dataset loaded from a results directory) from
+        the caches, for the models that computed them (`promptlit.bulk.seed_workbench`)."""
+        names = list(self.datasets) if datasets is None else list(datasets)
+        stored = [n for n in names if getattr(self.datasets[n], "stored_results", None)]
+        if stored:
+            from promptlit import bulk
+
+            for name in stored:
+                bulk.seed_workbench(self, name)
 
     def _model(self, name: str) -> Model:
         try:
@@ -492,20 +507,8 @@ class Workbench:
                                      "field; use target='response' to explain the generation")
             else:
                 raise ValueError(f"target must be 'response' or 'target', got {target!r}")
-        mcfg = m.config_hash if isinstance(m, CachingModelWrapper) else caching.config_hash(
-            model_config(m))
         params = _parameters(salience_fn)
-        prompt: Any = ex.get("prompt")
-        if "chat_template" in params:  # a chat model reads the conversation and the example's
-            # template choice; both are in the key (through the prompt and the kwargs)
-            from promptlit.models.chat import example_prompt
-
-            prompt = example_prompt(ex)
-            if ex.get("chat_template") is not None and "chat_template" not in kwargs:
-                kwargs = {**kwargs, "chat_template": ex["chat_template"]}
-        key = caching.cache_key("salience", f"v{SALIENCE_KEY_VERSION}", model, mcfg,
-                                example_id({"p": prompt, "r": response}),
-                                _salience_settings(params, methods, ig_steps, kwargs))
+        key, prompt, kwargs = self._salience_key(model, ex, response, methods, ig_steps, kwargs)
         result = self._salience_cache.get(key)
         if result is caching.MISSING:
             if progress is not None:
@@ -519,6 +522,58 @@ class Workbench:
         if progress is not None:
             progress(1.0, f"{model}: salience ready")
         return result
+
+    def _salience_key(self, model: str, ex: JsonDict, response: str, methods: Sequence[str],
+                      ig_steps: int, kwargs: Mapping[str, Any]
+                      ) -> tuple[str, Any, dict[str, Any]]:
+        """`(cache key, prompt as the model reads it, kwargs)` of a `salience` call."""
+        m = self._model(model)
+        mcfg = m.config_hash if isinstance(m, CachingModelWrapper) else caching.config_hash(
+            model_config(m))
+        params = _parameters(getattr(m, "salience", None))
+        kwargs = dict(kwargs)
+        prompt: Any = ex.get("prompt")
+        if "chat_template" in params:  # a chat model reads the conversation and the example's
+            # template choice; both are in the key (through the prompt and the kwargs)
+            from promptlit.models.chat import example_prompt
+
+            prompt = example_prompt(ex)
+            if ex.get("chat_template") is not None and "chat_template" not in kwargs:
+                kwargs = {**kwargs, "chat_template": ex["chat_template"]}
+        key = caching.cache_key("salience", f"v{SALIENCE_KEY_VERSION}", model, mcfg,
+                                example_id({"p": prompt, "r": response}),
+                                _salience_settings(params, methods, ig_steps, kwargs))
+        return key, prompt, kwargs
+
+    def add_salience(self, model: str, example: JsonDict, result: Any, *,
+                     response: str, methods: Sequence[str] = DEFAULT_SALIENCE_METHODS,
+                     ig_steps: int = 16, **kwargs: Any) -> None:
+        """Stores a salience result computed elsewhere, so `salience` with the same arguments
+        returns it without computing (e.g. ``promptlit explain``'s stored results,
+        `promptlit.bulk.seed_workbench`).
+
+        Args:
+          model: the model name it belongs to. example: the example explained.
+          result: the `SequenceSalience` (immutable; it is shared as it is).
+          response: the explained text (the model's response, or the example's target).
+          methods, ig_steps, **kwargs: the `salience` arguments it answers (same key rules).
+        """
+        ex = example["data"] if _is_indexed(example) else example
+        key, _, _ = self._salience_key(model, ex, response, methods, ig_steps, kwargs)
+        self._salience_cache.put(key, result)
+
+    def add_predictions(self, model: str, examples: Sequence[JsonDict],
+                        outputs: Sequence[JsonDict]) -> None:
+        """Stores model outputs computed elsewhere as the model's predictions for ``examples``,
+        so `predict` returns them without running the model (cache keys as `predict`'s)."""
+        m = self._model(model)
+        if not isinstance(m, CachingModelWrapper):
+            raise TypeError(f"model {model!r} has no prediction cache to add to")
+        if len(examples) != len(outputs):
+            raise ValueError(f"add_predictions: {len(examples)} examples but {len(outputs)} "
+                             "outputs; give one output per example")
+        inputs = [ex["data"] if _is_indexed(ex) else ex for ex in examples]
+        m.cache.put_many({m.key_fn(ex): out for ex, out in zip(inputs, outputs, strict=True)})
 
     def attention(self, model: str, example: JsonDict, *, target: str = "response",
                   response: str | None = None, progress: ProgressFn | None = None,
@@ -664,6 +719,7 @@ class Workbench:
                 raise DataError(errors)
         with self._lock:
             self.datasets[name] = ds
+        self._seed_stored([name])
         return ds
 
     # -- models --------------------------------------------------------------------------------
@@ -685,6 +741,7 @@ class Workbench:
         wrapped = self._wrap(name, model)
         with self._lock:
             self.models[name] = wrapped
+        self._seed_stored()
         return wrapped
 
     # -- compatibility -------------------------------------------------------------------------

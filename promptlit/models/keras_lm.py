@@ -1056,7 +1056,6 @@ class KerasCausalLM(BatchedModel):
                 baseline.
         """
         from promptlit.salience import kernels
-        from promptlit.salience.result import SequenceSalience
 
         if isinstance(methods, str):
             methods = (methods,)
@@ -1123,11 +1122,25 @@ class KerasCausalLM(BatchedModel):
                     ig_steps=int(ig_steps) if use_ig else 0, ig_baseline=baseline,
                     ig_steps_per_call=steps_per_call, progress=_scaled(progress, split, 1.0))
             span_scores = {(m, start, stop): scores[m] for m in span_methods}
+        return self._sequence_salience(enc, response, offsets, tokens, methods, matrices,
+                                       span_scores, ig_steps=int(ig_steps), baseline=baseline)
+
+    def _sequence_salience(self, enc: EncodedPrompt, response: str, offsets: np.ndarray,
+                           tokens: list[str], methods: tuple[str, ...],
+                           matrices: Mapping[str, np.ndarray],
+                           span_scores: Mapping[tuple[str, int, int], np.ndarray], *,
+                           ig_steps: int, baseline: Any) -> Any:
+        """The `SequenceSalience` `salience` returns, from computed matrices / span scores."""
+        from promptlit.salience import kernels
+        from promptlit.salience.result import SequenceSalience
+
+        p = int(enc.ids.shape[0])
+        t = int(offsets.shape[0]) - p
         metadata: JsonDict = {"model": self.name, "handle": self.handle, "methods": list(methods),
                               "chat_template": enc.template or chat.NONE}
         if enc.template is not None:
             metadata["turns"] = [[t.role, t.start, t.end] for t in enc.turns]
-        if use_ig:
+        if "integrated_gradients" in methods:
             metadata["settings"] = {"integrated_gradients": {"ig_steps": int(ig_steps),
                                                              "ig_baseline": baseline}}
         template_mask = np.concatenate([enc.template_mask, np.zeros(t, bool)])
@@ -1136,6 +1149,68 @@ class KerasCausalLM(BatchedModel):
             offsets=offsets, num_prompt_tokens=p, matrices=matrices, span_scores=span_scores,
             signed={m: kernels.SIGNED[m] for m in methods}, metadata=metadata,
             template_mask=template_mask)
+
+    def salience_batch(self, prompts: Sequence[PromptInput], responses: Sequence[str], *,
+                       chat_templates: Sequence[str | chat.ChatTemplate | None] | None = None,
+                       methods: Sequence[str] = MATRIX_METHODS, ig_steps: int = 16,
+                       chunk_size: int | None = None, ig_baseline: str | int = "zero",
+                       batch_size: int | None = None) -> list[Any]:
+        """`salience(prompt, response, methods=...)` for several pairs in one compiled call.
+
+        The whole `<float>[T, N]` matrix of every requested method (Integrated Gradients
+        included, with ``ig_steps``) for each pair, by `kernels.salience_matrix_batch`: the
+        pairs are padded to the length bucket of the longest and to ``batch_size`` rows, so a
+        dataset compiles once per (bucket, batch size). Each result equals
+        ``salience(prompt, response, methods=methods, ig_steps=ig_steps)`` up to float rounding
+        (``promptlit explain`` uses this; `tests/test_bulk.py` checks it against the Workbench).
+
+        Args:
+            prompts: prompt texts or conversations. responses: one continuation per prompt.
+            chat_templates: per-prompt template overrides (`template_for`), or None.
+            methods, ig_steps, chunk_size, ig_baseline: as for `salience` (no span, no
+                contrast: full matrices only).
+            batch_size: rows of the compiled call (default: the number of pairs).
+
+        Returns:
+            One `SequenceSalience` per pair, in order.
+        """
+        from promptlit.salience import kernels
+
+        if isinstance(methods, str):
+            methods = (methods,)
+        methods = tuple(dict.fromkeys(methods))
+        unknown = [m for m in methods if m not in ALL_METHODS]
+        if unknown or not methods:
+            raise ValueError(f"salience_batch: unknown method(s) {unknown or '(none)'}; choose "
+                             f"from {list(ALL_METHODS)}.")
+        if len(responses) != len(prompts):
+            raise ValueError(f"salience_batch: {len(prompts)} prompts but {len(responses)} "
+                             "responses; give one response per prompt.")
+        overrides = list(chat_templates) if chat_templates is not None else [None] * len(prompts)
+        use_ig = "integrated_gradients" in methods
+        baseline = kernels._check_baseline(ig_baseline, "salience") if use_ig else "zero"
+        encoded = []
+        for i, (prompt, response, template) in enumerate(
+                zip(prompts, responses, overrides, strict=True)):
+            enc, ids, offsets, tokens = self._encode(prompt, response, template)
+            if ids.shape[0] - enc.ids.shape[0] < 1:
+                raise ValueError(f"salience_batch: response {i} is empty (it has no tokens); "
+                                 "only non-empty responses can be explained.")
+            if enc.ids.shape[0] < 1:
+                raise ValueError(f"salience_batch: prompt {i} has no tokens and the model adds "
+                                 "no start token.")
+            encoded.append((enc, ids, offsets, tokens))
+        with self._lock:
+            found = kernels.salience_matrix_batch(
+                self.forward, [ids.astype(np.int32) for _, ids, _, _ in encoded],
+                [np.arange(enc.ids.shape[0], ids.shape[0], dtype=np.int32)
+                 for enc, ids, _, _ in encoded],
+                methods=methods, ig_steps=int(ig_steps) if use_ig else 0,
+                chunk_size=chunk_size, ig_baseline=baseline, batch_size=batch_size)
+        return [self._sequence_salience(enc, response, offsets, tokens, methods, matrices, {},
+                                        ig_steps=int(ig_steps), baseline=baseline)
+                for (enc, _, offsets, tokens), response, matrices
+                in zip(encoded, responses, found, strict=True)]
 
     def _contrast_salience(self, enc: EncodedPrompt, ids: np.ndarray, offsets: np.ndarray,
                            tokens: list[str], contrast: str, span: tuple[int, int], *,

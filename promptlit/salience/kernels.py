@@ -985,3 +985,111 @@ def salience_matrix(
                     ig_batch=a, calls=calls, retries=retries, activation_bytes=need,
                     budget_bytes=budget))
     return {m: x[0] if len(x) == 1 else np.concatenate(x, axis=0) for m, x in parts.items()}
+
+
+# ----------------------------------------------------------------------------- batched matrix
+
+
+def salience_matrix_batch(
+    fwd: LMForward,
+    token_ids: Sequence[Any],
+    target_positions: Sequence[Any],
+    *,
+    methods: Sequence[str] = ("grad_l2", "grad_dot_input"),
+    ig_steps: int = 0,
+    chunk_size: int | None = None,
+    ig_baseline: str | int = "zero",
+    ig_batch_size: int | None = None,
+    batch_size: int | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """`salience_matrix` for several sequences at once: one compiled call for the whole batch.
+
+    Every sequence is padded to the bucket of the longest (`bucket_length`) and the batch to
+    `batch_size` rows (copies of the first sequence with no targets, discarded), so a run over a
+    dataset compiles once per (bucket, batch size). The single-sequence kernel (`_matrix_fn`) is
+    `jax.vmap`-ed over the batch; the loop over target chunks runs to the longest sequence's
+    target count (shorter ones' extra rows are all-zero cotangents, dropped). Each sequence's
+    numbers are those of `salience_matrix` on it alone, up to float rounding (a different
+    bucket can change the summation order).
+
+    Args:
+        fwd: from `lm_forward(causal_lm)`.
+        token_ids: one `<int>[N_i]` array per sequence.
+        target_positions: one `<int>[T_i]` array per sequence, positions in `[1, N_i)`.
+        methods, ig_steps, ig_baseline: as for `salience_matrix` (IG: the IG matrix, all steps
+            in one call).
+        chunk_size: most targets per vmapped backward *per sequence*; None: the platform's
+            `MAX_CHUNK` shared by the batch (`MAX_CHUNK // batch` targets each).
+        ig_batch_size: alpha steps per batched evaluation (default `MATRIX_IG_BATCH`).
+        batch_size: rows of the compiled call (default: the number of sequences); more
+            sequences than this are an error.
+
+    Returns:
+        One `{method: <float>[T_i, N_i]}` per sequence, in order.
+    """
+    where = "salience_matrix_batch"
+    methods = _check_methods(methods, where)
+    if len(token_ids) != len(target_positions):
+        raise ValueError(f"{where}: {len(token_ids)} sequences but {len(target_positions)} "
+                         "target lists; give one target list per sequence.")
+    if not token_ids:
+        return []
+    seqs = [_check_ids(ids, where) for ids in token_ids]
+    targets = [np.asarray(t) for t in target_positions]
+    for i, (ids, t) in enumerate(zip(seqs, targets, strict=True)):
+        if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer):
+            raise ValueError(f"{where}: target_positions[{i}] must be a 1-D integer array, got "
+                             f"shape {t.shape} dtype {t.dtype}.")
+        bad = t[(t < 1) | (t >= ids.shape[0])]
+        if bad.size:
+            raise ValueError(f"{where}: sequence {i}: target positions {bad.tolist()[:5]} are "
+                             f"outside [1, {ids.shape[0]}).")
+    rows = len(seqs) if batch_size is None else int(batch_size)
+    if rows < len(seqs):
+        raise ValueError(f"{where}: {len(seqs)} sequences do not fit batch_size={rows}; split "
+                         "them into batches of at most batch_size.")
+    use_ig = "integrated_gradients" in methods
+    if use_ig and ig_steps < 1:
+        raise ValueError(
+            f"{where}: 'integrated_gradients' requested with ig_steps={ig_steps}; pass ig_steps>=1.")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"{where}: chunk_size must be >= 1, got {chunk_size}.")
+    baseline = _check_baseline(ig_baseline, where)
+    dtype = _out_dtype()
+    t_max = max(int(t.shape[0]) for t in targets)
+    if t_max == 0:
+        return [{m: np.zeros((0, ids.shape[0]), dtype) for m in methods} for ids in seqs]
+    nb = bucket_length(max(ids.shape[0] for ids in seqs))
+    most = chunk_size or max(1, _max_width(MAX_CHUNK) // rows)
+    width = split_evenly(t_max, most)[0]
+    padded = np.zeros((rows, nb), np.int32)
+    mask = np.zeros((rows, nb), bool)
+    tpad = np.zeros((rows, nb + width), np.int32)
+    for i in range(rows):
+        ids = seqs[i] if i < len(seqs) else seqs[0]
+        padded[i, : ids.shape[0]] = ids
+        mask[i, : ids.shape[0]] = True
+        if i < len(seqs):
+            tpad[i, : targets[i].shape[0]] = targets[i]
+    alphas = weights = None
+    a = 0
+    if use_ig:
+        a = split_evenly(ig_steps, MATRIX_IG_BATCH if ig_batch_size is None
+                         else _check_piece_size(ig_batch_size, "ig_batch_size", where))[0]
+        ((alphas, weights, _),) = _alpha_pieces(ig_steps, a, -(-ig_steps // a) * a)
+
+    def build() -> Any:
+        run = _matrix_fn(fwd, methods, width, baseline)
+        return jax.jit(jax.vmap(run, in_axes=(None, 0, 0, 0, None, None, None)))
+
+    args = (fwd.params, padded, mask, tpad, np.int32(t_max), alphas, weights)
+    exe = _executable(fwd, ("matrix_batch", methods, width, baseline if use_ig else None),
+                      build, args)
+    out = {k: np.asarray(v) for k, v in exe(*args).items()}
+    _report(Padding("salience_matrix", sum(int(s.shape[0]) for s in seqs), nb * rows,
+                    rows=sum(int(t.shape[0]) for t in targets),
+                    row_slots=rows * -(-t_max // width) * width, width=width,
+                    ig_steps=ig_steps if use_ig else 0,
+                    ig_slots=int(alphas.size) if alphas is not None else 0, ig_batch=a))
+    return [{m: out[m][i, : targets[i].shape[0], : seqs[i].shape[0]].astype(dtype)
+             for m in methods} for i in range(len(seqs))]
