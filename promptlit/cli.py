@@ -244,7 +244,7 @@ def build_workbench(args: argparse.Namespace, *, validate: str | None = None) ->
 
     datasets = load_datasets(args.datasets, on_error=args.on_error,
                              max_examples=args.max_examples)
-    models = load_models(args.models, generation_options(args))
+    models = load_models(args.models, model_options(args))
     components = _default_components()
     return Workbench(models, datasets, interpreters=components["interpreters"],
                      generators=components["generators"], metrics=components["metrics"],
@@ -613,6 +613,16 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`generation_options` plus, for commands with ``--mesh`` (serve, explain), the device mesh
+    (a `promptlit.distributed.MeshSpec`; default: every device on the data axis, which on one
+    device is no mesh at all)."""
+    options = generation_options(args)
+    if getattr(args, "mesh", None) is not None:
+        options["mesh"] = args.mesh
+    return options
+
+
 def _chat_template_arg(value: str) -> str:
     """A --chat-template value: auto, none, a built-in name, or an existing path."""
     from promptlit.models import chat
@@ -687,6 +697,7 @@ LIMIT_FLAGS = {
 
 
 def _add_serve(serve: argparse.ArgumentParser) -> None:
+    from promptlit.distributed import add_mesh_argument
     from promptlit.ui.limits import RequestLimits
 
     serve.add_argument("--host", default="127.0.0.1",
@@ -726,6 +737,7 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
                             "classification (breast cancer, sentiment) or regression "
                             "(diabetes, sentiment confidence)")
     serve.add_argument("--page-title", default="promptlit", metavar="T", help="browser tab title")
+    add_mesh_argument(serve)
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     limits = serve.add_argument_group("request limits (what one browser or API request may ask "
                                       "for)")
