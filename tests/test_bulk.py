@@ -80,7 +80,7 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def lm(preset_dir: Path) -> Any:
-    return pl.models.KerasCausalLM.from_preset(str(preset_dir))
+    return pl.models.KerasCausalLM.from_preset(str(preset_dir), name="m")  # as the CLI names it
 
 
 @pytest.fixture(scope="session")
@@ -257,7 +257,8 @@ def test_two_processes_write_exactly_what_one_writes(
     port = _free_port()
     cmd = [sys.executable, "-m", "promptlit", "explain", "--models", f"m:{preset_dir}",
            "--datasets", f"mini:{data_file}", "--out", str(out), "--batch-size", str(BATCH),
-           "--no-progress", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+           "--no-progress", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+           "--mesh", "data=1"]  # one of the 4 devices each, exactly as the one-device run
     procs = [subprocess.Popen([*cmd, "--process-id", str(i)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]
     results = []
@@ -268,7 +269,7 @@ def test_two_processes_write_exactly_what_one_writes(
     finally:
         for p in procs:
             p.kill()
-    for i, (code, stdout, stderr) in enumerate(results):
+    for i, (code, _stdout, stderr) in enumerate(results):
         assert code == 0, f"process {i} failed:\n{stderr[-3000:]}"
     assert "process 0 of 2" in results[0][1] and "2 parts written" in results[0][1]
     assert "process 1 of 2" in results[1][1] and "1 parts written" in results[1][1]
