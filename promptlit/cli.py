@@ -902,6 +902,9 @@ def _add_explain(p: argparse.ArgumentParser) -> None:
     hosts.add_argument("--distributed", action="store_true",
                        help="start jax.distributed with what the environment says (SLURM, "
                             "TPU pod, $JAX_COORDINATOR_ADDRESS ...), without the three flags")
+    from promptlit.distributed import add_mesh_argument
+
+    add_mesh_argument(p)
 
 
 def _cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -933,7 +936,7 @@ def _cmd_explain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                                                        args.process_id)):
         process_id, num_processes = bulk.init_distributed(args.coordinator, args.num_processes,
                                                           args.process_id)
-    model = load_models(args.models, generation_options(args))[model_name]
+    model = load_models(args.models, model_options(args))[model_name]
     summary = bulk.explain(
         model, data[dataset_name], args.out, model_name=model_name, dataset_name=dataset_name,
         methods=methods, target=args.target, granularities=granularities,

@@ -14,8 +14,8 @@ devices as a `data x model` grid (`jax.sharding.Mesh` with the axes ``("data", "
   salience matrix, the Integrated Gradients alpha batches, the prompts of a generation batch and
   a batch of examples (`shard_batch`).
 
-`--mesh data=D,model=M` (`parse_mesh`) picks the grid; without it every local device sits on the
-data axis (`MeshSpec()`), and a mesh of one device is no mesh at all (`as_mesh` returns None: the
+`--mesh data=D,model=M` (`parse_mesh`) picks the grid over this process's devices; without it every
+local device sits on the data axis (`MeshSpec()`), and a mesh of one device is no mesh at all (`as_mesh` returns None: the
 single-device code path, bit for bit).
 
 Example:
@@ -102,30 +102,37 @@ def _divisors(n: int) -> list[int]:
 
 def make_mesh(spec: str | MeshSpec | None = None, devices: Sequence[Any] | None = None, *,
               where: str = "--mesh") -> Any:
-    """The `jax.sharding.Mesh` of `spec` over `devices` (default: `jax.devices()`, every
-    device of every process), axes ``("data", "model")``.
+    """The `jax.sharding.Mesh` of `spec` over `devices` (default: `jax.local_devices()`, this
+    process's devices: with several processes (`promptlit explain --num-processes`) each
+    process works on its own share of the data with its own mesh), axes ``("data", "model")``.
+    A grid smaller than the devices (data x model dividing their count) uses the first ones:
+    ``data=1`` is one device, the single-device path.
 
     Raises:
-        MeshError: the model axis does not divide the device count, or data x model is not
-            the device count (naming the platform, the count and sizes that work).
+        MeshError: the model axis or data x model does not divide the device count (naming the
+            platform, the count and sizes that work).
     """
     import jax
     import numpy as np
 
     spec = parse_mesh(spec, where=where)
-    devs = list(jax.devices() if devices is None else devices)
+    devs = list(jax.local_devices() if devices is None else devices)
     n = len(devs)
     kind = f"{n} {devs[0].platform if devs else '?'} device{'s' if n != 1 else ''}"
     if n % spec.model:
         raise MeshError(f"{where} {spec}: model={spec.model} does not divide the {kind}. Fix: "
                         f"model must be one of {_divisors(n)} here.")
     data = spec.data if spec.data is not None else n // spec.model
-    if data * spec.model != n:
-        raise MeshError(f"{where} {spec}: data={data} x model={spec.model} = "
-                        f"{data * spec.model} devices, but there are {kind}. Fix: "
-                        f"--mesh data={n // spec.model},model={spec.model}, or leave data out "
-                        f"{_DEVICES_HINT}.")
-    return jax.sharding.Mesh(np.array(devs, dtype=object).reshape(data, spec.model), AXES)
+    used = data * spec.model
+    if n % used:
+        fits = _divisors(n // spec.model)
+        raise MeshError(f"{where} {spec}: data={data} x model={spec.model} = {used} devices, "
+                        f"which does not divide the {kind}. Fix: --mesh "
+                        f"data={n // spec.model},model={spec.model} for all of them, data among "
+                        f"{fits} for a part, or leave data out {_DEVICES_HINT}.")
+    if used < n:
+        logger.info("%s %s: using %d of the %s", where, spec, used, kind)
+    return jax.sharding.Mesh(np.array(devs[:used], dtype=object).reshape(data, spec.model), AXES)
 
 
 def as_mesh(mesh: Any, *, where: str = "mesh") -> Any:

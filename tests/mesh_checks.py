@@ -3,7 +3,8 @@
 XLA_FLAGS must give the host platform 8 devices before jax is imported, so this runs as its own
 process: ``XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/mesh_checks.py``.
 It builds a tiny random Gemma (4 query / 4 key-value heads, hidden 24, a SentencePiece trained
-here), computes span salience (Grad L2, Grad.Input, IG), the salience matrix (the same three) and greedy
+here), computes span salience (Grad L2, Grad.Input, IG), the salience matrix (the same three),
+the batched matrix of two examples (`salience_matrix_batch`) and greedy
 generation on one device, then on a 2x4 mesh (loaded with `from_preset(..., mesh=...)`) and an
 8x1 mesh (an in-memory model sharded in place), and prints one line ``RESULT {json}``: the
 relative errors, generations, every weight's sharding and shard shapes, the compiled kernels'
@@ -62,10 +63,13 @@ def compute(lm: object) -> dict[str, object]:
     span = kernels.span_salience(fwd, ids, mask, methods=METHODS, ig_steps=8)
     matrix = kernels.salience_matrix(fwd, ids, np.arange(p, ids.shape[0]), methods=METHODS,
                                      ig_steps=4)
+    ids2, _, _, p2 = lm.encode_pair(PROMPTS[0], " The cat sat.")  # type: ignore[attr-defined]
+    batch = kernels.salience_matrix_batch(  # two examples, split over the data axis
+        fwd, [ids, ids2], [np.arange(p, ids.shape[0]), np.arange(p2, ids2.shape[0])])
     _log("salience")
     gen = [r.tolist() for _, r in lm.generate_ids(PROMPTS)]  # type: ignore[attr-defined]
     _log("generate")
-    return {"span": span, "matrix": matrix, "generate": gen}
+    return {"span": span, "matrix": matrix, "batch": batch, "generate": gen}
 
 
 T0 = time.perf_counter()
@@ -78,6 +82,8 @@ def _log(what: str) -> None:
 def errors(ref: dict, got: dict) -> dict[str, float]:
     out = {f"span/{m}": rel(got["span"][m], ref["span"][m]) for m in (*METHODS, "log_prob")}
     out.update({f"matrix/{m}": rel(got["matrix"][m], ref["matrix"][m]) for m in METHODS})
+    out.update({f"batch/{i}/{m}": rel(g[m], r[m]) for i, (g, r) in
+                enumerate(zip(got["batch"], ref["batch"], strict=True)) for m in r})
     return out
 
 
@@ -108,6 +114,15 @@ def all_gathers(lm: object) -> list[list[int]]:
                                  exe.as_text()):
                 shapes.append([int(d) for d in m.group(1).split(",") if d])
     return shapes
+
+
+def batch_input_spec(lm: object) -> list[object]:
+    """The compiled batched matrix kernel's sharding of its token ids `<int>[B, N]`."""
+    for key, exe in lm.forward.cache.items():  # type: ignore[attr-defined]
+        if isinstance(key, tuple) and key[:2] == ("exe", "matrix_batch"):
+            spec = exe.input_shardings[0][1].spec
+            return [a if a is None or isinstance(a, str) else list(a) for a in spec]
+    return []
 
 
 def bad_meshes(causal_lm: object) -> dict[str, str]:
@@ -150,8 +165,9 @@ def main() -> None:
                         "expected_specs": {k: [a for a in v] for k, v in
                                            distributed.weight_specs(lm.causal_lm,
                                                                     lm.mesh).items()},
-                        "all_gathers": all_gathers(lm)}
+                        "all_gathers": all_gathers(lm), "batch_spec": batch_input_spec(lm)}
     result["bad_meshes"] = bad_meshes(causal_lm)
+    result["subset"] = distributed.describe(distributed.make_mesh("data=1,model=4"))
     result["seconds"] = time.perf_counter() - t0
     print("RESULT " + json.dumps(result))
 

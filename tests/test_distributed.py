@@ -53,8 +53,8 @@ def test_make_mesh_errors_name_the_devices_and_sizes_that_work() -> None:
     assert "[1, 2, 4, 8]" in str(e.value)
     with pytest.raises(MeshError) as e:
         make_mesh("data=4,model=4", devices)
-    assert "= 16 devices, but there are 8 gpu devices" in str(e.value)
-    assert "--mesh data=2,model=4" in str(e.value)
+    assert "= 16 devices, which does not divide the 8 gpu devices" in str(e.value)
+    assert "--mesh data=2,model=4 for all of them, data among [1, 2]" in str(e.value)
 
 
 def test_serve_takes_mesh_and_rejects_a_bad_one(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,6 +76,7 @@ def test_one_device_is_no_mesh() -> None:
     if jax.device_count() != 1:
         pytest.skip("this process has several devices")
     assert as_mesh(MeshSpec()) is None and as_mesh("data=1,model=1") is None
+    assert as_mesh("data=1") is None  # one of several devices would be the same
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +124,11 @@ def test_each_device_holds_only_its_shard(mesh_run: dict, mesh: str, sizes: dict
 @pytest.mark.slow
 def test_bad_meshes_fail_with_what_and_how(mesh_run: dict) -> None:
     bad = mesh_run["bad_meshes"]
-    assert "data=3 x model=4 = 12 devices, but there are 8 cpu devices" in bad["data=3,model=4"]
+    assert ("data=3 x model=4 = 12 devices, which does not divide the 8 cpu devices"
+            in bad["data=3,model=4"])
     assert "model=3 does not divide the 8 cpu devices" in bad["model=3"]
     assert "unknown axis 'pipe'" in bad["pipe=2"]
     assert "model=8 does not divide the 4 attention heads of GemmaBackbone" in bad[
         "data=1,model=8"]
     assert all("Fix:" in v for v in bad.values()), bad
+    assert mesh_run["subset"] == "data=1,model=4 (4 cpu devices)"  # a part of the 8 devices

@@ -726,8 +726,12 @@ def _matrix_fn(
     methods: tuple[str, ...],
     chunk: int,
     baseline: Any,
+    dp_targets: bool = True,
 ) -> Callable[..., Any]:
+    """The jitted matrix kernel; `dp_targets`: split each chunk of targets over the mesh's data
+    axis (False when a batch of sequences is split over it instead)."""
     hidden_fn, head_fn = _split(fwd)
+    mesh = fwd.mesh if dp_targets else None
     grad_methods = tuple(m for m in methods if m != "integrated_gradients")
     use_ig = "integrated_gradients" in methods
 
@@ -780,7 +784,7 @@ def _matrix_fn(
                 pred, sel = chunk_rows(idx, n)
                 dhs = rows_head_grads(params, h[0][pred][None], ids[idx])[0]  # [C, H]
                 cot = sel[:, :, None].astype(dhs.dtype) * dhs[:, None, :]  # [C, N, H]
-                cot = distributed.constrain_batch(cot, fwd.mesh)  # targets over the data axis
+                cot = distributed.constrain_batch(cot, mesh)  # targets over the data axis
                 (g,) = jax.vmap(lambda ct: body_vjp(ct[None]))(cot)  # [C, 1, N, D]
                 feats = _features(g[:, 0], e[None], grad_methods)
                 zero = jnp.zeros((), jnp.int32)
@@ -816,7 +820,7 @@ def _matrix_fn(
                     dhs = rows_head_grads(params, hx[:, pred], ids[idx])  # [A, C, H]
                     dhs = jnp.swapaxes(dhs, 0, 1)  # [C, A, H]
                     cot = sel[:, None, :, None].astype(dhs.dtype) * dhs[:, :, None, :]
-                    cot = distributed.constrain_batch(cot, fwd.mesh)
+                    cot = distributed.constrain_batch(cot, mesh)
                     (g,) = jax.vmap(vjp_x)(cot)  # [C, A, N, D]
                     g = g.astype(acc_in.dtype)
                     rows = jnp.einsum("cand,a,nd->cn", g, wa, diff.astype(acc_in.dtype))
@@ -1048,6 +1052,7 @@ def salience_matrix_batch(
     if rows < len(seqs):
         raise ValueError(f"{where}: {len(seqs)} sequences do not fit batch_size={rows}; split "
                          "them into batches of at most batch_size.")
+    rows = _dp(fwd, rows)  # a mesh's data axis splits the batch: pad it to a multiple
     use_ig = "integrated_gradients" in methods
     if use_ig and ig_steps < 1:
         raise ValueError(
@@ -1079,8 +1084,11 @@ def salience_matrix_batch(
         ((alphas, weights, _),) = _alpha_pieces(ig_steps, a, -(-ig_steps // a) * a)
 
     def build() -> Any:
-        run = _matrix_fn(fwd, methods, width, baseline)
+        run = _matrix_fn(fwd, methods, width, baseline, dp_targets=False)
         return jax.jit(jax.vmap(run, in_axes=(None, 0, 0, 0, None, None, None)))
+
+    if fwd.mesh is not None:  # the sequences split over the data axis
+        padded, mask, tpad = (distributed.shard_batch(x, fwd.mesh) for x in (padded, mask, tpad))
 
     args = (fwd.params, padded, mask, tpad, np.int32(t_max), alphas, weights)
     exe = _executable(fwd, ("matrix_batch", methods, width, baseline if use_ig else None),
