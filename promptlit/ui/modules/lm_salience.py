@@ -43,13 +43,15 @@ template in use; at the "turns" granularity each message of a conversation is on
 from __future__ import annotations
 
 import inspect
+import itertools
+import json
 from typing import Any
 
 import gradio as gr
 
 from promptlit.lib.segmentation import ALL_GRANULARITIES, MAX_SEPARATOR_CHARS, resolve_granularity
 from promptlit.salience.aggregation import GRANULARITIES, TemplateSegment
-from promptlit.ui import render
+from promptlit.ui import fast_salience, render
 from promptlit.ui.modules import base
 from promptlit.ui.state import METHOD_LABELS, METHODS, SessionState
 
@@ -60,14 +62,19 @@ ATTENTION_WHOLE_CELLS = 65_536
 """The attention view keeps the whole response's maps (T x N rows per layer and head) up to this
 many T x N cells; beyond, it asks for the selected span's rows only."""
 
-# Delegated click handler: a click on a response token sends its index (and whether shift was
-# held) to the Python callback wired to this gr.HTML's "click" event.
-CLICK_JS = """
+# Delegated click handler: a click on a response token redraws the view in the browser when it
+# can (`fast_salience.FAST_JS`: the matrix rows are summed there) and sends its index, whether
+# shift was held and the browser's ack of what it drew to the Python callback wired to this
+# gr.HTML's "click" event (which then only syncs the session and the secondary outputs).
+CLICK_JS = fast_salience.FAST_JS + """
 element.addEventListener('click', (e) => {
   const tok = e.target.closest('[data-index]');
   if (!tok || !element.contains(tok)) return;
   e.preventDefault();
-  trigger('click', {index: parseInt(tok.dataset.index), shift: !!e.shiftKey});
+  const index = parseInt(tok.dataset.index), shift = !!e.shiftKey;
+  let fast = null;
+  try { fast = PL.click(index, shift); } catch (err) { fast = null; }
+  trigger('click', {index: index, shift: shift, fast: fast, need: !fast && PL.needsData()});
 });
 element.addEventListener('mousedown', (e) => {
   if (e.shiftKey && e.target.closest('[data-index]')) e.preventDefault();
@@ -318,6 +325,20 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
     if attention_settings(state)[0]:
         out["attention"] = attention_views(wb, state, ex, state.span, g, with_template,
                                            progress=progress)
+    sep = segment_separator(state)
+    key = fast_salience.data_key(state.model, state.primary_id, state.explain_target, sal, sep)
+    out["fast"] = {
+        "key": key,
+        # The browser can redraw clicks itself only for a cached matrix, no contrast B and no
+        # attention view (those need the model or more data): anything else stays server-side.
+        "ok": (not contrast and state.method in sal.matrices
+               and state.method in MATRIX_METHODS and not attention_settings(state)[0]),
+        "data": lambda: fast_salience.client_data(sal, ex, key=key, methods=MATRIX_METHODS,
+                                                  separator=sep),
+        "cfg": {"method": state.method, "gran": state.granularity,
+                "span": [int(state.span[0]), int(state.span[1])],
+                "anchor": None if state.anchor is None else int(state.anchor),
+                "intensity": float(state.intensity), "tmpl": bool(with_template), "k": k}}
     out["matrix_fn"] = lambda: render.matrix_html(sal, state.method, granularity=g,
                                                   intensity=state.intensity,
                                                   include_template=with_template)
@@ -355,6 +376,56 @@ def render_views(wb: Any, state: SessionState, progress: Any = None) -> dict[str
                                                           intensity=state.intensity,
                                                           include_template=with_template))
     return out
+
+
+_REVISIONS = itertools.count(1)
+
+
+def fast_outputs(state: SessionState, r: dict[str, Any]) -> tuple[Any, str]:
+    """The view and ranking outputs of a server render, ready for clicks in the browser.
+
+    Each server render gets a new revision: the view carries it (with what the browser needs to
+    redraw clicks: `fast_salience`) in a hidden ``div.pl-fast``, and the ranking in its
+    ``div.pl-ranked-box``, so a render is never the same string as an earlier one (Gradio skips
+    an update equal to the last value it sent, which would leave a browser-drawn view in place).
+    The matrices and segment maps (``pl_data``) go to the page once per example and settings
+    that change them (`fast_salience.data_key`); the session remembers which it holds.
+    """
+    v = state.views.setdefault(NAME, {})
+    rev = next(_REVISIONS)
+    v["rev"] = rev
+    f = r.get("fast")
+    cfg: dict[str, Any] = {"rev": rev, "fast": False, "key": ""}
+    update: dict[str, Any] = {}
+    if f is not None:
+        if v.get("sent_key") != f["key"]:
+            data = f["data"]()
+            update["pl_data"] = data
+            v["sent_key"], v["data_ok"] = f["key"], data is not None
+        usable = v.get("sent_key") == f["key"] and bool(v.get("data_ok"))
+        v["fast_key"] = f["key"]
+        cfg.update(f["cfg"], key=f["key"], fast=bool(f["ok"] and usable))
+    view = (r["view"] + '<div class="pl-fast" hidden data-config="'
+            + render.escape_text(json.dumps(cfg, separators=(",", ":"))) + '"></div>')
+    ranked = f'<div class="pl-ranked-box" data-rev="{rev}">{r["ranked"]}</div>'
+    return (gr.update(value=view, **update) if update else view), ranked
+
+
+def adopt_ack(state: SessionState, ack: dict[str, Any] | None) -> bool:
+    """Takes the selection the browser drew (a `fast_salience.parse_ack` ack) into the session.
+
+    True when the ack answers the view the server last rendered for this session (same data key
+    and revision): the browser's view is then current, and the selection is adopted unless a
+    newer ack was already (acks carry a sequence number; Gradio may run a late one after a newer
+    one). False: the server must redraw as before.
+    """
+    v = state.views.get(NAME, {})
+    if ack is None or ack["key"] != v.get("fast_key") or ack["rev"] != v.get("rev"):
+        return False
+    if ack["seq"] > int(v.get("seq", 0)):
+        v["seq"] = ack["seq"]
+        state.span, state.anchor, state.granularity = ack["span"], ack["anchor"], ack["gran"]
+    return True
 
 
 def build(ctx: base.Context) -> base.Module:
@@ -398,7 +469,10 @@ def build(ctx: base.Context) -> base.Module:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=320):
                 view = gr.HTML('<div class="pl-empty">Select an example in the data table.</div>',
-                               elem_id="pl-salience-view", js_on_load=CLICK_JS)
+                               elem_id="pl-salience-view", js_on_load=CLICK_JS,
+                               pl_data=None)
+                # The granularity radio's browser-side redraw hands its ack to the server here.
+                fast_ack = gr.Textbox("", visible=False, max_length=fast_salience.MAX_ACK_CHARS)
             with gr.Column(scale=2, min_width=280, visible=False,
                            elem_id="pl-attention-column") as att_col:
                 with gr.Row():
@@ -429,10 +503,14 @@ def build(ctx: base.Context) -> base.Module:
     draw_outputs = [view, legend, ranked, matrix, info, target_seg, compare, att_col, attention,
                     attention_ranked, att_layer, att_head]
 
-    def draw(state: SessionState, with_matrix: bool, progress: Any = None) -> list[Any]:
+    def draw(state: SessionState, with_matrix: bool, progress: Any = None, *,
+             synced: bool = False) -> list[Any]:
         # Always a callback: a click can start IG for a new span, which must stop (Cancelled)
-        # once its client cancels or leaves.
+        # once its client cancels or leaves. ``synced``: the browser already drew the view and
+        # the ranking (a fast click), so those two are left as they are.
         r = render_views(wb, state, progress=progress or base.progress_adapter(None))
+        view_out, ranked_out = ((gr.skip(), gr.skip()) if synced
+                                else fast_outputs(state, r))
         matrix_html = r["matrix_fn"]() if with_matrix and "matrix_fn" in r else ""
         current = (f"{state.span[0]}:{state.span[1]}" if state.span else None)
         values = [v for _, v in r["segments"]]
@@ -450,7 +528,7 @@ def build(ctx: base.Context) -> base.Module:
                           else str(att["layer"])),
                 gr.update(choices=heads, value="avg" if att["head"] is None
                           else str(att["head"]))]
-        return [r["view"], r["legend"], r["ranked"], gr.update(value=matrix_html),
+        return [view_out, r["legend"], ranked_out, gr.update(value=matrix_html),
                 r["info"], gr.update(choices=r["segments"],
                                      value=current if current in values else None),
                 r["compare"], *att_updates]
@@ -494,11 +572,40 @@ def build(ctx: base.Context) -> base.Module:
                 return (state, *[gr.skip()] * (n - 2), "")
             if not state.explained:
                 raise ValueError("press “Generate & explain” first")
+            if data.get("need") is True:  # the page lacks the click data: send it again
+                state.views.get(NAME, {}).pop("sent_key", None)
+            if adopt_ack(state, _ack(state, data.get("fast"))):
+                return (state, *draw(state, with_matrix, synced=True), "")
             state.select_token(int(data["index"]), extend=bool(data.get("shift")))
             return (state, *draw(state, with_matrix), "")
 
+        def _ack(state: SessionState, raw: Any) -> dict[str, Any] | None:
+            if raw is None or raw == "":
+                return None
+            ex = base.primary_example(wb, state)
+            if ex is None or not state.explained:
+                return None
+            t = _matrix_salience(wb, state, ex).num_response_tokens
+            return fast_salience.parse_ack(raw, t=t)
+
+        # always_last: clicks while one is pending are not dropped (the last one runs after it);
+        # a fast click's ack holds the whole selection, so only the newest one matters.
         view.click(on_click, [ctx.state, show_matrix], outs, api_visibility="private",
-                   concurrency_id="model", concurrency_limit=1)
+                   concurrency_id="model", concurrency_limit=1, trigger_mode="always_last")
+
+        @base.guard(n)
+        def on_granularity(state: SessionState, g: str, ack: str, with_matrix: bool,
+                           progress: gr.Progress = gr.Progress()) -> Any:  # noqa: B008
+            state.granularity = g or state.granularity
+            if not state.explained:
+                return (state, *[gr.skip()] * (n - 2), "")
+            if adopt_ack(state, _ack(state, ack)):
+                return (state, *draw(state, with_matrix, synced=True), "")
+            return (state, *draw(state, with_matrix, base.progress_adapter(progress)), "")
+
+        granularity.change(on_granularity, [ctx.state, granularity, fast_ack, show_matrix], outs,
+                           js=fast_salience.GRANULARITY_JS, api_visibility="private",
+                           concurrency_id="model", concurrency_limit=1)
 
         @base.guard(n)
         def on_setting(state: SessionState, m: str, g: str, inten: float, steps: float,
@@ -511,9 +618,8 @@ def build(ctx: base.Context) -> base.Module:
             return (state, *draw(state, with_matrix, base.progress_adapter(progress)), "")
 
         settings = [ctx.state, method, granularity, intensity, ig_steps, show_matrix]
-        for comp in (method, granularity):
-            comp.change(on_setting, settings, outs, api_visibility="private",
-                        concurrency_id="model", concurrency_limit=1)
+        method.change(on_setting, settings, outs, api_visibility="private",
+                      concurrency_id="model", concurrency_limit=1)
         for slider in (intensity, ig_steps):
             slider.release(on_setting, settings, outs, api_visibility="private",
                            concurrency_id="model", concurrency_limit=1)
