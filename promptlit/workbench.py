@@ -67,6 +67,11 @@ DEFAULT_SALIENCE_METHODS: tuple[str, ...] = ("grad_l2", "grad_dot_input")
 #: Salience methods whose numbers do not depend on ``ig_steps`` (their cache entries are shared
 #: across steps settings); any other method's key holds the steps.
 STEP_FREE_SALIENCE_METHODS = frozenset({"grad_l2", "grad_dot_input", "grad_norm", "attention"})
+ROW_SUM_SALIENCE_METHODS = frozenset({"grad_dot_input", "integrated_gradients"})
+"""Methods whose salience of a response span is exactly the sum of its rows of the full matrix:
+they are linear in the explained log-probability (Grad·Input of a sum of log-probs is the sum of
+their Grad·Inputs, and so is IG with the same steps and baseline). Grad L2, the norm of the
+span's summed gradient, is not the sum of the rows' norms, and is always computed."""
 
 #: Version of the salience cache keys, bumped whenever what a key holds changes, so a result
 #: cached under an older, incomplete key (issue 10: IG spans keyed without their steps) is
@@ -511,6 +516,11 @@ class Workbench:
         key, prompt, kwargs = self._salience_key(model, ex, response, methods, ig_steps, kwargs)
         result = self._salience_cache.get(key)
         if result is caching.MISSING:
+            reused = self._span_from_matrix(model, ex, response, methods, ig_steps, kwargs)
+            if reused is not None:
+                result = reused
+                self._salience_cache.put(key, result)
+        if result is caching.MISSING:
             if progress is not None:
                 progress(0.0, f"{model}: computing salience ({', '.join(methods)})")
             call = dict(kwargs)
@@ -522,6 +532,46 @@ class Workbench:
         if progress is not None:
             progress(1.0, f"{model}: salience ready")
         return result
+
+    def _span_from_matrix(self, model: str, ex: JsonDict, response: str,
+                          methods: Sequence[str], ig_steps: int, kwargs: Mapping[str, Any]
+                          ) -> Any | None:
+        """A span call (``span=(a, b), full_matrix=False``) answered from a cached full-matrix
+        result of the same text and settings, when every method asked for is one of
+        `ROW_SUM_SALIENCE_METHODS` (exact: their span salience is the sum of the span's rows);
+        None when there is no such result (the model then computes it)."""
+        span = kwargs.get("span")
+        if (span is None or kwargs.get("full_matrix", True) or "contrast" in kwargs
+                or not methods or not set(methods) <= ROW_SUM_SALIENCE_METHODS):
+            return None
+        a, b = int(span[0]), int(span[1])
+        rest = {k: v for k, v in kwargs.items() if k not in ("span", "full_matrix")}
+        tried: set[tuple[str, ...]] = set()
+        for cand in (tuple(methods), DEFAULT_SALIENCE_METHODS,
+                     (*DEFAULT_SALIENCE_METHODS, *methods)):
+            names = tuple(sorted(set(cand)))
+            if names in tried:
+                continue
+            tried.add(names)
+            key, _, _ = self._salience_key(model, ex, response, names, ig_steps, rest)
+            full = self._salience_cache.get(key)
+            if full is caching.MISSING or not all(m in full.matrices for m in methods):
+                continue
+            if not 0 <= a < b <= full.num_response_tokens:
+                return None  # the model says what is wrong with the span
+            import dataclasses
+
+            import numpy as np
+
+            scores = {(m, a, b): np.asarray(full.matrices[m][a:b]).sum(axis=0, dtype=np.float64)
+                      for m in methods}
+            metadata = {**full.metadata, "methods": list(methods),
+                        "span_from_matrix": True}
+            logger.debug("salience: %s span %s answered from the cached matrix", methods, span)
+            return dataclasses.replace(full, matrices={}, span_scores=scores,
+                                       signed={m: full.signed[m] for m in methods},
+                                       metadata=metadata)
+        return None
 
     def _salience_key(self, model: str, ex: JsonDict, response: str, methods: Sequence[str],
                       ig_steps: int, kwargs: Mapping[str, Any]
