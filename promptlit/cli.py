@@ -284,7 +284,8 @@ def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         server.serve(wb, host=args.host, port=args.port, share=args.share, auth=auth,
                      page_title=args.page_title, demo_mode=args.demo_mode,
                      default_layout=args.layout, open_browser=not args.no_browser,
-                     allow_public=args.allow_public, limits=limits, save_dir=save_dir)
+                     allow_public=args.allow_public, limits=limits, save_dir=save_dir,
+                     warmup=not args.no_warmup)
     return 0
 
 
@@ -739,6 +740,10 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--page-title", default="promptlit", metavar="T", help="browser tab title")
     add_mesh_argument(serve)
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    serve.add_argument("--no-warmup", action="store_true",
+                       help="do not explain the datasets' first examples in the background "
+                            "once serving (the warm-up compiles the kernels the first clicks "
+                            "need and caches their results; it never blocks the page)")
     limits = serve.add_argument_group("request limits (what one browser or API request may ask "
                                       "for)")
     defaults = RequestLimits()

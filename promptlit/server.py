@@ -417,9 +417,13 @@ class Server:
     app: Any
     host: str = "127.0.0.1"
     port: int = 0
+    warmup: Any = None
+    """The running `promptlit.warmup.WarmUp` (``serve(..., warmup=True)``), else None."""
 
     def stop(self) -> None:
-        """Stops the server (and its share tunnel)."""
+        """Stops the server (and its share tunnel, and cancels its warm-up)."""
+        if self.warmup is not None:
+            self.warmup.cancel(timeout=5.0)
         try:
             self.app.close(verbose=False)
         except TypeError:
@@ -468,7 +472,8 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
           inline_doc: str | None = None, onboarding: str | None = None,
           canonical_url: str | None = None, allow_public: bool = False,
           limits: RequestLimits | None = None, save_dir: str | os.PathLike | None = None,
-          login_throttle: LoginThrottle | None = None, **kw: Any) -> Server:
+          login_throttle: LoginThrottle | None = None, warmup: bool = False,
+          **kw: Any) -> Server:
     """Builds the app (`promptlit.ui.app.build_app`) and serves it.
 
     Args:
@@ -495,6 +500,10 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
       save_dir: where the page may save session examples (None: saving to the server is off).
       login_throttle: the `LoginThrottle` for ``auth`` (default: 5 free failures, then 2 s
         doubling up to 5 min).
+      warmup: once serving, explain the first example of each length bucket of every dataset
+        with every language model in a background thread (`promptlit.warmup.WarmUp`: compiles
+        the kernels, fills the caches; cancelled by `Server.stop`). ``promptlit serve`` turns it
+        on unless ``--no-warmup``.
       **kw: passed to ``gr.Blocks.launch`` (e.g. ``max_threads``, ``root_path``).
 
     Returns:
@@ -569,6 +578,10 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
         print(f"WARNING: {exposed}", file=sys.stderr, flush=True)
     server = Server(url=share_url or local_url, local_url=local_url, share_url=share_url,
                     share_error=share_error, app=demo, host=host, port=port)
+    if warmup:  # after the page is served: it never waits for the warm-up
+        from promptlit.warmup import WarmUp
+
+        server.warmup = WarmUp(workbench).start()
     if block:
         server.block()
     return server
