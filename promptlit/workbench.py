@@ -132,6 +132,7 @@ class Workbench:
         self.max_examples = max_examples
         self.validate_mode = validate
         self._lock = threading.RLock()
+        self._salience_running: dict[str, threading.Event] = {}
         self.models: dict[str, Model] = {n: self._wrap(n, m) for n, m in models.items()}
         self.datasets: dict[str, IndexedDataset] = {
             n: self._index(n, d) for n, d in datasets.items()}
@@ -521,17 +522,45 @@ class Workbench:
                 result = reused
                 self._salience_cache.put(key, result)
         if result is caching.MISSING:
+            result = self._wait_for_running(key, progress)
+        if result is caching.MISSING:
             if progress is not None:
                 progress(0.0, f"{model}: computing salience ({', '.join(methods)})")
             call = dict(kwargs)
             if progress is not None and "progress" in params:
                 call["progress"] = progress
-            result = salience_fn(prompt, response, methods=tuple(methods),
-                                 ig_steps=ig_steps, **call)
-            self._salience_cache.put(key, result)
+            try:
+                result = salience_fn(prompt, response, methods=tuple(methods),
+                                     ig_steps=ig_steps, **call)
+                self._salience_cache.put(key, result)
+            finally:
+                with self._lock:
+                    self._salience_running.pop(key).set()
         if progress is not None:
             progress(1.0, f"{model}: salience ready")
         return result
+
+    def _wait_for_running(self, key: str, progress: ProgressFn | None) -> Any:
+        """The result of the same salience call running in another thread (e.g. the server's
+        warm-up, or another session asking for the same example), once it is done; MISSING when
+        none is running, and then this caller is registered as computing it (it must call
+        ``self._salience_running.pop(key).set()`` when done). ``progress`` is called while
+        waiting, so a caller whose client went away stops waiting (`Cancelled`)."""
+        while True:
+            with self._lock:
+                running = self._salience_running.get(key)
+                if running is None:
+                    self._salience_running[key] = threading.Event()
+                    return caching.MISSING
+            while True:
+                if progress is not None:
+                    progress(0.0, "waiting for the same salience, already being computed")
+                if running.wait(0.5):
+                    break
+            result = self._salience_cache.get(key)
+            if result is not caching.MISSING:
+                return result
+            # it failed or was cancelled there: compute it here (or wait for the next one)
 
     def _span_from_matrix(self, model: str, ex: JsonDict, response: str,
                           methods: Sequence[str], ig_steps: int, kwargs: Mapping[str, Any]

@@ -76,3 +76,31 @@ def test_serve_starts_it_and_stop_cancels_it(on):
         server.stop()
     if on:
         assert not server.warmup.running
+
+
+def test_a_request_for_what_is_being_computed_waits_for_it_instead_of_computing_again():
+    import threading
+    import time
+
+    wb = make_workbench()
+    fake = wb.models["fake"].unwrap()
+    inner = fake.salience
+    started = threading.Event()
+
+    def slow(*a, **k):
+        started.set()
+        time.sleep(0.5)
+        return inner(*a, **k)
+
+    fake.salience = slow
+    ex = wb.datasets["toy"].examples[0]
+    wb.predict("fake", "toy", [ex])
+    results = []
+    first = threading.Thread(target=lambda: results.append(wb.salience("fake", ex)))
+    first.start()
+    assert started.wait(10)
+    seen = []
+    second = wb.salience("fake", ex, progress=lambda f, m: seen.append(m))  # while it runs
+    first.join(10)
+    assert fake.calls["salience"] == 1 and results[0] is second
+    assert any("already being computed" in m for m in seen)
