@@ -588,10 +588,10 @@ def build(ctx: base.Context) -> base.Module:
             t = _matrix_salience(wb, state, ex).num_response_tokens
             return fast_salience.parse_ack(raw, t=t)
 
-        # always_last: clicks while one is pending are not dropped (the last one runs after it);
-        # a fast click's ack holds the whole selection, so only the newest one matters.
+        # multiple: a click while another is pending is queued, not dropped (Gradio's default
+        # for clicks drops it), so the session ends on the last selection the page drew.
         view.click(on_click, [ctx.state, show_matrix], outs, api_visibility="private",
-                   concurrency_id="model", concurrency_limit=1, trigger_mode="always_last")
+                   concurrency_id="model", concurrency_limit=1, trigger_mode="multiple")
 
         @base.guard(n)
         def on_granularity(state: SessionState, g: str, ack: str, with_matrix: bool,
