@@ -6,6 +6,9 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${PROMPTLIT_VENV:-$repo_root/.venv}"
+# The exact versions CI tested (every package of `pip install -e .[test]`, pinned with ==);
+# `bash scripts/lock.sh` re-resolves pyproject.toml in a fresh venv and rewrites it.
+lock_file="$repo_root/requirements-lock.txt"
 
 is_recent_python() {
   "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1
@@ -45,21 +48,29 @@ ensure_venv() {
   fi
 }
 
-# install_promptlit [EXTRA]: `pip install -e .[EXTRA]` into the venv, skipped when that was done
-# before with the same pyproject.toml (a stamp in the venv remembers it), so a start needs no
-# network and prints nothing about packaging. Code changes need no reinstall (editable install).
-install_promptlit() {
-  local extra="${1:-}" target="$repo_root" stamp key
+# pip_install_locked [EXTRA]: `pip install -e .[EXTRA]` into the venv with every dependency at
+# its version in requirements-lock.txt (a constraints file: it pins versions, installs nothing
+# the extra does not need), quietly.
+pip_install_locked() {
+  local extra="${1:-}" target="$repo_root"
   [ -z "$extra" ] || target="$repo_root[$extra]"
-  stamp="$venv/.promptlit-install${extra:+-$extra}"
-  key="$repo_root $(cksum < "$repo_root/pyproject.toml")"
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -x "$venv/bin/promptlit" ]; then
-    return 0
-  fi
-  echo "Installing promptlit${extra:+[$extra]} and its dependencies into $venv"
   # setuptools' "Editable installation." notice (pip >= 25 shows build-backend warnings) is
   # information only; every other warning of the build still shows.
   PYTHONWARNINGS="ignore:Editable installation" \
-    "$venv/bin/python" -m pip install --quiet -e "$target"
+    "$venv/bin/python" -m pip install --quiet -c "$lock_file" -e "$target"
+}
+
+# install_promptlit [EXTRA]: `pip_install_locked [EXTRA]`, skipped when that was done before with
+# the same pyproject.toml and lock file (a stamp in the venv remembers them), so a start needs no
+# network and prints nothing about packaging. Code changes need no reinstall (editable install).
+install_promptlit() {
+  local extra="${1:-}" stamp key
+  stamp="$venv/.promptlit-install${extra:+-$extra}"
+  key="$repo_root $(cksum < "$repo_root/pyproject.toml") $(cksum < "$lock_file")"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && [ -x "$venv/bin/promptlit" ]; then
+    return 0
+  fi
+  echo "Installing promptlit${extra:+[$extra]} and its dependencies (requirements-lock.txt) into $venv"
+  pip_install_locked "$extra"
   echo "$key" > "$stamp"
 }

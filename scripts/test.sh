@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs promptlit with its test extra into .venv, Debian's chromium for the browser tests,
-# lints (ruff) and type-checks (mypy) the code, and runs the whole test suite. Extra arguments go to pytest, e.g. `bash scripts/test.sh -k salience`.
+# Installs promptlit with its test extra into .venv (at the versions of requirements-lock.txt),
+# Debian's chromium for the browser tests, lints (ruff) and type-checks (mypy) the code, and runs
+# the whole test suite. Extra arguments go to pytest, e.g. `bash scripts/test.sh -k salience`.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 ensure_venv
-"$venv/bin/python" -m pip install --quiet -e "$repo_root[test]"
+pip_install_locked test  # the versions in requirements-lock.txt: what CI tests
 
 if [ ! -x /usr/bin/chromium ]; then
   # The browser tests drive Debian's chromium through playwright (never `playwright install`).
