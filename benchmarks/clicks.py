@@ -155,14 +155,18 @@ def measure(page: Any, runs: int, fast: bool) -> dict[str, list[dict[str, float]
     page.evaluate(PROBE)
     page.evaluate("(off) => { if (window.promptlitSalience) "
                   "window.promptlitSalience.disabled = off; }", not fast)
-    n = page.eval_on_selector_all("#pl-salience-view .pl-resp[data-index]", "els => els.length")
+    # tokens one can click (a newline token has no box)
+    clickable = page.eval_on_selector_all(
+        "#pl-salience-view .pl-resp[data-index]",
+        "els => els.filter(e => e.textContent.trim() && e.getClientRects().length)"
+        ".map(e => parseInt(e.getAttribute('data-index'), 10))")
     gran = page.get_attribute("#pl-ranked table.pl-ranked", "data-granularity") or "words"
     span = tuple(int(x) for x in (page.get_attribute("#pl-ranked table.pl-ranked",
                                                      "data-span") or "0:1").split(":"))
     anchor = span[0]
     out: dict[str, list[dict[str, float]]] = {"span click": [], "granularity": []}
     for i in range(runs):
-        index = (i * 7 + 3) % n
+        index = clickable[(i * 7 + 3) % len(clickable)]
         shift = i % 4 == 3
         new = ((min(anchor, index), max(anchor, index) + 1) if shift else (index, index + 1))
         if not shift:
@@ -199,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", help="measure an already running server instead of starting one")
     ap.add_argument("--json", help="also write the raw timings here")
     ap.add_argument("--serve-arg", action="append", default=[],
-                    help="extra argument for `promptlit serve` (repeatable)")
+                    help="extra argument for `promptlit serve` (repeatable), e.g. "
+                         "--serve-arg=--no-warmup")
+    ap.add_argument("--wait-warmup", action="store_true",
+                    help="explain only once the server logged the end of its warm-up")
+    ap.add_argument("--first-only", action="store_true",
+                    help="only time the first explain after the start (no clicks)")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -211,8 +220,13 @@ def main(argv: list[str] | None = None) -> int:
             url = args.url.rstrip("/") + "/"
         else:
             t0 = time.perf_counter()
-            url, proc, _ = start_server(tmp.name, args.serve_arg)
+            url, proc, lines = start_server(tmp.name, args.serve_arg)
             print(f"server up in {time.perf_counter() - t0:.1f} s at {url}", flush=True)
+            if args.wait_warmup:
+                while not any("warm-up: done" in x or "warm-up: stopped" in x for x in lines):
+                    time.sleep(0.5)
+                print(f"warm-up done {time.perf_counter() - t0:.1f} s after the start",
+                      flush=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -220,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             first = explain(page, url)
             print(f"first explain (generate + matrix) {first:.2f} s", flush=True)
             results: dict[str, Any] = {}
-            for fast in (True, False):
+            for fast in (() if args.first_only else (True, False)):
                 path = "browser redraw" if fast else "server round trip"
                 results[path] = measure(page, args.runs, fast)
             browser.close()
