@@ -23,6 +23,13 @@ Usage:
     .venv/bin/python benchmarks/clicks.py                 # 20 clicks of each kind and path
     .venv/bin/python benchmarks/clicks.py --runs 40 --json clicks.json
     .venv/bin/python benchmarks/clicks.py --url http://127.0.0.1:5432/   # a running server
+    .venv/bin/python benchmarks/clicks.py --first-only --serve-arg=--no-warmup  # first explain
+    .venv/bin/python benchmarks/clicks.py --first-only --wait-warmup   # ... after the warm-up
+
+``--first-only`` times only the first "Generate & explain" after the start (fresh cache dir):
+with ``--serve-arg=--no-warmup`` it pays every compile; by default the server's background
+warm-up (`promptlit.warmup`) is explaining example 0 meanwhile; ``--wait-warmup`` clicks once
+the warm-up logged its end.
 
 Goal: a click updates the view in < 50 ms (median and p90) with the browser-side redraw.
 The load average is printed with the table: other work on the machine moves the numbers.
