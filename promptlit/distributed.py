@@ -6,17 +6,19 @@ devices as a `data x model` grid (`jax.sharding.Mesh` with the axes ``("data", "
 * **model parallel** (the ``model`` axis): each weight is split across the devices of a row with
   the model family's keras-hub layout map (`Backbone.get_layout_map`: attention heads, the
   feed-forward width and the vocabulary on ``model``; the hidden width on ``data``, as the Gemma
-  team trained). Every device holds only its shard (`NamedSharding` on the keras variables, so
+  team trained). Every device stores only its shard (`NamedSharding` on the keras variables, so
   `lm_forward`'s params pytree is sharded the same way); the salience kernels and keras-hub's
   generate run under `jax.jit` with those shardings and XLA's SPMD partitioner inserts the
-  collectives: no device ever gathers the whole model.
+  collectives. A weight split over ``model`` is never gathered whole (the compiled kernels only
+  gather over ``data``, to the model shard: FSDP-style; with ``model=1`` that is the whole
+  weight of the layer being computed).
 * **data parallel** (the ``data`` axis): batched work is split over it: the target chunks of the
   salience matrix, the Integrated Gradients alpha batches, the prompts of a generation batch and
   a batch of examples (`shard_batch`).
 
-`--mesh data=D,model=M` (`parse_mesh`) picks the grid over this process's devices; without it every
-local device sits on the data axis (`MeshSpec()`), and a mesh of one device is no mesh at all (`as_mesh` returns None: the
-single-device code path, bit for bit).
+`--mesh data=D,model=M` (`parse_mesh`) picks the grid over this process's devices; without it
+every local device sits on the data axis (`MeshSpec()`), and a mesh of one device is no mesh at
+all (`as_mesh` returns None: the single-device code path, bit for bit).
 
 Example:
     >>> mesh = as_mesh("data=2,model=4")  # doctest: +SKIP  (needs 8 devices)
@@ -221,7 +223,7 @@ def check_model_axis(backbone: Any, mesh: Any, *, where: str = "mesh") -> None:
                         f"heads. Fix: model must be one of {fits} for this model.")
 
 
-def weight_specs(causal_lm: Any, mesh: Any) -> dict[str, Any]:
+def weight_specs(causal_lm: Any, mesh: Any, *, where: str = "mesh") -> dict[str, Any]:
     """`{variable.path: jax.sharding.PartitionSpec}` for every weight of `causal_lm` on `mesh`.
 
     From the family's keras-hub layout map (`get_layout_map`); a variable it does not name is
@@ -234,7 +236,7 @@ def weight_specs(causal_lm: Any, mesh: Any) -> dict[str, Any]:
         MeshError: from `check_model_axis`.
     """
     backbone = causal_lm.backbone
-    check_model_axis(backbone, mesh)
+    check_model_axis(backbone, mesh, where=where)
     layout_map = _keras_layout_map(type(backbone), mesh)
     return {v.path: _spec(v.path, tuple(int(s) for s in v.shape), layout_map, mesh)
             for v in _variables(causal_lm)}
@@ -260,7 +262,7 @@ def _spec(path: str, shape: tuple[int, ...], layout_map: Any, mesh: Any) -> Any:
     return PartitionSpec(*axes)
 
 
-def shard_causal_lm(causal_lm: Any, mesh: Any) -> dict[str, Any]:
+def shard_causal_lm(causal_lm: Any, mesh: Any, *, where: str = "mesh") -> dict[str, Any]:
     """Places every weight of `causal_lm` on `mesh` with `weight_specs`, in place.
 
     Each keras variable's value becomes a `jax.Array` with a `NamedSharding` (a no-op for
@@ -270,10 +272,10 @@ def shard_causal_lm(causal_lm: Any, mesh: Any) -> dict[str, Any]:
     import jax
     from jax.sharding import NamedSharding
 
-    mesh = as_mesh(mesh)
+    mesh = as_mesh(mesh, where=where)
     if mesh is None:
         return {}
-    specs = weight_specs(causal_lm, mesh)
+    specs = weight_specs(causal_lm, mesh, where=where)
     placed: dict[str, Any] = {}
     for v in _variables(causal_lm):
         sharding = NamedSharding(mesh, specs[v.path])
@@ -288,16 +290,18 @@ def shard_causal_lm(causal_lm: Any, mesh: Any) -> dict[str, Any]:
     return placed
 
 
-def loading_scope(backbone_cls: type | None, mesh: Any) -> Any:
+def loading_scope(backbone_cls: type | None, mesh: Any, *, where: str = "mesh") -> Any:
     """A context manager under which keras-hub creates (and loads) weights already sharded for
     `mesh` (a `keras.distribution.ModelParallel` whose layouts are `weight_specs`'), so no
-    device ever holds a whole model; a no-op context without a mesh or a known backbone class."""
+    device ever stores the whole model; a no-op context without a mesh or a known backbone
+    class. (`promptlit.models.presets` writes each weight of a local single-file preset
+    straight into the layouts of the active distribution.)"""
     import contextlib
 
-    mesh = as_mesh(mesh)
+    mesh = as_mesh(mesh, where=where)
     if mesh is None or backbone_cls is None:
         return contextlib.nullcontext()
-    check_model_axis(backbone_cls, mesh)
+    check_model_axis(backbone_cls, mesh, where=where)
     layout_map = _keras_layout_map(backbone_cls, mesh)
     if layout_map is None:
         return contextlib.nullcontext()  # replicated weights: placed after loading

@@ -125,6 +125,21 @@ def batch_input_spec(lm: object) -> list[object]:
     return []
 
 
+def loaded_specs(preset: str, mesh: object) -> dict[str, object]:
+    """Each weight's placement right after loading under `loading_scope` (before
+    `KerasCausalLM` could reshard it): a spec, or "single device" for a whole copy."""
+    from jax.sharding import NamedSharding
+
+    from promptlit import distributed
+    from promptlit.models.presets import load_causal_lm
+
+    with distributed.loading_scope(distributed.preset_backbone_class(preset), mesh):
+        raw = load_causal_lm(preset, dtype="float32")
+    return {v.path: [a for a in v.value.sharding.spec]
+            if isinstance(v.value.sharding, NamedSharding) else "single device"
+            for v in raw.backbone.weights}
+
+
 def bad_meshes(causal_lm: object) -> dict[str, str]:
     from promptlit import distributed
 
@@ -157,6 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         causal_lm.save_to_preset(tmp)
         lm24 = KerasCausalLM.from_preset(tmp, mesh="data=2,model=4", **opts)
+        result["loaded"] = loaded_specs(tmp, lm24.mesh)
     lm81 = KerasCausalLM(causal_lm, handle="test://mesh-gemma", mesh="data=8,model=1", **opts)
     for name, lm in (("2x4", lm24), ("8x1", lm81)):
         got = compute(lm)

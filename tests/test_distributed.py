@@ -122,6 +122,11 @@ def test_each_device_holds_only_its_shard(mesh_run: dict, mesh: str, sizes: dict
 
 
 @pytest.mark.slow
+def test_a_local_preset_loads_straight_into_its_shards(mesh_run: dict) -> None:
+    assert mesh_run["loaded"] == mesh_run["2x4"]["expected_specs"]
+
+
+@pytest.mark.slow
 def test_bad_meshes_fail_with_what_and_how(mesh_run: dict) -> None:
     bad = mesh_run["bad_meshes"]
     assert ("data=3 x model=4 = 12 devices, which does not divide the 8 cpu devices"

@@ -325,9 +325,10 @@ class KerasCausalLM(BatchedModel):
                              "load it with keras_hub.models.CausalLM.from_preset(...).")
         from promptlit import distributed
 
-        self.mesh = distributed.as_mesh(mesh, where=f"KerasCausalLM({handle or ''!s}) mesh")
+        where = f"{handle or type(causal_lm).__name__}: mesh"
+        self.mesh = distributed.as_mesh(mesh, where=where)
         if self.mesh is not None:
-            distributed.shard_causal_lm(causal_lm, self.mesh)
+            distributed.shard_causal_lm(causal_lm, self.mesh, where=where)
         self.causal_lm = causal_lm
         self.handle = handle
         self.name = name or (handle.rstrip("/").split("/")[-1] if handle else
@@ -400,7 +401,7 @@ class KerasCausalLM(BatchedModel):
         backbone_cls = (distributed.preset_backbone_class(resolved.path)
                         if mesh is not None and resolved is not None and resolved.path is not None
                         else None)
-        with distributed.loading_scope(backbone_cls, mesh):
+        with distributed.loading_scope(backbone_cls, mesh, where=f"{handle}: mesh"):
             causal_lm = load_causal_lm(handle, dtype=dtype, timeout_s=timeout_s)
         try:
             return cls(causal_lm, handle=handle, name=name, mesh=mesh, **{**defaults, **kwargs})

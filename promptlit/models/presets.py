@@ -339,6 +339,10 @@ def _load_keras_preset_weights_once(source: str, dtype: str | None) -> Any | Non
     with keras.StatelessScope(initialize_variables=False):
         backbone = keras_hub.models.Backbone.from_preset(source, load_weights=False, **kwargs)
     variables = list(backbone.weights)
+    distribution = keras.distribution.distribution()
+    if distribution is not None:  # e.g. promptlit.distributed.loading_scope: every weight is
+        for v in variables:       # written straight into its shards, never whole on one device
+            v._layout = distribution.get_variable_layout(v)
     ids = {id(v) for v in variables}
     pending = global_state.get_global_attribute("uninitialized_variables") or []
     global_state.set_global_attribute("uninitialized_variables",
