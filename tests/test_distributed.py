@@ -137,3 +137,12 @@ def test_bad_meshes_fail_with_what_and_how(mesh_run: dict) -> None:
         "data=1,model=8"]
     assert all("Fix:" in v for v in bad.values()), bad
     assert mesh_run["subset"] == "data=1,model=4 (4 cpu devices)"  # a part of the 8 devices
+
+
+def test_out_of_memory_retries_stop_at_one_width_per_data_device() -> None:
+    from promptlit.salience.kernels import _retry_width
+
+    oom = RuntimeError("RESOURCE_EXHAUSTED: out of memory")
+    assert _retry_width("salience_matrix", oom, 16, "targets per chunk", floor=8) == 8
+    with pytest.raises(MemoryError, match="even with 8 of the targets per chunk .one per device"):
+        _retry_width("salience_matrix", oom, 8, "targets per chunk", floor=8)

@@ -451,11 +451,15 @@ def _compilable(fwd: LMForward, bucket: int, most: int, what: str, where: str) -
     return cap
 
 
-def _retry_width(where: str, error: BaseException, width: int, what: str) -> int:
-    """After an out-of-memory `error` at `width`: the halved width, or raise MemoryError."""
-    if width <= 1:
+def _retry_width(where: str, error: BaseException, width: int, what: str, floor: int = 1
+                 ) -> int:
+    """After an out-of-memory `error` at `width`: the halved width, or raise MemoryError when
+    `width` is already `floor` (1; on a mesh, the data axis: widths are multiples of it)."""
+    if width <= floor:
         raise MemoryError(
-            f"{where}: out of memory even with 1 of the {what}; use a shorter prompt, bfloat16 "
+            f"{where}: out of memory even with {floor} of the {what}"
+            f"{' (one per device of the data axis)' if floor > 1 else ''}; use a shorter "
+            "prompt, bfloat16 "
             "weights (--dtype bfloat16) or a device with more memory (`promptlit plan` estimates "
             f"what fits). ({(str(error).splitlines() or [''])[0][:200]})"
         ) from error
@@ -706,7 +710,8 @@ def span_salience(
         except Exception as e:
             if not memory.is_out_of_memory(e):
                 raise
-            most = _retry_width(where, e, width if use_ig else 1, "alphas per batch")
+            most = _retry_width(where, e, width if use_ig else 1, "alphas per batch",
+                                floor=_dp(fwd, 1) if use_ig else 1)
             width = _dp(fwd, split_evenly(ig_steps, most)[0])
             retries += 1
     if ig_sum is not None:
@@ -963,7 +968,8 @@ def salience_matrix(
                 except Exception as e:
                     if not memory.is_out_of_memory(e):
                         raise
-                    most = _retry_width(where, e, width, "targets per chunk")
+                    most = _retry_width(where, e, width, "targets per chunk",
+                                        floor=_dp(fwd, 1))
                     width = _dp(fwd, split_evenly(rows_per_call, most)[0])
                     retries += 1
             calls += 1
