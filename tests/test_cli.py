@@ -219,7 +219,7 @@ def test_salience_prints_top_segments(good_jsonl, capsys):
 def test_python_dash_m_help():
     result = subprocess.run([sys.executable, "-m", "promptlit", "--help"], capture_output=True,
                             text=True, timeout=120)
-    assert result.returncode == 0 and "{serve,validate,salience,plan,compare}" in result.stdout
+    assert result.returncode == 0 and "{serve,validate,salience,plan,compare,explain}" in result.stdout
 
 
 @pytest.mark.parametrize("demo, models, datasets, layout", [
