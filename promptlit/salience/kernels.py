@@ -1072,7 +1072,9 @@ def salience_matrix_batch(
         return [{m: np.zeros((0, ids.shape[0]), dtype) for m in methods} for ids in seqs]
     nb = bucket_length(max(ids.shape[0] for ids in seqs))
     most = chunk_size or max(1, _max_width(MAX_CHUNK) // rows)
-    width = split_evenly(t_max, most)[0]
+    # One width per batch size, whatever the batch's longest response (fewer compiles: a
+    # dataset's batches differ in T, not in shape); narrower only when every T is shorter.
+    width = min(most, ladder_up(t_max))
     padded = np.zeros((rows, nb), np.int32)
     mask = np.zeros((rows, nb), bool)
     tpad = np.zeros((rows, nb + width), np.int32)
