@@ -409,6 +409,28 @@ class WorkerArgs:
     load_via: str
     deadline: float
     seed: int = 0
+    max_rss_gb: float | None = None
+
+
+def cap_memory(max_rss_gb: float | None) -> None:
+    """Caps the kernels' planning budget so this process stays under `max_rss_gb` of resident
+    memory: `min(the budget from free memory, BUDGET_FRACTION x (max_rss_gb - current RSS))`.
+
+    On a shared machine the free memory at planning time is not all ours (others' processes
+    grow later). The cap cannot go below one target / one alpha: the float32 2B's IG at N = 128
+    needs ~4 GB of activations even with 1 alpha per batch (on 9.74 GB of weights)."""
+    if max_rss_gb is None:
+        return
+    from promptlit.salience import memory
+
+    free_budget = memory.budget_bytes
+
+    def capped(device: Any = None) -> int:
+        room = int(max_rss_gb * GB) - _status_kb("VmRSS") * 1024
+        return min(free_budget(device), int(memory.BUDGET_FRACTION * max(room, 0)))
+
+    memory.budget_bytes = capped  # the kernels call memory.budget_bytes() at planning time
+    log(f"kernels' memory budget capped for a peak RSS of {max_rss_gb:g} GB")
 
 
 def _model_dtype(dtype: str) -> tuple[str, str | None]:
@@ -440,6 +462,7 @@ def run_worker(a: WorkerArgs) -> list[dict[str, Any]]:
 
     from promptlit.salience import kernels as K
 
+    cap_memory(a.max_rss_gb)
     rec = Recorder()
     pads = PaddingLog()
     klog = logging.getLogger("promptlit.salience.kernels")
@@ -611,9 +634,9 @@ def _ratios(row: dict[str, Any], ig_steps: int) -> None:
 # ----------------------------------------------------------------------------- comparing dtypes
 
 
-def _prompts(tiny: bool) -> list[str]:
+def _prompts(tiny: bool, count: int | None = None) -> list[str]:
     """Prompt + target texts of `datasets/sample_prompts.jsonl` with 30-65 words (60-110
-    tiny_lm tokens), longest first: 3 (2 for --dry-run)."""
+    tiny_lm tokens), longest first: `count`, by default 3 (2 for --dry-run)."""
     path = ROOT / "datasets" / "sample_prompts.jsonl"
     texts = []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -622,15 +645,18 @@ def _prompts(tiny: bool) -> list[str]:
             text = str(ex.get("prompt", "")) + " " + str(ex.get("target", ""))
             texts.append(" ".join(text.split()))
     texts = sorted((t for t in texts if 30 <= len(t.split()) <= 65), key=len, reverse=True)
-    return texts[:2] if tiny else texts[:3]
+    return texts[: count if count is not None else (2 if tiny else 3)]
 
 
-def compare_worker(dtype: str, tiny: bool, ig_steps: int, out: str, seed: int = 0) -> None:
+def compare_worker(dtype: str, tiny: bool, ig_steps: int, out: str, seed: int = 0,
+                   max_rss_gb: float | None = None, prompts: int | None = None) -> None:
     """Salience of real text (tiny_lm's tokenizer) in one configuration, saved as .npz."""
     import keras_hub
     import numpy as np
 
     from promptlit.salience import kernels as K
+
+    cap_memory(max_rss_gb)
 
     policy, stored = _model_dtype(dtype)
     lm, values = build_causal_lm(architecture(tiny), policy, seed, weights_dtype=stored,
@@ -639,7 +665,7 @@ def compare_worker(dtype: str, tiny: bool, ig_steps: int, out: str, seed: int = 
     values.clear()
     tokenizer = keras_hub.models.GemmaTokenizer.from_preset(str(ROOT / "presets" / "tiny_lm"))
     arrays: dict[str, Any] = {}
-    for i, text in enumerate(_prompts(tiny)):
+    for i, text in enumerate(_prompts(tiny, prompts)):
         ids = np.concatenate([[tokenizer.token_to_id("<bos>")],
                               np.asarray(tokenizer(text))]).astype(np.int32)
         n = ids.shape[0]
@@ -716,25 +742,33 @@ def compare_dtypes(args: argparse.Namespace) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="gemma2-compare-"))
     files = {}
-    for dtype in DTYPES:
+    # float32 is the reference; --dtypes picks the others (default: both bfloat16 variants)
+    dtypes = ["float32", *[d for d in (args.dtypes or DTYPES[1:]) if d != "float32"]]
+    for dtype in dtypes:
         files[dtype] = work / f"{dtype}.npz"
         cmd = ["--worker-compare", dtype, "--out", str(files[dtype]),
                "--ig-steps", str(args.ig_steps)] + (["--dry-run"] if args.dry_run else [])
+        if args.prompts is not None:
+            cmd += ["--prompts", str(args.prompts)]
+        if args.max_rss_gb is not None:
+            cmd += ["--max-rss-gb", str(args.max_rss_gb)]
         _spawn(cmd, collect=False)
     tokenizer = keras_hub.models.GemmaTokenizer.from_preset(str(ROOT / "presets" / "tiny_lm"))
     ref = dict(np.load(files["float32"]))
     result = {}
-    for dtype in DTYPES[1:]:
+    others = dtypes[1:]
+    for dtype in others:
         result[dtype] = compare_metrics(ref, dict(np.load(files[dtype])), tokenizer)
     shutil.rmtree(work, ignore_errors=True)
     label = "gemma2-tiny" if args.dry_run else "gemma2_2b"
     print(f"bfloat16 vs float32 salience, {label}, same random weights "
-          f"({len(_prompts(args.dry_run))} prompts; min / mean / max over prompts):")
-    keys = list(result[DTYPES[1]])
-    rows = [["metric", *DTYPES[1:]]]
+          f"({len(_prompts(args.dry_run, args.prompts))} prompts, IG-{args.ig_steps}; "
+          "min / mean / max over prompts):")
+    keys = list(result[others[0]])
+    rows = [["metric", *others]]
     for k in keys:
         rows.append([k, *[f"{result[d][k]['min']:.3g} / {result[d][k]['mean']:.3g} / "
-                          f"{result[d][k]['max']:.3g}" for d in DTYPES[1:]]])
+                          f"{result[d][k]['max']:.3g}" for d in others]])
     print(_table(rows))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
@@ -935,8 +969,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="wall-clock budget for all configurations; later measures are "
                         "skipped (and said so) once it is spent")
+    parser.add_argument("--max-rss-gb", type=float, default=None,
+                        help="cap each worker's planned peak resident memory (GB; the kernels "
+                        "pick narrower target chunks / IG batches to stay under it): for a "
+                        "machine whose free memory is shared with others")
     parser.add_argument("--compare-dtypes", action="store_true",
-                        help="bfloat16 vs float32 salience on the same random weights")
+                        help="bfloat16 vs float32 salience on the same random weights "
+                        "(--dtypes: which bfloat16 configurations; float32 is the reference)")
+    parser.add_argument("--prompts", type=int, default=None,
+                        help="--compare-dtypes: how many sample prompts (default 3; 2 dry)")
     parser.add_argument("--check", action="store_true",
                         help="kernels vs a float64 reference on a tiny Gemma 2 (jax < 0.12)")
     parser.add_argument("--check-tolerance", type=float, default=1e-3)
@@ -956,7 +997,8 @@ def main(argv: list[str] | None = None) -> int:
         run_worker(WorkerArgs(**json.loads(args.worker)))
         return 0
     if args.worker_compare:
-        compare_worker(args.worker_compare, args.dry_run, args.ig_steps, args.out)
+        compare_worker(args.worker_compare, args.dry_run, args.ig_steps, args.out,
+                       max_rss_gb=args.max_rss_gb, prompts=args.prompts)
         return 0
     if args.worker_check_ref:
         check_reference_worker(args.out, 320, [1, 7, 100, 199, 250, 300, 318, 319], 8)
@@ -988,7 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
             wa = WorkerArgs(dtype=dtype, tiny=tiny, sizes=sizes, targets=targets,
                             repeats=repeats, heavy_repeats=heavy, gen_prompt=gen[0],
                             gen_new=gen[1], loop_max_n=args.loop_max_n, ig_steps=args.ig_steps,
-                            load_dir=load_dir, load_via=args.load_via, deadline=deadline)
+                            load_dir=load_dir, load_via=args.load_via, deadline=deadline,
+                            max_rss_gb=args.max_rss_gb)
             rows += _spawn(["--worker", json.dumps(dataclasses.asdict(wa))])
     finally:
         if scratch:

@@ -9,8 +9,9 @@
 #   bash benchmarks/gpu.sh -- --sizes 1024  # anything after -- goes to gemma2_2b.py
 #
 # Python and JAX: $PYTHON if set, else the machine's python3 when it imports jax (a GPU image's
-# own jax + CUDA plugin is used as is), else a fresh venv with `pip install "jax[cuda12]"`
-# (needs the internet). keras, keras-hub and their pure-Python needs that the machine lacks are
+# own jax + CUDA plugin is used as is), else the checkout's .venv (for --dry-run; for a real run
+# only if its jax sees an accelerator), else a fresh venv from python3.12 with
+# `pip install "jax[cuda12]"` and the pinned keras / keras-hub (needs the internet). keras, keras-hub and their pure-Python needs that the machine lacks are
 # installed from the wheels in benchmarks/.gpu-wheels/ (`--fetch-wheels`, ~9 MB) with
 # `pip install --no-index --no-deps --target` into a scratch folder on PYTHONPATH; nothing is
 # installed into the machine's environment. keras-hub 0.29 imports TensorFlow unconditionally in
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --fetch-wheels) MODE=fetch ;;
     --dry-run) MODE=dry ;;
-    --help|-h) sed -n '2,24p' "$0"; exit 0 ;;
+    --help|-h) sed -n '2,23p' "$0"; exit 0 ;;
     --) shift; BENCH_ARGS=("$@"); break ;;
     *) echo "gpu.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -59,16 +60,30 @@ if [ "$MODE" = fetch ]; then
 fi
 
 # ---- Python with JAX
+# The checkout's own .venv (CPU jax) serves --dry-run, and a real run only where its jax sees an
+# accelerator; a fresh venv is the last resort (the carried wheels are for CPython 3.12).
+VENV_PY="$REPO/.venv/bin/python"
+venv_ok() {
+  [ -x "$VENV_PY" ] || return 1
+  if [ "$MODE" = dry ]; then "$VENV_PY" -c "import jax" >/dev/null 2>&1
+  else "$VENV_PY" -c "import jax, sys; sys.exit(jax.default_backend() == 'cpu')" >/dev/null 2>&1
+  fi
+}
 if [ -n "${PYTHON:-}" ]; then
   PY="$PYTHON"
 elif python3 -c "import jax" >/dev/null 2>&1; then
   PY="$(command -v python3)"
+elif venv_ok; then
+  PY="$VENV_PY"
 else
-  say "no python3 with jax here: making a venv with jax[cuda12] (needs the internet)"
+  BASE_PY="$(command -v python3.12 || command -v python3)"
+  say "no python3 with jax here: making a venv ($BASE_PY) with jax[cuda12], keras and keras-hub"
+  say "(needs the internet)"
   VENV="${TMPDIR:-/tmp}/promptlit-gpu-venv"
-  python3 -m venv "$VENV"
+  "$BASE_PY" -m venv "$VENV"
   "$VENV/bin/pip" install --quiet "jax[cuda12]" numpy scipy ml-dtypes h5py rich absl-py \
-    sentencepiece || { say "could not install jax[cuda12]; set PYTHON to a python with jax"; exit 1; }
+    sentencepiece "${WHEEL_SPECS[@]}" || {
+    say "could not install jax[cuda12]; set PYTHON to a python with jax"; exit 1; }
   PY="$VENV/bin/python"
 fi
 read -r JAX_VERSION BACKEND DEVICES < <("$PY" -c "
@@ -89,6 +104,10 @@ else
   ls "$WHEELS"/*.whl >/dev/null 2>&1 || {
     say "keras / keras-hub are missing and $WHEELS has no wheels: run"
     say "'bash benchmarks/gpu.sh --fetch-wheels' where PyPI is reachable and carry that folder"
+    exit 1; }
+  "$PY" -c "import sys; sys.exit(sys.version_info[:2] != (3, 12))" || {
+    say "the carried wheels are for CPython 3.12 and $PY is $("$PY" -V 2>&1): install"
+    say "${WHEEL_SPECS[*]} into it, or set PYTHON to a python 3.12 with jax"
     exit 1; }
   rm -rf "$SITE" && mkdir -p "$SITE"
   MISSING=()

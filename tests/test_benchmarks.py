@@ -95,6 +95,24 @@ def test_fill_draws_like_the_keras_initialiser_in_the_target_dtype() -> None:
     assert abs(np.asarray(z16, np.float32).std() * np.sqrt(4096) - 1) < 0.02
 
 
+def test_max_rss_caps_the_kernels_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-rss-gb: the planning budget is BUDGET_FRACTION x (cap - current RSS), never more
+    than the free-memory budget, and 0 once the process is over the cap."""
+    from promptlit.salience import memory
+
+    monkeypatch.setattr(memory, "budget_bytes", lambda device=None: 100 * bench.GB)
+    rss = bench._status_kb("VmRSS") * 1024
+    bench.cap_memory((rss + 2 * bench.GB) / bench.GB)
+    assert 1.5 * bench.GB < memory.budget_bytes() <= memory.BUDGET_FRACTION * 2.1 * bench.GB
+    monkeypatch.setattr(memory, "budget_bytes", lambda device=None: bench.GB // 2)
+    bench.cap_memory((rss + 2 * bench.GB) / bench.GB)
+    assert memory.budget_bytes() == bench.GB // 2
+    monkeypatch.setattr(memory, "budget_bytes", lambda device=None: bench.GB)
+    bench.cap_memory(0.001)
+    assert memory.budget_bytes() == 0
+    assert bench._prompts(False, 1) == bench._prompts(False)[:1]
+
+
 @pytest.mark.slow
 def test_built_models_compute_what_keras_hub_computes() -> None:
     """float32, bfloat16 (the rounded float32 weights) and bf16w-f32c (bfloat16 params in a
@@ -151,6 +169,7 @@ def test_compare_dtypes_dry_run(tmp_path: Path) -> None:
                  "--json", str(out)])
     res = json.loads(out.read_text())
     assert set(res) == {"bfloat16", "bf16w-f32c"}
+    assert "(2 prompts, IG-4;" in proc.stdout
     for name, metrics in res.items():
         for method in ("grad_l2", "grad_dot_input", "integrated_gradients"):
             overlap = metrics[f"{method}/overlap@10"]
