@@ -196,7 +196,8 @@ def test_serve_builds_workbench_and_calls_server(good_jsonl, tmp_path, monkeypat
     assert calls["kwargs"] == {"host": "127.0.0.1", "port": 8081, "share": False,
                                "auth": [("ann", "pw")], "page_title": "promptlit",
                                "demo_mode": True, "default_layout": "lm",
-                               "open_browser": True, "allow_public": False, "save_dir": None}
+                               "open_browser": True, "allow_public": False, "save_dir": None,
+                               "warmup": True}
     assert limits == RequestLimits()
 
 
@@ -601,3 +602,11 @@ def test_salience_contrast_explains_why_the_response_rather_than_another(capsys)
     assert log_a > log_b  # the model prefers what it wrote
     scores = [float(ln.split()[1]) for ln in out.splitlines() if ln[:4].strip().rstrip(".").isdigit()]
     assert len(scores) == 3 and abs(scores[0]) >= abs(scores[-1]) > 0
+
+
+def test_serve_no_warmup_turns_the_background_warmup_off(good_jsonl, tmp_path, monkeypatch):
+    calls = {}
+    monkeypatch.setattr(server_module, "serve", lambda wb, **kw: calls.update(kw))
+    assert cli.main(["serve", "--models", "m:fake://ok", "--datasets", f"g:{good_jsonl}",
+                     "--no-browser", "--no-warmup", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert calls["warmup"] is False

@@ -182,3 +182,32 @@ def test_public_bind_without_auth_is_refused_in_demo_mode_and_warned_otherwise(t
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "--allow-public" in done.stderr and "--auth" in done.stderr
+
+
+def test_browser_side_redraws_keep_evil_text_as_text(evil_server, page):
+    """Span clicks and granularity switches redrawn in the browser (`fast_salience`) set every
+    token and segment through textContent: the payload in the prompt and the explained target
+    stays text."""
+    url, _, _ = evil_server
+    page.goto(f"{url}?dataset=evil&example=0&layout=lm&granularity=words")
+    page.wait_for_function(
+        "() => (document.querySelector('#pl-salience-view')?.innerText || '').includes('PROMPT')")
+    page.click("#pl-explain-target label:has-text('target')")
+    page.click("#pl-explain")
+    page.wait_for_function(
+        "() => document.querySelector('#pl-footer')?.innerText.includes('salience ready')",
+        timeout=300_000)
+    page.wait_for_selector("#pl-ranked table.pl-ranked")
+    n = page.eval_on_selector_all("#pl-salience-view .pl-resp[data-index]", "e => e.length")
+    page.wait_for_function("() => window.promptlitSalience && "
+                           "window.promptlitSalience.aggregate('grad_l2', 0, 1, 'tokens')")
+    for index in (1, n // 2, n - 1):
+        page.click(f'#pl-salience-view .pl-resp[data-index="{index}"]')
+        page.wait_for_selector(f'#pl-ranked table.pl-ranked[data-span="{index}:{index + 1}"]')
+        assert evil_elements(page) == []
+    for g in ("tokens", "sentences", "lines"):
+        page.locator("#pl-granularity").get_by_label(g, exact=True).check()
+        page.wait_for_selector(f'#pl-ranked table.pl-ranked[data-granularity="{g}"]')
+        assert evil_elements(page) == []
+    assert "<form" in page.inner_text("#pl-salience-view .pl-prompt")
+    shoot(page, "security_fast_redraw")
