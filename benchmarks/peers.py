@@ -25,7 +25,10 @@ Ratios (above 1: promptlit is faster), wall time, median over `--repeats` warm c
 * `loop/matrix`: the PyTorch loop (both methods from one gradient) over the promptlit matrix;
 * `sal/matrix`, `ixg/matrix`: each Inseq method (one method per call) over the promptlit matrix
   (which yields both methods);
-* `ig/IGmatrix`: Inseq's `integrated_gradients` over promptlit's IG-16 matrix.
+* `ig/IGmatrix`: Inseq's `integrated_gradients` over promptlit's IG-16 matrix;
+* `cpu ...`: the same ratios of each stack's process CPU time (all threads), which moves far
+  less than wall time when other jobs share the cores. The raw times of every stack are also
+  written to `WORKDIR/<model>_times.json`.
 
 Each stack runs in its own subprocess (jax and torch never share a process or fight for threads),
 one after the other, so the machine's load should be similar across a cell; the load average is
@@ -462,6 +465,8 @@ def _bench_model(family: str, workdir: Path, cells: list[tuple[int, int]],
         jax_cache=str(workdir / "jax_cache"), arrays=str(workdir / f"{family}_promptlit.npz")),
         promptlit_python)
     load_after = os.getloadavg()
+    (workdir / f"{family}_times.json").write_text(json.dumps(
+        {"torch": tr, "inseq": ins, "promptlit": pl}, indent=1))
     a_t = np.load(workdir / f"{family}_torch.npz")
     a_i = np.load(workdir / f"{family}_inseq.npz")
     a_p = np.load(workdir / f"{family}_promptlit.npz")
@@ -488,6 +493,10 @@ def _bench_model(family: str, workdir: Path, cells: list[tuple[int, int]],
             "ig_matrix_s": p.get("ig_matrix_s"), "inseq_ig_s": ii.get("integrated_gradients_s"),
             "ig/IGmatrix": ratio(ii.get("integrated_gradients_s"), p.get("ig_matrix_s")),
             "cpu loop/matrix": ratio(tt["loop_cpu_s"], p["matrix_cpu_s"]),
+            "cpu sal/matrix": ratio(ii.get("saliency_cpu_s"), p["matrix_cpu_s"]),
+            "cpu ixg/matrix": ratio(ii.get("input_x_gradient_cpu_s"), p["matrix_cpu_s"]),
+            "cpu ig/IGmatrix": ratio(ii.get("integrated_gradients_cpu_s"),
+                                     p.get("ig_matrix_cpu_s")),
             **errs, "load": f"{load[0]:.1f}-{load_after[0]:.1f}",
         })
     return rows
@@ -498,7 +507,8 @@ COLUMNS = [
     ("matrix_s", "{:.3f}"), ("loop_s", "{:.3f}"), ("saliency_s", "{:.3f}"), ("ixg_s", "{:.3f}"),
     ("loop/matrix", "{:.2f}"), ("sal/matrix", "{:.2f}"), ("ixg/matrix", "{:.2f}"),
     ("ig_matrix_s", "{:.2f}"), ("inseq_ig_s", "{:.2f}"), ("ig/IGmatrix", "{:.2f}"),
-    ("cpu loop/matrix", "{:.2f}"), ("err_loop", "{:.1e}"), ("err_inseq", "{:.1e}"),
+    ("cpu loop/matrix", "{:.2f}"), ("cpu sal/matrix", "{:.2f}"), ("cpu ixg/matrix", "{:.2f}"),
+    ("cpu ig/IGmatrix", "{:.2f}"), ("err_loop", "{:.1e}"), ("err_inseq", "{:.1e}"),
     ("err_ig", "{:.1e}"), ("load", "{}"),
 ]
 
