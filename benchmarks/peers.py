@@ -28,7 +28,7 @@ Ratios (above 1: promptlit is faster), wall time, median over `--repeats` warm c
 * `ig/IGmatrix`: Inseq's `integrated_gradients` over promptlit's IG-16 matrix;
 * `cpu ...`: the same ratios of each stack's process CPU time (all threads), which moves far
   less than wall time when other jobs share the cores. The raw times of every stack are also
-  written to `WORKDIR/<model>_times.json`.
+  written to `WORKDIR/<model>_<pid>_times.json`.
 
 Each stack runs in its own subprocess (jax and torch never share a process or fight for threads),
 one after the other, so the machine's load should be similar across a cell; the load average is
@@ -455,21 +455,22 @@ def _bench_model(family: str, workdir: Path, cells: list[tuple[int, int]],
     spec_cells = {k: dict(inputs[k], T=t) for k, (_, t) in zip(keys, cells, strict=True)}
     base = {"ckpt": str(ckpt), "cells": spec_cells, "repeats": repeats}
     load = os.getloadavg()
-    tr = _run_worker("torch", dict(base, arrays=str(workdir / f"{family}_torch.npz")), python)
+    tag = os.getpid()  # runs sharing a workdir never read each other's arrays
+    tr = _run_worker("torch", dict(base, arrays=str(workdir / f"{family}_{tag}_torch.npz")), python)
     methods = {"saliency": keys, "input_x_gradient": keys, "integrated_gradients": ig_keys}
     ins = _run_worker("inseq", dict(base, methods=methods,
-                                    arrays=str(workdir / f"{family}_inseq.npz")), python)
+                                    arrays=str(workdir / f"{family}_{tag}_inseq.npz")), python)
     baseline = ins.pop("_baseline_id", None)
     pl = _run_worker("promptlit", dict(
         base, ig=ig_keys, ig_baseline="zero" if baseline is None else int(baseline),
-        jax_cache=str(workdir / "jax_cache"), arrays=str(workdir / f"{family}_promptlit.npz")),
+        jax_cache=str(workdir / "jax_cache"), arrays=str(workdir / f"{family}_{tag}_promptlit.npz")),
         promptlit_python)
     load_after = os.getloadavg()
-    (workdir / f"{family}_times.json").write_text(json.dumps(
+    (workdir / f"{family}_{tag}_times.json").write_text(json.dumps(
         {"torch": tr, "inseq": ins, "promptlit": pl}, indent=1))
-    a_t = np.load(workdir / f"{family}_torch.npz")
-    a_i = np.load(workdir / f"{family}_inseq.npz")
-    a_p = np.load(workdir / f"{family}_promptlit.npz")
+    a_t = np.load(workdir / f"{family}_{tag}_torch.npz")
+    a_i = np.load(workdir / f"{family}_{tag}_inseq.npz")
+    a_p = np.load(workdir / f"{family}_{tag}_promptlit.npz")
     rows = []
     for k, (n, t) in zip(keys, cells, strict=True):
         p, tt, ii = pl[k], tr[k], ins[k]
