@@ -319,6 +319,34 @@ def check_exposure(host: str, *, auth: bool, demo_mode: bool = False,
             "--allow-public (allow_public=True) if this is meant")
 
 
+def wait_until_answering(url: str, timeout_s: float = 120.0) -> None:
+    """Waits until the server at ``url`` answers an HTTP request (any status: a login page or a
+    redirect count), asking again after each timeout or refused connection.
+
+    Proxies from the environment are bypassed: this is the local server.
+
+    Raises:
+      PortError: nothing answered within ``timeout_s`` seconds; the message names the fix.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            httpx.head(url, timeout=max(0.1, min(10.0, left)), trust_env=False)
+            return
+        except (httpx.TimeoutException, httpx.TransportError):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+    raise PortError(
+        f"nothing answered at {url} within {timeout_s:g} s after the server started. Fix: "
+        "check that connections to this machine's own addresses are not blocked (a firewall, "
+        "or NO_PROXY lacking 127.0.0.1 / localhost), or try again when the machine is less "
+        "busy")
+
+
 def check_port(host: str, port: int) -> None:
     """Checks that ``host:port`` can be listened on right now (port 0: any free port, always).
 
@@ -551,15 +579,23 @@ def serve(workbench: Any, *, host: str = "127.0.0.1", port: int = 5432, share: b
         middleware.append(Middleware(_NoUploadsMiddleware))
     app_kwargs["middleware"] = middleware
     try:
+        # _frontend=False: Gradio's own "is localhost reachable" probe gives up after a single
+        # 3-second timeout (a busy machine's first answer can take longer) and then refuses to
+        # start; `wait_until_answering` below asks patiently instead.
         demo.launch(server_name=host, server_port=port, share=False,
                     auth=_Logins(pairs) if pairs else None, prevent_thread_lock=True,
                     inbrowser=open_browser, show_error=False, quiet=True, app_kwargs=app_kwargs,
-                    **launch_kwargs)
+                    _frontend=False, **launch_kwargs)
     except OSError as e:
         raise PortError(f"could not serve on {host}:{port}: {e}. Fix: pick a free port with "
                         "--port N (or --port 0 for any), or stop what is using it") from e
     port = int(demo.server_port)
     local_url = f"http://{_url_host(_local_host(host))}:{port}/"
+    try:
+        wait_until_answering(local_url)
+    except PortError:
+        demo.close()
+        raise
     share_url: str | None = None
     share_error: str | None = None
     if share:

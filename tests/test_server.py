@@ -254,3 +254,37 @@ def test_share_failure_is_printed_once_and_shown_on_the_page_and_the_queue_is_bo
     finally:
         lm.release.set()
         srv.stop()
+
+
+def test_a_slow_first_answer_does_not_stop_the_server(monkeypatch):
+    """On a loaded machine the first HEAD request to the new server can take longer than Gradio's
+    3-second probe; Gradio then gives up at once ("When localhost is not accessible, a shareable
+    link must be created") and the server never starts. serve() must keep asking, patiently."""
+    import httpx
+
+    real_head = httpx.head
+    slow = {"left": 2}
+
+    def head(url, *args, **kwargs):
+        if slow["left"]:
+            slow["left"] -= 1
+            raise httpx.ReadTimeout("simulated: the machine is busy")
+        return real_head(url, *args, **kwargs)
+
+    monkeypatch.setattr(httpx, "head", head)
+    srv = serve(make_workbench(), port=0, block=False)
+    try:
+        client = Client(srv.local_url, verbose=False)
+        assert client.predict(api_name="/info")["datasets"] == {"toy": len(EXAMPLES)}
+        assert slow["left"] == 0
+    finally:
+        srv.stop()
+
+
+def test_wait_until_answering_names_the_url_and_the_fix():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PortError, match=rf"nothing answered at http://127\.0\.0\.1:{port}/ "
+                                        r"within 1 s.*Fix: "):
+        server_module.wait_until_answering(f"http://127.0.0.1:{port}/", timeout_s=1)
