@@ -108,8 +108,8 @@ class WarmUp:
         wb = self.workbench
         try:
             plan = self.plan()
-            logger.info("warm-up: %d example(s) to explain in the background: %s", len(plan),
-                        ", ".join(f"{m}/{d}#{i}" for m, d, i in plan) or "none")
+            logger.debug("warm-up: %d example(s) to explain in the background: %s", len(plan),
+                         ", ".join(f"{m}/{d}#{i}" for m, d, i in plan) or "none")
             for model, ds_name, index in plan:
                 self._check()
                 ex = wb.datasets[ds_name].examples[index]
@@ -119,11 +119,11 @@ class WarmUp:
                 wb.salience(model, ex, methods=MATRIX_METHODS, progress=self._check)
                 seconds = time.perf_counter() - start
                 self.done.append((model, ds_name, index, seconds))
-                logger.info("warm-up: %s on %s example %d explained in %.1f s", model, ds_name,
-                            index, seconds)
-            logger.info("warm-up: done (%d example(s))", len(self.done))
+                logger.debug("warm-up: %s on %s example %d explained in %.1f s", model, ds_name,
+                             index, seconds)
+            logger.debug("warm-up: done (%d example(s))", len(self.done))
         except Cancelled:
-            logger.info("warm-up: cancelled after %d example(s)", len(self.done))
+            logger.debug("warm-up: cancelled after %d example(s)", len(self.done))
         except Exception as e:  # noqa: BLE001 - a warm-up failure must not stop the server
             self.error = e
             logger.warning("warm-up: stopped by an error (the server is unaffected): %s", e,

@@ -26,7 +26,7 @@ def test_warmup_fills_the_caches_and_logs(caplog):
     wb = make_workbench()
     fake = wb.models["fake"]
     fake = fake.unwrap() if callable(getattr(fake, "unwrap", None)) else fake
-    caplog.set_level(logging.INFO, logger="promptlit")
+    caplog.set_level(logging.DEBUG, logger="promptlit")
     w = WarmUp(wb, max_examples=1).start()
     assert w.wait(60) and not w.running and w.error is None
     assert [(m, d, i) for m, d, i, _ in w.done] == [("fake", "toy", 0)]
@@ -38,9 +38,18 @@ def test_warmup_fills_the_caches_and_logs(caplog):
     assert "warm-up: done" in caplog.text
 
 
+def test_warmup_says_nothing_at_info(caplog):
+    """A quiet start: `promptlit serve` prints its phase lines and the URL, nothing more; the
+    warm-up's progress is for --verbose (DEBUG), only its errors are warnings."""
+    caplog.set_level(logging.INFO, logger="promptlit")
+    w = WarmUp(make_workbench(), max_examples=1).start()
+    assert w.wait(60) and w.error is None and len(w.done) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+
+
 def test_cancel_stops_it_between_pieces_of_work(caplog):
     wb = make_workbench()
-    caplog.set_level(logging.INFO, logger="promptlit")
+    caplog.set_level(logging.DEBUG, logger="promptlit")
     w = WarmUp(wb)
     w._stop.set()  # cancelled before its first piece of work
     w.start()

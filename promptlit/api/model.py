@@ -364,8 +364,8 @@ class CachingModelWrapper(ModelWrapper):
             if key not in found and key not in misses:
                 misses[key] = ex
         if misses:
-            logger.info("%s: %d cached, %d to compute", self.name, len(inputs) - len(misses),
-                        len(misses))
+            logger.debug("%s: %d cached, %d to compute", self.name, len(inputs) - len(misses),
+                         len(misses))
             miss_keys = list(misses)
             done = 0
             batch_size = max(1, self.wrapped.max_minibatch_size())
