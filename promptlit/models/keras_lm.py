@@ -274,6 +274,22 @@ class EncodedPrompt:
 # ----------------------------------------------------------------------------- the model
 
 
+def check_methods(methods: str | Sequence[str], caller: str) -> tuple[str, ...]:
+    """``methods`` as a tuple without repeats, in order.
+
+    Raises:
+        ValueError: none given, or a name not in `ALL_METHODS`; the message starts with
+            ``caller`` and lists the choices.
+    """
+    names = (methods,) if isinstance(methods, str) else tuple(methods)
+    names = tuple(dict.fromkeys(names))
+    unknown = [m for m in names if m not in ALL_METHODS]
+    if unknown or not names:
+        raise ValueError(f"{caller}: unknown method(s) {unknown or '(none)'}; choose from "
+                         f"{list(ALL_METHODS)}.")
+    return names
+
+
 class KerasCausalLM(BatchedModel):
     """A keras-hub `CausalLM` (JAX backend) as a promptlit model with sequence salience.
 
@@ -1058,13 +1074,7 @@ class KerasCausalLM(BatchedModel):
         """
         from promptlit.salience import kernels
 
-        if isinstance(methods, str):
-            methods = (methods,)
-        methods = tuple(dict.fromkeys(methods))
-        unknown = [m for m in methods if m not in ALL_METHODS]
-        if unknown or not methods:
-            raise ValueError(f"salience: unknown method(s) {unknown or '(none)'}; choose from "
-                             f"{list(ALL_METHODS)}.")
+        methods = check_methods(methods, "salience")
         use_ig = "integrated_gradients" in methods
         if use_ig and int(ig_steps) < 1:
             raise ValueError(f"salience: ig_steps must be >= 1 for integrated_gradients, got "
@@ -1177,13 +1187,7 @@ class KerasCausalLM(BatchedModel):
         """
         from promptlit.salience import kernels
 
-        if isinstance(methods, str):
-            methods = (methods,)
-        methods = tuple(dict.fromkeys(methods))
-        unknown = [m for m in methods if m not in ALL_METHODS]
-        if unknown or not methods:
-            raise ValueError(f"salience_batch: unknown method(s) {unknown or '(none)'}; choose "
-                             f"from {list(ALL_METHODS)}.")
+        methods = check_methods(methods, "salience_batch")
         if len(responses) != len(prompts):
             raise ValueError(f"salience_batch: {len(prompts)} prompts but {len(responses)} "
                              "responses; give one response per prompt.")
