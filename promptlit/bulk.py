@@ -51,6 +51,7 @@ import numpy as np
 import promptlit
 from promptlit.api import types
 from promptlit.lib import caching
+from promptlit.lib.serialize import json_safe
 from promptlit.lib.utils import example_id
 
 logger = logging.getLogger(__name__)
@@ -317,18 +318,6 @@ def parts_of(process_id: int, num_processes: int, num_parts: int) -> list[int]:
 # ----------------------------------------------------------------------------- rows
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _top_segments(sal: Any, ex: Mapping[str, Any], methods: Sequence[str],
                   granularities: Sequence[str], top_k: int) -> dict[str, list[dict[str, Any]]]:
     from promptlit.lib.segmentation import resolve_granularity
@@ -376,11 +365,11 @@ def _row(index: int, ex: Mapping[str, Any], response: str, prediction: Any, sal:
          methods: Sequence[str], granularities: Sequence[str], top_k: int) -> dict[str, Any]:
     row: dict[str, Any] = {
         "index": index, "id": example_id(ex),
-        "example": json.dumps(_jsonable(dict(ex)), sort_keys=True, ensure_ascii=False),
+        "example": json.dumps(json_safe(dict(ex)), sort_keys=True, ensure_ascii=False),
         "prompt": str(ex.get("prompt", "")),
         "target": ex.get("target") if isinstance(ex.get("target"), str) else None,
         "response": response,
-        "prediction": (json.dumps(_jsonable(prediction), sort_keys=True, ensure_ascii=False)
+        "prediction": (json.dumps(json_safe(prediction), sort_keys=True, ensure_ascii=False)
                        if prediction is not None else None),
     }
     if sal is None:  # an empty response: nothing to explain
@@ -395,7 +384,7 @@ def _row(index: int, ex: Mapping[str, Any], response: str, prediction: Any, sal:
         "num_prompt_tokens": int(sal.num_prompt_tokens), "tokens": list(sal.tokens),
         "offsets": np.asarray(sal.offsets, np.int32).tolist(),
         "template_mask": np.asarray(sal.template_mask, bool).tolist(),
-        "salience_metadata": json.dumps(_jsonable(sal.metadata), sort_keys=True),
+        "salience_metadata": json.dumps(json_safe(sal.metadata), sort_keys=True),
     })
     for m in methods:
         row[f"matrix_{m}"] = list(np.asarray(sal.matrices[m], np.float32))

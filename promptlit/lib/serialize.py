@@ -129,6 +129,20 @@ def _decode(obj: Any, depth: int) -> Any:
     return {k: _decode(v, depth) for k, v in obj.items()}
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars turned into lists and Python numbers, mappings into
+    dicts with string keys and tuples into lists, recursively: what `json.dumps` accepts."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def to_json(obj: Any, *, indent: int | None = None) -> str:
     """Serializes `obj` to a JSON string (see module docstring for what is supported)."""
     encoded = encode(obj)

@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from promptlit.lib.serialize import json_safe
 from promptlit.salience.aggregation import (
     GRANULARITIES,
     Granularity,
@@ -160,18 +161,6 @@ def _freeze(value: Any) -> Any:
         return value.item()
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
     return value
 
 
@@ -530,7 +519,7 @@ class SequenceSalience:
                 {"method": m, "start": int(a), "stop": int(b), "scores": _encode_array(x)}
                 for (m, a, b), x in self.span_scores.items()
             ],
-            "metadata": _json_safe(self.metadata),
+            "metadata": json_safe(self.metadata),
             **({"template_mask": np.flatnonzero(self.template_mask).tolist()}
                if self.has_template else {}),
         }
