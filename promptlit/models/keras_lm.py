@@ -27,8 +27,11 @@ ships, else the built-in one of a keras-hub instruct preset, else none (so base 
 separately, so no token straddles the two; template tokens are marked in the `SequenceSalience`
 (``template_mask``), and generation also stops at the template's end-of-turn token.
 
-Precision: `dtype="bfloat16"` halves memory, but gradients in bf16 are coarse (8 bits of mantissa);
-for salience, load in float32 when the model fits (the default).
+Precision: `dtype="bfloat16"` halves the weights' memory, but gradients in bf16 are coarse (8 bits
+of mantissa). Measured on a random Gemma 2 2B against float32 (README, "Gemma 2 2B at full size"):
+which words rank highest holds (top-10 overlap >= 0.9), single Grad.Input / IG scores move by up to
+~25 %. For values, comparisons and IG completeness, load in float32 when the model fits (the
+default).
 """
 
 from __future__ import annotations
