@@ -74,6 +74,9 @@ class LMForward:
         mesh: the `jax.sharding.Mesh` (axes "data", "model") that `params` are sharded over
             (`promptlit.distributed`), or None on one device. Kernels split their batched work
             (target chunks, IG alpha batches) over its data axis.
+        attention_heads: query heads per attention layer (None: unknown). On a CPU the kernels
+            narrow their planned batches so that `width x heads x N^2` attention probabilities
+            stay cache-sized (`kernels.CPU_ATTENTION_BYTES`).
         cache: per-instance store for compiled kernels (filled by `promptlit.salience.kernels`);
             identity-hashed (`eq=False`), so compiled functions live exactly as long as this object.
     """
@@ -85,6 +88,7 @@ class LMForward:
     head: Callable[..., Any] | None = None
     name: str = ""
     mesh: Any = None
+    attention_heads: int | None = None
     cache: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
@@ -228,7 +232,8 @@ def lm_forward(causal_lm: Any, *, mesh: Any = None) -> LMForward:
         """`(<float>[B, N, D], <bool>[B, N]) -> <float>[B, N, V]`: the model after its embeddings."""
         return head(p, hidden(p, embeddings, padding_mask))
 
+    heads = getattr(backbone, "num_query_heads", None) or getattr(backbone, "num_heads", None)
     return LMForward(
         params=params, embed=embed, logits=logits, hidden=hidden, head=head, name=class_name,
-        mesh=mesh,
+        mesh=mesh, attention_heads=int(heads) if heads else None,
     )

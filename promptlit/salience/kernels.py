@@ -55,7 +55,8 @@ Padding, compiles and memory ("no cliffs"):
   it) with the record in the log record's `padding` attribute.
 * **Memory**: with `chunk_size=None` / `ig_batch_size=None` (the defaults) the width is planned
   from the device's free memory (`promptlit.salience.memory`): the executable is compiled ahead of
-  time at the widest width wanted (`MAX_CHUNK` / `MAX_IG_BATCH` for the platform) and its
+  time at the widest width wanted (`MAX_CHUNK` / `MAX_IG_BATCH` for the platform; on a CPU
+  narrowed by `cache_width` so one layer's attention probabilities stay cache-sized) and its
   `memory_analysis()` is checked against the budget before anything runs; if it does not fit, a
   width-1 compile gives the per-target bytes and the widest fitting width is used. An
   out-of-memory error while running halves the width and retries that call (a WARNING says so).
@@ -101,6 +102,15 @@ MAX_IG_BATCH: dict[str, int] = {"cpu": 4, "default": 16}
 """Largest IG alpha batch planned per platform when `ig_batch_size` is None."""
 MATRIX_IG_BATCH = 4
 """IG alpha batch of the IG *matrix* when `ig_batch_size` is None (there the chunk is planned)."""
+CPU_ATTENTION_BYTES = 4 << 20
+"""On a CPU, the most float32 attention probabilities (`width x heads x bucket^2 x 4` bytes, one
+layer) a planned batch (targets per chunk, IG alphas per batch) may hold. Each vmapped row
+re-reads its layer's `heads x N x N` probabilities in the backward pass; once a batch's outgrow
+the caches, a wider batch costs more per row than it saves. Measured on a 2-core EPYC (1 MiB L2
+per core, 32 MiB L3), matrix CPU time by chunk width, T = 23: GPT-2 (4 heads) N = 1100: 12.5 s
+at width 1 against 16.0 s at 24; N = 700: 5.4 against 7.0 s; N = 140: equal (0.80-0.81 s) up to
+8, 0.91 s at 24; tiny_lm (4 heads) N = 140: 8 best (0.148 s wall, 24: 0.175 s). 4 MiB picks the
+best or a width within 2 % of it in each case. Accelerators are not capped (`MAX_CHUNK`)."""
 
 ProgressFn = Callable[[float, str], None]
 
@@ -396,6 +406,16 @@ def _max_width(kind: dict[str, int]) -> int:
     return kind.get(memory.platform(), kind["default"])
 
 
+def cache_width(fwd: LMForward, bucket: int, most: int, per_row: int = 1) -> int:
+    """`most`, narrowed on a CPU to the widest batch whose attention probabilities fit
+    `CPU_ATTENTION_BYTES` (at least 1). `per_row`: batched sequences per row (an IG matrix row
+    runs its alphas together). Elsewhere, or with the head count unknown, `most` itself."""
+    if memory.platform() != "cpu" or not fwd.attention_heads:
+        return most
+    per = fwd.attention_heads * bucket * bucket * 4 * max(1, per_row)
+    return max(1, min(most, CPU_ATTENTION_BYTES // per))
+
+
 def _plan_width(
     where: str,
     total: int,
@@ -637,9 +657,9 @@ def span_salience(
     baseline = _check_baseline(ig_baseline, where)
     steps_per_call = _check_piece_size(ig_steps_per_call, "ig_steps_per_call", where)
     planned = ig_batch_size is None
-    most = (_max_width(MAX_IG_BATCH) if ig_batch_size is None
-            else _check_piece_size(ig_batch_size, "ig_batch_size", where))
     padded, mask = _pad(ids)
+    most = (cache_width(fwd, padded.shape[0], _max_width(MAX_IG_BATCH)) if ig_batch_size is None
+            else _check_piece_size(ig_batch_size, "ig_batch_size", where))
     if use_ig:
         most = _compilable(fwd, padded.shape[0], most, "alphas per batch", where)
     # Target positions padded to a power of two >= 8 (few compiled shapes); the LM head runs on
@@ -874,7 +894,8 @@ def salience_matrix(
         chunk_size: most targets per vmapped VJP (memory ~ chunk backward passes); the targets of
             a call are split into the fewest near-equal chunks of at most this many
             (`split_evenly`: 23 targets -> one chunk of 24). None (default): planned from the
-            free memory, at most `MAX_CHUNK` for the platform. An out-of-memory error halves the
+            free memory, at most `MAX_CHUNK` for the platform (on a CPU also `cache_width`: at
+            long N one target per chunk is fastest there). An out-of-memory error halves the
             chunk and retries that call (logged).
         ig_baseline: "zero" or a token id (see `span_salience`).
         ig_batch_size: most alpha steps per batched forward for the IG matrix (default
@@ -939,7 +960,9 @@ def salience_matrix(
         )
 
     budget: int | None = None
-    most = _compilable(fwd, nb, chunk_size or _max_width(MAX_CHUNK), "targets per chunk", where)
+    most = _compilable(fwd, nb, chunk_size or cache_width(fwd, nb, _max_width(MAX_CHUNK),
+                                                          per_row=a if use_ig else 1),
+                       "targets per chunk", where)
     if chunk_size is None:
         width, need, budget = _plan_width(
             where, rows_per_call, most,
@@ -1029,7 +1052,8 @@ def salience_matrix_batch(
         methods, ig_steps, ig_baseline: as for `salience_matrix` (IG: the IG matrix, all steps
             in one call).
         chunk_size: most targets per vmapped backward *per sequence*; None: the platform's
-            `MAX_CHUNK` shared by the batch (`MAX_CHUNK // batch` targets each).
+            `MAX_CHUNK` shared by the batch (`MAX_CHUNK // batch` targets each), on a CPU
+            narrowed to `cache_width`.
         ig_batch_size: alpha steps per batched evaluation (default `MATRIX_IG_BATCH`).
         batch_size: rows of the compiled call (default: the number of sequences); more
             sequences than this are an error.
@@ -1071,7 +1095,8 @@ def salience_matrix_batch(
     if t_max == 0:
         return [{m: np.zeros((0, ids.shape[0]), dtype) for m in methods} for ids in seqs]
     nb = bucket_length(max(ids.shape[0] for ids in seqs))
-    most = chunk_size or max(1, _max_width(MAX_CHUNK) // rows)
+    most = chunk_size or cache_width(fwd, nb, max(1, _max_width(MAX_CHUNK) // rows),
+                                     per_row=rows)
     # One width per batch size, whatever the batch's longest response (fewer compiles: a
     # dataset's batches differ in T, not in shape); narrower only when every T is shorter.
     width = min(most, ladder_up(t_max))

@@ -277,3 +277,57 @@ def _need(fwd: LMForward, width: int) -> int:
     need = memory.activation_bytes(exe)
     assert need is not None
     return need
+
+
+def test_lm_forward_knows_the_attention_heads(fwd: LMForward) -> None:
+    assert fwd.attention_heads == 2  # the fixture's num_query_heads
+
+
+@pytest.mark.parametrize(("bucket", "most", "per_row", "want"), [
+    (64, 32, 1, 32),      # 2 heads x 64^2 x 4 B = 32 KiB per row: 128 fit 4 MiB; 32 at most
+    (160, 32, 1, 20),     # 200 KiB per row: 20 fit
+    (704, 32, 1, 1),      # 3.8 MiB per row: one
+    (1152, 32, 1, 1),     # 10 MiB per row: still one, never zero
+    (320, 32, 2, 2),      # an IG matrix row holds its 2 alphas: 1.6 MiB per target row
+])
+def test_cpu_batches_keep_the_attention_probabilities_cache_sized(
+        fwd: LMForward, bucket: int, most: int, per_row: int, want: int) -> None:
+    """On a CPU a wider vmapped batch spills the per-layer `heads x N^2` probabilities out of
+    the caches and costs more per row (GPT-2, N = 1100, T = 23: 12.5 s at width 1, 16.0 s at
+    24): the planned width is narrowed to fit `CPU_ATTENTION_BYTES`."""
+    assert memory.platform() == "cpu"
+    assert K.CPU_ATTENTION_BYTES == 4 << 20
+    assert K.cache_width(fwd, bucket, most, per_row=per_row) == want
+
+
+def test_planned_chunks_and_alpha_batches_follow_the_cache_width(
+        fwd: LMForward, monkeypatch: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The default (planned) widths of the matrix, the IG matrix and the IG span narrow with the
+    cache cap, and the numbers stay those of the wide batch."""
+    ids, pos = _ids(150, 8), np.arange(130, 150)  # bucket 160
+    tmask = np.zeros(150, bool)
+    tmask[130:] = True
+    wide = K.salience_matrix(fwd, ids, pos, chunk_size=20)
+    wide_ig = K.span_salience(fwd, ids, tmask, methods=("integrated_gradients",), ig_steps=8,
+                              ig_batch_size=4)
+    per_row = 2 * 160 * 160 * 4  # heads x bucket^2 x float32
+    monkeypatch.setattr(K, "CPU_ATTENTION_BYTES", 5 * per_row)
+    caplog.set_level(logging.DEBUG, logger="promptlit.salience.kernels")
+    got = K.salience_matrix(fwd, ids, pos)
+    got_ig = K.span_salience(fwd, ids, tmask, methods=("integrated_gradients",), ig_steps=8)
+    K.salience_matrix(fwd, ids, pos, methods=("integrated_gradients",), ig_steps=4,
+                      ig_batch_size=2)
+    (grad, ig_matrix) = _paddings(caplog, "salience_matrix")
+    (span,) = _paddings(caplog, "span_salience")
+    assert (grad.width, grad.calls) == (5, 1)   # 20 targets: 4 chunks of 5 in one call
+    assert ig_matrix.width == 2                  # 5 // 2 alphas per target row
+    assert span.ig_batch == 4                    # MAX_IG_BATCH on a CPU, within the cap
+    for m in ("grad_l2", "grad_dot_input"):
+        np.testing.assert_allclose(got[m], wide[m], **TOL)
+    np.testing.assert_allclose(got_ig["integrated_gradients"],
+                               wide_ig["integrated_gradients"], **TOL)
+    monkeypatch.setattr(K, "CPU_ATTENTION_BYTES", per_row)  # one alpha per batch fits
+    caplog.clear()
+    K.span_salience(fwd, ids, tmask, methods=("integrated_gradients",), ig_steps=8)
+    (span,) = _paddings(caplog, "span_salience")
+    assert span.ig_batch == 1
