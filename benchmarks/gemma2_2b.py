@@ -593,7 +593,7 @@ def run_worker(a: WorkerArgs) -> list[dict[str, Any]]:
                 log(f"N={n} T={t}: IG-{a.ig_steps} {m['run_s']:.2f} s (compile "
                     f"{m['compile_s']:.1f} s, peak RSS {m['peak_rss_mb']:.0f} MB) {row['ig_plan']}")
             if n <= a.loop_max_n and time.time() < a.deadline:
-                padded, mask = K._pad(ids)
+                padded, mask = K._pad(ids, fwd.max_positions)
 
                 def loop(positions: Any = positions, padded: Any = padded, mask: Any = mask) -> None:
                     for p in positions:

@@ -212,7 +212,7 @@ def _bench_model(
     for n in sizes:
         rng = np.random.default_rng(n)
         ids = rng.integers(1, vocab, size=n).astype(np.int32)
-        padded, mask = K._pad(ids)
+        padded, mask = K._pad(ids, fwd.max_positions)
         fwd_first, t_fwd = _timed(lambda ids=ids: K.sequence_log_probs(fwd, ids), repeats)
         for t in targets:
             tmask = np.zeros(n, bool)

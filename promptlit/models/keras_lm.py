@@ -890,7 +890,7 @@ class KerasCausalLM(BatchedModel):
 
         fwd = self.forward
         n = int(ids.shape[0])
-        nb = bucket_length(max(n, 1))
+        nb = bucket_length(max(n, 1), fwd.max_positions)
         padded = np.zeros((nb,), np.int32)
         padded[:n] = ids
         mask = np.zeros((nb,), bool)

@@ -211,7 +211,7 @@ def attention_maps(fwd: LMForward, token_ids: Any, rows: Any) -> np.ndarray:
         raise ValueError(f"{where}: rows {bad.tolist()[:5]} are outside [0, {n}).")
     if q.size == 0:
         raise ValueError(f"{where}: no rows to return; pass at least one query position.")
-    padded, mask = K._pad(ids)
+    padded, mask = K._pad(ids, fwd.max_positions)
     size = min(max(8, 1 << (int(q.size) - 1).bit_length()), padded.shape[0])
     padded_rows = np.zeros((size,), np.int32)
     padded_rows[: q.size] = q

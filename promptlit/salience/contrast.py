@@ -246,7 +246,7 @@ def contrast_salience(
     # Tokens after the span change neither log p(A) (causal) nor B's sequence: sequence A runs
     # up to the span's end only (its scores there are exactly 0).
     na = int(np.flatnonzero(a_mask)[-1]) + 1
-    nb = K.bucket_length(max(na, nb_))
+    nb = K.bucket_length(max(na, nb_), fwd.max_positions)
     ids = np.zeros((2, nb), np.int32)
     mask = np.zeros((2, nb), bool)
     ids[0, :na], ids[1, :nb_] = ids_a[:na], ids_b

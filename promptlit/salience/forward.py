@@ -77,6 +77,9 @@ class LMForward:
         attention_heads: query heads per attention layer (None: unknown). On a CPU the kernels
             narrow their planned batches so that `width x heads x N^2` attention probabilities
             stay cache-sized (`kernels.CPU_ATTENTION_BYTES`).
+        max_positions: the longest sequence the model can embed (learned position tables, e.g.
+            GPT-2's 1024), or None (rotary models: no table). Kernels never pad past it
+            (`kernels.bucket_length`).
         cache: per-instance store for compiled kernels (filled by `promptlit.salience.kernels`);
             identity-hashed (`eq=False`), so compiled functions live exactly as long as this object.
     """
@@ -89,6 +92,7 @@ class LMForward:
     name: str = ""
     mesh: Any = None
     attention_heads: int | None = None
+    max_positions: int | None = None
     cache: dict[Any, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
@@ -233,7 +237,9 @@ def lm_forward(causal_lm: Any, *, mesh: Any = None) -> LMForward:
         return head(p, hidden(p, embeddings, padding_mask))
 
     heads = getattr(backbone, "num_query_heads", None) or getattr(backbone, "num_heads", None)
+    positions = getattr(backbone, "max_sequence_length", None)
     return LMForward(
         params=params, embed=embed, logits=logits, hidden=hidden, head=head, name=class_name,
         mesh=mesh, attention_heads=int(heads) if heads else None,
+        max_positions=int(positions) if positions else None,
     )

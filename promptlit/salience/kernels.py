@@ -41,10 +41,12 @@ fits one piece (the common 16-step IG, responses up to 256 tokens) stays one cal
 
 Padding, compiles and memory ("no cliffs"):
 
-* **Lengths** are padded to buckets (`bucket_length`): multiples of 32 up to 512, then 8 buckets
-  per octave (576, 640, ..., 1024, 1152, ...): at most ~11 % padding above 256 tokens, and
-  adjacent buckets differ by at most 12.5 % there, so time grows smoothly with N; 48 buckets
-  cover N <= 8192. Each kernel compiles once per (model, bucket, widths).
+* **Lengths** are padded to buckets (`bucket_length`): multiples of 32 up to 480, then 8 buckets
+  per octave with the slow exact powers of two replaced by themselves + 32 (544, 576, ..., 960,
+  1056, 1152, ...), and never past the model's position limit (`LMForward.max_positions`): at
+  most ~11.6 % padding above 256 tokens, and adjacent buckets differ by at most 13.4 % there, so
+  time grows smoothly with N; 48 buckets cover N <= 8192. Each kernel compiles once per (model,
+  bucket, widths).
 * **Target chunks** are sized to the work (`split_evenly`): the fewest chunks of at most
   `chunk_size` targets, near-equal, rounded up to a short ladder of widths (1-8, then 4 per
   octave: 10, 12, 14, 16, 20, 24, ...; at most 16 widths up to 32), so 23 targets run as one
@@ -91,6 +93,9 @@ MIN_BUCKET = 32
 """Shortest padded length, and the bucket step up to `2 * 8 * MIN_BUCKET` = 512 tokens."""
 BUCKETS_PER_OCTAVE = 8
 """Buckets per doubling of the length above 512 tokens (bucket step = 1/8 of the octave)."""
+SKIP_POWERS_FROM = 512
+"""Buckets that would be an exact power of two from here up are `MIN_BUCKET` longer instead
+(power-of-two lengths are slow on CPUs; see `bucket_length`)."""
 IG_STEPS_PER_CALL = 32
 """Most IG alpha steps one compiled call evaluates; more steps run as several calls."""
 MATRIX_TARGETS_PER_CALL = 256
@@ -115,20 +120,40 @@ best or a width within 2 % of it in each case. Accelerators are not capped (`MAX
 ProgressFn = Callable[[float, str], None]
 
 
-def bucket_length(n: int) -> int:
+def bucket_length(n: int, max_positions: int | None = None) -> int:
     """The padded length used for a sequence of `n` tokens.
 
-    Multiples of 32 up to 512 (32, 64, ..., 480, 512), then `BUCKETS_PER_OCTAVE` = 8 buckets per
-    doubling (576, 640, ..., 1024, 1152, 1280, ..., 2048, 2304, ...): at most 1/9 (~11 %) padding
-    above 256 tokens, adjacent buckets at most 12.5 % apart above 256 (no time cliffs), and
-    O(log N) distinct shapes to compile (25 buckets up to N = 1100, 48 up to 8192).
-    `benchmarks/salience.py --buckets` compares this with other schemes.
+    Multiples of 32 up to 480 (32, 64, ..., 448, 480), then `BUCKETS_PER_OCTAVE` = 8 buckets per
+    doubling, except that an exact power of two from `SKIP_POWERS_FROM` = 512 up is replaced by
+    itself + 32 (544, 576, ..., 960, 1056, 1152, ..., 1920, 2080, 2304, ...): on CPUs a
+    power-of-two length is slow (README, "No cliffs": 1024 positions cost ~25 % more time than
+    1056, 512 8-16 % more than 544), so N = 481..544 share bucket 544 and N = 961..1056 bucket
+    1056. At most 63/544 (~11.6 %) padding above 256 tokens, adjacent buckets at most 17/15
+    (480 -> 544) apart above 256 (no time cliffs), and O(log N) distinct shapes to compile
+    (25 buckets up to N = 1100, 48 up to 8192). `benchmarks/salience.py --buckets` compares
+    this with other schemes.
+
+    Args:
+        n: real tokens, >= 1.
+        max_positions: the model's position limit (`LMForward.max_positions`; None: none). A
+            bucket past it is cut to the limit when `n` fits (GPT-2, 1024 positions: N = 1000
+            pads to 1024, not 1056); a longer `n` keeps its bucket, and the model's own error
+            names its limit.
     """
     if n <= 0:
         raise ValueError(f"bucket_length: need at least 1 token, got {n}.")
-    octave_bits = BUCKETS_PER_OCTAVE.bit_length() - 1  # 8 per octave -> 3
-    step = max(MIN_BUCKET, 1 << max(0, (n - 1).bit_length() - 1 - octave_bits))
-    return -(-n // step) * step
+    below = 1 << max(0, (n - 1).bit_length() - 1)  # the largest power of two < n (n >= 2)
+    if n > 1 and below >= SKIP_POWERS_FROM and n <= below + MIN_BUCKET:
+        bucket = below + MIN_BUCKET  # just past a skipped power of two: share its stand-in
+    else:
+        octave_bits = BUCKETS_PER_OCTAVE.bit_length() - 1  # 8 per octave -> 3
+        step = max(MIN_BUCKET, 1 << max(0, (n - 1).bit_length() - 1 - octave_bits))
+        bucket = -(-n // step) * step
+        if bucket >= SKIP_POWERS_FROM and bucket & (bucket - 1) == 0:
+            bucket += MIN_BUCKET
+    if max_positions is not None and n <= max_positions < bucket:
+        bucket = int(max_positions)
+    return bucket
 
 
 def ladder_up(x: int) -> int:
@@ -262,9 +287,10 @@ def _check_ids(token_ids: Any, where: str) -> np.ndarray:
     return ids.astype(np.int32)
 
 
-def _pad(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pad(ids: np.ndarray, max_positions: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`(padded <int32>[bucket], mask <bool>[bucket])` for one sequence (`bucket_length`)."""
     n = ids.shape[0]
-    nb = bucket_length(n)
+    nb = bucket_length(n, max_positions)
     padded = np.zeros((nb,), np.int32)
     padded[:n] = ids
     mask = np.zeros((nb,), bool)
@@ -502,7 +528,7 @@ def sequence_log_probs(fwd: LMForward, token_ids: Any) -> np.ndarray:
         `<float>[N]`: `log p(token_p | tokens_<p)`; entry 0 is 0.0 (nothing predicts it).
     """
     ids = _check_ids(token_ids, "sequence_log_probs")
-    padded, mask = _pad(ids)
+    padded, mask = _pad(ids, fwd.max_positions)
 
     def build() -> Any:
         @jax.jit
@@ -657,7 +683,7 @@ def span_salience(
     baseline = _check_baseline(ig_baseline, where)
     steps_per_call = _check_piece_size(ig_steps_per_call, "ig_steps_per_call", where)
     planned = ig_batch_size is None
-    padded, mask = _pad(ids)
+    padded, mask = _pad(ids, fwd.max_positions)
     most = (cache_width(fwd, padded.shape[0], _max_width(MAX_IG_BATCH)) if ig_batch_size is None
             else _check_piece_size(ig_batch_size, "ig_batch_size", where))
     if use_ig:
@@ -942,7 +968,7 @@ def salience_matrix(
     t = targets.shape[0]
     if t == 0:
         return {m: np.zeros((0, n), _out_dtype()) for m in methods}
-    padded, mask = _pad(ids)
+    padded, mask = _pad(ids, fwd.max_positions)
     nb = padded.shape[0]
     rows_per_call = min(rows_per_call, t)
     a = split_evenly(ig_steps, ig_most)[0] if use_ig else 0
@@ -1094,7 +1120,7 @@ def salience_matrix_batch(
     t_max = max(int(t.shape[0]) for t in targets)
     if t_max == 0:
         return [{m: np.zeros((0, ids.shape[0]), dtype) for m in methods} for ids in seqs]
-    nb = bucket_length(max(ids.shape[0] for ids in seqs))
+    nb = bucket_length(max(ids.shape[0] for ids in seqs), fwd.max_positions)
     most = chunk_size or cache_width(fwd, nb, max(1, _max_width(MAX_CHUNK) // rows),
                                      per_row=rows)
     # One width per batch size, whatever the batch's longest response (fewer compiles: a

@@ -369,7 +369,7 @@ def kernel_activation_bytes(fwd: Any, kernel: str, length: int, targets: int, wi
             Grad.Input of the last `targets` tokens), "matrix" (the `targets` x N gradient matrix
             in chunks of `width`) or "ig" (span IG, `ig_steps` steps in alpha batches of `width`,
             one call of up to `IG_STEPS_PER_CALL` steps).
-        length: tokens N (padded to `bucket_length(N)` as the kernels do).
+        length: tokens N (padded to `bucket_length(N, fwd.max_positions)` as the kernels do).
     """
     import functools
 
@@ -378,7 +378,7 @@ def kernel_activation_bytes(fwd: Any, kernel: str, length: int, targets: int, wi
 
     from promptlit.salience import kernels as K
 
-    nb = K.bucket_length(length)
+    nb = K.bucket_length(length, fwd.max_positions)
     s = jax.ShapeDtypeStruct
     ids, mask = s((nb,), jnp.int32), s((nb,), jnp.bool_)
     if kernel == "generate":
@@ -525,7 +525,7 @@ def plan_model(handle: str, *, length: int, targets: int = 64, dtype: str | None
     parameters = int(sum(int(math.prod(v.shape)) for v in full_lm.weights))
     depth = int(full_lm.backbone.num_layers)
     the_dtype = str(full_lm.backbone.dtype_policy.compute_dtype)
-    nb = K.bucket_length(length)
+    nb = K.bucket_length(length, full_fwd.max_positions)
     chunk_cap = widest_compilable(full_fwd, nb, max_chunk or K.MAX_CHUNK["default"])
     batch_cap = widest_compilable(full_fwd, nb, max_ig_batch or K.MAX_IG_BATCH["default"])
     matrix_widest = K.split_evenly(targets, chunk_cap)[0]
@@ -551,7 +551,7 @@ def plan_model(handle: str, *, length: int, targets: int = 64, dtype: str | None
     else:
         activations = measured[depth]
     del config
-    return Plan(label=label, dtype=the_dtype, length=length, bucket=K.bucket_length(length),
+    return Plan(label=label, dtype=the_dtype, length=length, bucket=nb,
                 targets=targets, ig_steps=ig_steps, num_layers=depth, parameters=parameters,
                 weight_bytes=weight_bytes, activations=activations, matrix_widest=matrix_widest,
                 ig_widest=ig_widest, depths=depths)

@@ -127,12 +127,50 @@ def test_results_do_not_depend_on_the_bucket(fwd: LMForward, monkeypatch: Any) -
                 "lp": K.sequence_log_probs(fwd, ids)}
 
     default = run()
-    for bucket in (lambda m: m,):  # no padding at all vs the default bucket (96)
+    for bucket in (lambda m, max_positions=None: m,):  # no padding vs the default bucket (64)
         monkeypatch.setattr(K, "bucket_length", bucket)
         other = run()
         for key, value in default.items():
             np.testing.assert_allclose(other[key], value, err_msg=key, **TOL)
     assert np.abs(default["span_integrated_gradients"]).max() > 1e-3
+
+
+def test_learned_positions_cap_the_bucket(monkeypatch: Any) -> None:
+    """A GPT-2 with 40 learned positions: N = 35 (default bucket 64) pads only to 40, so every
+    kernel runs (a bucket past the position table cannot be embedded) and agrees with the
+    unpadded run; `lm_forward` reads the limit from the backbone (None for rotary models)."""
+    keras.utils.set_random_seed(5)
+    bb = keras_hub.models.GPT2Backbone(vocabulary_size=VOCAB, num_layers=2, num_heads=2,
+                                       hidden_dim=16, intermediate_dim=32,
+                                       max_sequence_length=40)
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone=bb, preprocessor=None)
+    gpt2 = lm_forward(causal_lm)
+    assert gpt2.max_positions == 40
+    n = 35
+    ids = _ids(n, 8)
+    tmask = np.zeros(n, bool)
+    tmask[28:33] = True
+    methods = ("grad_l2", "grad_dot_input", "integrated_gradients")
+
+    def run(fwd: LMForward) -> dict[str, np.ndarray]:
+        span = K.span_salience(fwd, ids, tmask, methods=methods, ig_steps=4)
+        mat = K.salience_matrix(fwd, ids, np.arange(30, n), methods=methods[:2])
+        batch = K.salience_matrix_batch(fwd, [ids, ids[:20]], [np.arange(30, n), [19]],
+                                        methods=methods[:2])
+        return {**{f"span_{k}": v for k, v in span.items()},
+                **{f"matrix_{k}": v for k, v in mat.items()},
+                **{f"batch_{k}": v for k, v in batch[0].items()},
+                "lp": K.sequence_log_probs(fwd, ids)}
+
+    capped = run(gpt2)
+    monkeypatch.setattr(K, "bucket_length", lambda m, max_positions=None: m)
+    unpadded = run(lm_forward(causal_lm))  # fresh compile cache: really unpadded
+    for key, value in capped.items():
+        np.testing.assert_allclose(value, unpadded[key], err_msg=key, **TOL)
+
+
+def test_rotary_models_have_no_position_limit(fwd: LMForward) -> None:
+    assert fwd.max_positions is None
 
 
 def test_ig_alpha_batches_are_near_equal(fwd: LMForward,
