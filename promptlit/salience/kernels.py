@@ -1121,8 +1121,15 @@ def salience_matrix_batch(
     if t_max == 0:
         return [{m: np.zeros((0, ids.shape[0]), dtype) for m in methods} for ids in seqs]
     nb = bucket_length(max(ids.shape[0] for ids in seqs), fwd.max_positions)
+    alphas = weights = None
+    a = 0
+    if use_ig:
+        a = split_evenly(ig_steps, MATRIX_IG_BATCH if ig_batch_size is None
+                         else _check_piece_size(ig_batch_size, "ig_batch_size", where))[0]
+        ((alphas, weights, _),) = _alpha_pieces(ig_steps, a, -(-ig_steps // a) * a)
+    # Each target of a chunk runs `rows` sequences, each with its `a` alphas under IG.
     most = chunk_size or cache_width(fwd, nb, max(1, _max_width(MAX_CHUNK) // rows),
-                                     per_row=rows)
+                                     per_row=rows * max(1, a))
     # One width per batch size, whatever the batch's longest response (fewer compiles: a
     # dataset's batches differ in T, not in shape); narrower only when every T is shorter.
     width = min(most, ladder_up(t_max))
@@ -1135,12 +1142,6 @@ def salience_matrix_batch(
         mask[i, : ids.shape[0]] = True
         if i < len(seqs):
             tpad[i, : targets[i].shape[0]] = targets[i]
-    alphas = weights = None
-    a = 0
-    if use_ig:
-        a = split_evenly(ig_steps, MATRIX_IG_BATCH if ig_batch_size is None
-                         else _check_piece_size(ig_batch_size, "ig_batch_size", where))[0]
-        ((alphas, weights, _),) = _alpha_pieces(ig_steps, a, -(-ig_steps // a) * a)
 
     def build() -> Any:
         run = _matrix_fn(fwd, methods, width, baseline, dp_targets=False)

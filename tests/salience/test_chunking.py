@@ -369,3 +369,24 @@ def test_planned_chunks_and_alpha_batches_follow_the_cache_width(
     K.span_salience(fwd, ids, tmask, methods=("integrated_gradients",), ig_steps=8)
     (span,) = _paddings(caplog, "span_salience")
     assert span.ig_batch == 1
+
+
+def test_batched_ig_matrix_counts_its_alphas_in_the_cache_width(
+        fwd: LMForward, monkeypatch: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """`salience_matrix_batch` runs `rows x alpha batch` sequences per target: with room for 8
+    sequences' attention probabilities, 2 rows of the IG matrix (4 alphas each) plan chunks of
+    1 target, the gradient matrix chunks of 4; the numbers stay those of a wide run."""
+    seqs = [_ids(150, 9), _ids(140, 10)]  # bucket 160
+    targets = [np.arange(140, 150), np.arange(130, 140)]
+    ig = ("integrated_gradients",)
+    wide = K.salience_matrix_batch(fwd, seqs, targets, methods=ig, ig_steps=4, chunk_size=10)
+    per_seq = 2 * 160 * 160 * 4  # heads x bucket^2 x float32
+    monkeypatch.setattr(K, "CPU_ATTENTION_BYTES", 8 * per_seq)
+    caplog.set_level(logging.DEBUG, logger="promptlit.salience.kernels")
+    got = K.salience_matrix_batch(fwd, seqs, targets, methods=ig, ig_steps=4)
+    K.salience_matrix_batch(fwd, seqs, targets)
+    (ig_pad, grad_pad) = _paddings(caplog, "salience_matrix")
+    assert (ig_pad.ig_batch, ig_pad.width) == (4, 1)
+    assert grad_pad.width == 4
+    for a, b in zip(got, wide, strict=True):
+        np.testing.assert_allclose(a[ig[0]], b[ig[0]], **TOL)
