@@ -32,6 +32,7 @@ No cliffs (issue 12):
     .venv/bin/python benchmarks/salience.py --buckets                 # schemes: compiles vs padding
     .venv/bin/python benchmarks/salience.py --sweep --only tiny_lm    # N = 100..1100 step 50, T = 16
     .venv/bin/python benchmarks/salience.py --sweep --only tiny_lm --scheme old   # before
+    .venv/bin/python benchmarks/salience.py --sweep --only tiny_lm --scheme pow2  # no 2^k skip
 
 `--buckets` prints, for several length-bucket schemes, the number of distinct buckets (compiles per
 kernel) and the padding waste over N ranges. `--sweep` times the gradient matrix and span salience
@@ -40,7 +41,8 @@ passes over all N with the median per N (interleaving N spreads the noise of a s
 and prints each N's bucket, time, the step ratio t(N) / t(previous N) and that ratio over the N
 ratio (above 1: time grew faster than N; the goal is no step above 1.3 where N grows by < 30 %).
 Both wall time and this process's CPU time are recorded (CPU time moves far less with other
-users' load). `--scheme old` times the buckets used before (powers of two to 256, then x128).
+users' load). `--scheme old` times the buckets used before (powers of two to 256, then x128),
+`--scheme pow2` today's buckets without the power-of-two skip (512, 1024 kept as buckets).
 """
 
 from __future__ import annotations
@@ -330,9 +332,17 @@ def _print_table(rows: list[dict[str, Any]], notes: list[str]) -> None:
         print(f"note: {note}")
 
 
-def _old_bucket(n: int) -> int:
-    """The buckets before issue 12: powers of two from 32 to 256, then multiples of 128."""
+def _old_bucket(n: int, max_positions: int | None = None) -> int:
+    """The buckets before issue 12: powers of two from 32 to 256, then multiples of 128 (no
+    position limit: the sweep's models have none)."""
     return max(32, 1 << (n - 1).bit_length()) if n <= 256 else -(-n // 128) * 128
+
+
+def _pow2_bucket(n: int, max_positions: int | None = None) -> int:
+    """Today's buckets, but keeping the exact powers of two (512, 1024, ...) as buckets."""
+    step = max(32, 1 << max(0, (n - 1).bit_length() - 4))
+    bucket = -(-n // step) * step
+    return min(bucket, max_positions) if max_positions and n <= max_positions else bucket
 
 
 def _bucket_schemes() -> dict[str, Callable[[int], int]]:
@@ -351,7 +361,8 @@ def _bucket_schemes() -> dict[str, Callable[[int], int]]:
         "old: 2^k to 256, then x128": _old_bucket,
         "x32 to 256, then x64": lambda n: -(-n // 32) * 32 if n <= 256 else -(-n // 64) * 64,
         "x32, then 4 per octave": geometric(4),
-        "x32, then 8 per octave (ours)": K.bucket_length,
+        "x32, then 8 per octave": geometric(8),
+        "same, 2^k -> 2^k+32 from 512 (ours)": K.bucket_length,
         "x32, then 16 per octave": geometric(16),
     }
 
@@ -379,16 +390,27 @@ def _print_buckets() -> None:
             print("-+-".join("-" * w for w in widths))
 
 
+def _exact_bucket(n: int, max_positions: int | None = None) -> int:
+    """No padding at all: every length its own shape (the reference the buckets are judged by)."""
+    return n
+
+
+SCHEMES: dict[str, Callable[..., int] | None] = {
+    "ours": None, "old": _old_bucket, "pow2": _pow2_bucket, "exact": _exact_bucket}
+"""--scheme name -> bucket function (None: `kernels.bucket_length` as shipped)."""
+
+
 def _sweep(name: str, causal_lm: Any, ns: list[int], t: int, passes: int,
-           scheme: str) -> list[dict[str, Any]]:
-    """Times the T x N gradient matrix and span salience over `ns` (median over passes)."""
+           schemes: list[str]) -> list[dict[str, Any]]:
+    """Times the T x N gradient matrix and span salience over `ns` (median over passes), for
+    each bucket scheme in `schemes`, interleaved within every pass (same machine state)."""
     import numpy as np
 
     from promptlit.salience import kernels as K
     from promptlit.salience.forward import lm_forward
 
-    if scheme == "old":
-        K.bucket_length = _old_bucket  # type: ignore[assignment] # the before row; own process
+    shipped = K.bucket_length
+    buckets = {sc: SCHEMES[sc] or shipped for sc in schemes}
     fwd = lm_forward(causal_lm)
     vocab = causal_lm.backbone.vocabulary_size
     inputs = {}
@@ -397,78 +419,103 @@ def _sweep(name: str, causal_lm: Any, ns: list[int], t: int, passes: int,
         tmask = np.zeros(n, bool)
         tmask[n - t:] = True
         inputs[n] = (ids, tmask, np.arange(n - t, n))
-    compile_s: dict[int, float] = {}
-    for n in ns:  # compile pass (and warm-up)
-        ids, tmask, pos = inputs[n]
-        t0 = time.perf_counter()
-        K.salience_matrix(fwd, ids, pos)
-        K.span_salience(fwd, ids, tmask, methods=("grad_l2", "grad_dot_input"))
-        compile_s[n] = time.perf_counter() - t0
-        print(f"{name}: compiled/warmed N={n} ({compile_s[n]:.1f} s)", file=sys.stderr,
-              flush=True)
-    # Wall time, and this process's CPU time (all threads): on a shared machine the CPU time
-    # moves far less with other users' load than the wall time does.
-    times: dict[int, dict[str, list[float]]] = {
-        n: {"matrix": [], "span": [], "matrix_cpu": [], "span_cpu": []} for n in ns}
-    for p in range(passes):
-        for n in ns:
+
+    def run(scheme: str, n: int) -> tuple[float, float, float, float]:
+        K.bucket_length = buckets[scheme]  # type: ignore[assignment] # this process only
+        try:
             ids, tmask, pos = inputs[n]
             t0, c0 = time.perf_counter(), time.process_time()
             K.salience_matrix(fwd, ids, pos)
             t1, c1 = time.perf_counter(), time.process_time()
             K.span_salience(fwd, ids, tmask, methods=("grad_l2", "grad_dot_input"))
             t2, c2 = time.perf_counter(), time.process_time()
-            times[n]["matrix"].append(t1 - t0)
-            times[n]["span"].append(t2 - t1)
-            times[n]["matrix_cpu"].append(c1 - c0)
-            times[n]["span_cpu"].append(c2 - c1)
+        finally:
+            K.bucket_length = shipped  # type: ignore[assignment]
+        return t1 - t0, t2 - t1, c1 - c0, c2 - c1
+
+    for n in ns:  # compile pass (and warm-up)
+        for sc in schemes:
+            t0 = time.perf_counter()
+            run(sc, n)
+            print(f"{name}: compiled/warmed N={n} {sc} ({time.perf_counter() - t0:.1f} s)",
+                  file=sys.stderr, flush=True)
+    # Wall time, and this process's CPU time (all threads): on a shared machine the CPU time
+    # moves far less with other users' load than the wall time does.
+    kernels = ("matrix", "span", "matrix_cpu", "span_cpu")
+    times = {(sc, n): {k: [] for k in kernels} for sc in schemes for n in ns}
+    for p in range(passes):
+        for n in ns:
+            for sc in schemes:
+                for k, v in zip(kernels, run(sc, n), strict=True):
+                    times[(sc, n)][k].append(v)
         print(f"{name}: pass {p + 1}/{passes} done", file=sys.stderr, flush=True)
     rows = []
-    for i, n in enumerate(ns):
-        row: dict[str, Any] = {"model": name, "scheme": scheme, "N": n, "T": t,
-                               "bucket": K.bucket_length(n)}
-        for kernel in ("matrix", "span", "matrix_cpu", "span_cpu"):
-            med = statistics.median(times[n][kernel])
-            row[f"{kernel}_ms"] = 1e3 * med
-            if i:
-                prev = statistics.median(times[ns[i - 1]][kernel])
-                row[f"{kernel}_step"] = med / prev
-                row[f"{kernel}_step_over_N"] = (med / prev) / (n / ns[i - 1])
-        rows.append(row)
-    compiles = K.compile_count(fwd)
-    print(f"{name} ({scheme} buckets): {len({r['bucket'] for r in rows})} buckets, "
-          f"{compiles} executables compiled for {len(ns)} lengths", file=sys.stderr)
+    for sc in schemes:
+        for i, n in enumerate(ns):
+            row: dict[str, Any] = {"model": name, "scheme": sc, "N": n, "T": t,
+                                   "bucket": buckets[sc](n, fwd.max_positions)}
+            for kernel in kernels:
+                med = statistics.median(times[(sc, n)][kernel])
+                row[f"{kernel}_ms"] = 1e3 * med
+                if "exact" in schemes:
+                    row[f"{kernel}_over_exact"] = med / statistics.median(
+                        times[("exact", n)][kernel])
+                if i:
+                    prev = statistics.median(times[(sc, ns[i - 1])][kernel])
+                    row[f"{kernel}_step"] = med / prev
+                    row[f"{kernel}_step_over_N"] = (med / prev) / (n / ns[i - 1])
+            rows.append(row)
+        distinct = len({r["bucket"] for r in rows if r["scheme"] == sc})
+        print(f"{name} ({sc} buckets): {distinct} buckets for {len(ns)} lengths",
+              file=sys.stderr)
+    print(f"{name}: {K.compile_count(fwd)} executables compiled in all", file=sys.stderr)
     return rows
 
 
 def _print_sweep(rows: list[dict[str, Any]]) -> None:
-    cols = ["model", "scheme", "N", "bucket", "matrix_ms", "matrix_step", "matrix_cpu_ms",
-            "matrix_cpu_step", "matrix_cpu_step_over_N", "span_ms", "span_step", "span_cpu_ms",
-            "span_cpu_step", "span_cpu_step_over_N"]
-    heads = {"matrix_ms": "matrix ms", "matrix_step": "step", "matrix_cpu_ms": "CPU ms",
-             "matrix_cpu_step": "CPU step", "matrix_cpu_step_over_N": "CPU step/(N ratio)",
-             "span_ms": "span ms", "span_step": "step", "span_cpu_ms": "CPU ms",
-             "span_cpu_step": "CPU step", "span_cpu_step_over_N": "CPU step/(N ratio)"}
+    """The sweep table, then per scheme and kernel: the largest step t(N) / t(previous N), the
+    largest where N grows < 30 %, and, with `exact` in the run, the largest cost of padding
+    t / t_exact and the largest step beyond the exact length's own step (a cliff is a step the
+    unpadded kernel does not take)."""
+    cols = ["model", "scheme", "N", "bucket"]
+    heads = {}
+    for kernel in ("matrix", "span"):
+        for suffix, head in (("_ms", "ms"), ("_step", "step"), ("_over_exact", "/exact"),
+                             ("_cpu_ms", "CPU ms"), ("_cpu_step", "CPU step")):
+            key = kernel + suffix
+            if any(key in r for r in rows):
+                cols.append(key)
+                heads[key] = f"{kernel} {head}"
     table = [[heads.get(c, c) for c in cols]]
     for r in rows:
         table.append([("-" if r.get(c) is None else
-                       f"{r[c]:.2f}" if "step" in c else f"{r[c]:.0f}" if c.endswith("_ms")
-                       else str(r[c])) for c in cols])
+                       f"{r[c]:.2f}" if ("step" in c or "exact" in c) else
+                       f"{r[c]:.0f}" if c.endswith("_ms") else str(r[c])) for c in cols])
     widths = [max(len(x[i]) for x in table) for i in range(len(cols))]
     for i, x in enumerate(table):
         print(" | ".join(c.rjust(w) for c, w in zip(x, widths, strict=True)))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
-    for kernel in ("matrix", "span", "matrix_cpu", "span_cpu"):
-        pairs = [(prev, r) for prev, r in zip(rows, rows[1:], strict=False)
-                 if f"{kernel}_step" in r and prev["model"] == r["model"]]
-        steps = [r[f"{kernel}_step"] for _, r in pairs]
-        small = [r[f"{kernel}_step"] for prev, r in pairs if r["N"] / prev["N"] < 1.3]
-        excess = [r[f"{kernel}_step_over_N"] for _, r in pairs]
-        nan = float("nan")
-        print(f"{kernel}: max step {max(steps, default=nan):.2f}; max step where N grows "
-              f"< 30 %: {max(small, default=nan):.2f}; max step/(N ratio) "
-              f"{max(excess, default=nan):.2f}")
+    exact = {(r["model"], r["N"]): r for r in rows if r["scheme"] == "exact"}
+    nan = float("nan")
+    for scheme in dict.fromkeys(r["scheme"] for r in rows):
+        mine = [r for r in rows if r["scheme"] == scheme]
+        for kernel in ("matrix", "span", "matrix_cpu", "span_cpu"):
+            pairs = [(prev, r) for prev, r in zip(mine, mine[1:], strict=False)
+                     if f"{kernel}_step" in r and prev["model"] == r["model"]]
+            steps = [r[f"{kernel}_step"] for _, r in pairs]
+            small = [r[f"{kernel}_step"] for prev, r in pairs if r["N"] / prev["N"] < 1.3]
+            line = (f"{scheme} {kernel}: max step {max(steps, default=nan):.2f}; where N grows "
+                    f"< 30 %: {max(small, default=nan):.2f}")
+            if exact and scheme != "exact":
+                over = [r[f"{kernel}_over_exact"] for r in mine]
+                beyond = [r[f"{kernel}_step"] / exact[(r["model"], r["N"])][f"{kernel}_step"]
+                          for _, r in pairs]
+                worst = max(range(len(beyond)), key=beyond.__getitem__, default=None)
+                line += (f"; padding cost t/t_exact {min(over):.2f}-{max(over):.2f}; max step "
+                         f"beyond the exact step {max(beyond, default=nan):.2f}" +
+                         (f" (N = {pairs[worst][1]['N']})" if worst is not None else ""))
+            print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -488,8 +535,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-range", type=int, nargs=3, default=(100, 1100, 50),
                         metavar=("FIRST", "LAST", "STEP"), help="N values of --sweep")
     parser.add_argument("--passes", type=int, default=5, help="--sweep: timed passes over all N")
-    parser.add_argument("--scheme", choices=("ours", "old"), default="ours",
-                        help="--sweep: length buckets to time (old: before issue 12)")
+    parser.add_argument("--scheme", choices=tuple(SCHEMES), nargs="+", default=["ours"],
+                        help="--sweep: length buckets to time, interleaved (old: before issue "
+                        "12; pow2: ours without the CPU power-of-two skip; exact: no padding, "
+                        "the reference)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -508,14 +557,14 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[dict[str, Any]] = []
         if args.only != "gemma":
             lm = keras_hub.models.CausalLM.from_preset(str(ROOT / "presets" / "tiny_lm"))
-            rows += _sweep("tiny_lm", lm, ns, t, args.passes, args.scheme)
+            rows += _sweep("tiny_lm", lm, ns, t, args.passes, list(dict.fromkeys(args.scheme)))
         if args.only != "tiny_lm":
             keras.utils.set_random_seed(0)
             cfg = GEMMA_QUICK if args.quick else GEMMA_100M
             bb = keras_hub.models.GemmaBackbone(**cfg)
             lm = keras_hub.models.GemmaCausalLM(backbone=bb, preprocessor=None)
             rows += _sweep("gemma-quick" if args.quick else "gemma-100M", lm, ns, t,
-                           args.passes, args.scheme)
+                           args.passes, list(dict.fromkeys(args.scheme)))
         _print_sweep(rows)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))

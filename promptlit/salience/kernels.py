@@ -41,12 +41,12 @@ fits one piece (the common 16-step IG, responses up to 256 tokens) stays one cal
 
 Padding, compiles and memory ("no cliffs"):
 
-* **Lengths** are padded to buckets (`bucket_length`): multiples of 32 up to 480, then 8 buckets
-  per octave with the slow exact powers of two replaced by themselves + 32 (544, 576, ..., 960,
-  1056, 1152, ...), and never past the model's position limit (`LMForward.max_positions`): at
-  most ~11.6 % padding above 256 tokens, and adjacent buckets differ by at most 13.4 % there, so
-  time grows smoothly with N; 48 buckets cover N <= 8192. Each kernel compiles once per (model,
-  bucket, widths).
+* **Lengths** are padded to buckets (`bucket_length`): multiples of 32 up to 512, then 8 buckets
+  per octave (576, 640, ..., 1024, 1152, ...); on a CPU the slow exact powers of two from 512
+  up are replaced by themselves + 32 (544, 1056, 2080, ...); never past the model's position
+  limit (`LMForward.max_positions`): at most ~11.6 % padding above 256 tokens, and adjacent
+  buckets differ by at most 13.3 % there, so time grows smoothly with N; 48 buckets cover
+  N <= 8192. Each kernel compiles once per (model, bucket, widths).
 * **Target chunks** are sized to the work (`split_evenly`): the fewest chunks of at most
   `chunk_size` targets, near-equal, rounded up to a short ladder of widths (1-8, then 4 per
   octave: 10, 12, 14, 16, 20, 24, ...; at most 16 widths up to 32), so 23 targets run as one
@@ -94,8 +94,8 @@ MIN_BUCKET = 32
 BUCKETS_PER_OCTAVE = 8
 """Buckets per doubling of the length above 512 tokens (bucket step = 1/8 of the octave)."""
 SKIP_POWERS_FROM = 512
-"""Buckets that would be an exact power of two from here up are `MIN_BUCKET` longer instead
-(power-of-two lengths are slow on CPUs; see `bucket_length`)."""
+"""On a CPU, buckets that would be an exact power of two from here up are `MIN_BUCKET` longer
+instead (power-of-two lengths are slow there; see `bucket_length`)."""
 IG_STEPS_PER_CALL = 32
 """Most IG alpha steps one compiled call evaluates; more steps run as several calls."""
 MATRIX_TARGETS_PER_CALL = 256
@@ -120,36 +120,41 @@ best or a width within 2 % of it in each case. Accelerators are not capped (`MAX
 ProgressFn = Callable[[float, str], None]
 
 
-def bucket_length(n: int, max_positions: int | None = None) -> int:
+def bucket_length(n: int, max_positions: int | None = None, *, platform: str | None = None
+                  ) -> int:
     """The padded length used for a sequence of `n` tokens.
 
-    Multiples of 32 up to 480 (32, 64, ..., 448, 480), then `BUCKETS_PER_OCTAVE` = 8 buckets per
-    doubling, except that an exact power of two from `SKIP_POWERS_FROM` = 512 up is replaced by
-    itself + 32 (544, 576, ..., 960, 1056, 1152, ..., 1920, 2080, 2304, ...): on CPUs a
-    power-of-two length is slow (README, "No cliffs": 1024 positions cost ~25 % more time than
-    1056, 512 8-16 % more than 544), so N = 481..544 share bucket 544 and N = 961..1056 bucket
-    1056. At most 63/544 (~11.6 %) padding above 256 tokens, adjacent buckets at most 17/15
-    (480 -> 544) apart above 256 (no time cliffs), and O(log N) distinct shapes to compile
-    (25 buckets up to N = 1100, 48 up to 8192). `benchmarks/salience.py --buckets` compares
-    this with other schemes.
+    Multiples of 32 up to 512 (32, 64, ..., 480, 512), then `BUCKETS_PER_OCTAVE` = 8 buckets per
+    doubling (576, 640, ..., 1024, 1152, 1280, ..., 2048, 2304, ...). On a CPU an exact power of
+    two from `SKIP_POWERS_FROM` = 512 up is replaced by itself + 32 (..., 480, 544, 576, ...,
+    960, 1056, 1152, ..., 1920, 2080, 2304, ...): there a power-of-two length is slow (README,
+    "No cliffs": 1024 positions cost ~25 % more time than 1056, 512 8-16 % more than 544), so
+    N = 481..544 share bucket 544 and N = 961..1056 bucket 1056; accelerators, which tile
+    powers of two best, keep them. Either way: at most ~11 % padding above 256 tokens (11.6 %
+    with the CPU skip: N = 481 in 544), adjacent buckets at most 12.5 % apart above 256 (13.3 %:
+    480 -> 544), so no time cliffs, and O(log N) distinct shapes to compile (25 buckets up to
+    N = 1100, 48 up to 8192). `benchmarks/salience.py --buckets` compares this with other
+    schemes.
 
     Args:
         n: real tokens, >= 1.
         max_positions: the model's position limit (`LMForward.max_positions`; None: none). A
             bucket past it is cut to the limit when `n` fits (GPT-2, 1024 positions: N = 1000
-            pads to 1024, not 1056); a longer `n` keeps its bucket, and the model's own error
-            names its limit.
+            pads to 1024 on a CPU, not 1056); a longer `n` keeps its bucket, and the model's own
+            error names its limit.
+        platform: where the kernels run ("cpu", "gpu", "tpu"); None: the default device's.
     """
     if n <= 0:
         raise ValueError(f"bucket_length: need at least 1 token, got {n}.")
+    skip = (platform or memory.platform()) == "cpu"
     below = 1 << max(0, (n - 1).bit_length() - 1)  # the largest power of two < n (n >= 2)
-    if n > 1 and below >= SKIP_POWERS_FROM and n <= below + MIN_BUCKET:
+    if skip and n > 1 and below >= SKIP_POWERS_FROM and n <= below + MIN_BUCKET:
         bucket = below + MIN_BUCKET  # just past a skipped power of two: share its stand-in
     else:
         octave_bits = BUCKETS_PER_OCTAVE.bit_length() - 1  # 8 per octave -> 3
         step = max(MIN_BUCKET, 1 << max(0, (n - 1).bit_length() - 1 - octave_bits))
         bucket = -(-n // step) * step
-        if bucket >= SKIP_POWERS_FROM and bucket & (bucket - 1) == 0:
+        if skip and bucket >= SKIP_POWERS_FROM and bucket & (bucket - 1) == 0:
             bucket += MIN_BUCKET
     if max_positions is not None and n <= max_positions < bucket:
         bucket = int(max_positions)
