@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu.sh --fetch-wheels   # here (PyPI reachable): fill benchmarks/.gpu-wheels/
 #   bash benchmarks/gpu.sh                  # on the GPU machine (no internet needed)
 #   bash benchmarks/gpu.sh --dry-run        # the whole flow on CPU at tiny sizes (CI)
+#   bash benchmarks/gpu.sh --wheel-specs    # the pins carried (from requirements-lock.txt)
 #   bash benchmarks/gpu.sh -- --sizes 1024  # anything after -- goes to gemma2_2b.py
 #
 # Python and JAX: $PYTHON if set, else the machine's python3 when it imports jax (a GPU image's
@@ -14,9 +15,9 @@
 # `pip install "jax[cuda12]"` and the pinned keras / keras-hub (needs the internet). keras, keras-hub and their pure-Python needs that the machine lacks are
 # installed from the wheels in benchmarks/.gpu-wheels/ (`--fetch-wheels`, ~9 MB) with
 # `pip install --no-index --no-deps --target` into a scratch folder on PYTHONPATH; nothing is
-# installed into the machine's environment. keras-hub 0.29 imports TensorFlow unconditionally in
-# a few unrelated preprocessors (Gemma 3/3n/4, Qwen 3.5); in the scratch copy those imports are
-# made optional so keras-hub imports without TensorFlow.
+# installed into the machine's environment. Older keras-hub (0.29) imported TensorFlow
+# unconditionally in a few unrelated preprocessors; in the scratch copy such imports are made
+# optional, so keras-hub imports without TensorFlow.
 #
 # promptlit requires jax >= 0.12 (jax 0.10 miscompiled jit(vmap(vjp)) on CPU at >= 256 tokens).
 # With an older jax this script says so and first runs the correctness check (the kernels against
@@ -26,18 +27,26 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 WHEELS="$HERE/.gpu-wheels"
-# Pinned to what promptlit is tested with (.venv): keras, keras-hub and what importing them needs
-# beyond numpy / jax / ml-dtypes / h5py / rich / absl-py / sentencepiece (found by importing in
-# a clean --target folder on a python without them).
-WHEEL_SPECS=(keras==3.15.1 keras-hub==0.29.1 namex==0.1.0 optree==0.20.0 packaging==26.4
-             typing_extensions==4.16.0 regex==2026.11.19 tokenizers==0.23.3)
+# keras, keras-hub and what importing them needs beyond numpy / jax / ml-dtypes / h5py / rich /
+# absl-py / sentencepiece (found by importing in a clean --target folder on a python without
+# them), at the versions promptlit is tested with: their pins in requirements-lock.txt.
+WHEEL_NAMES=(keras keras-hub namex optree packaging typing_extensions regex tokenizers)
+LOCK="$REPO/requirements-lock.txt"
+WHEEL_SPECS=()
+for name in "${WHEEL_NAMES[@]}"; do
+  pin="$(grep -i -m1 -E "^${name//[-_]/[-_]}==" "$LOCK" 2>/dev/null)" || {
+    echo "gpu.sh: $name is not pinned in $LOCK (refresh the lock: bash scripts/lock.sh)" >&2
+    exit 1; }
+  WHEEL_SPECS+=("$pin")
+done
 MODE=run
 BENCH_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --fetch-wheels) MODE=fetch ;;
     --dry-run) MODE=dry ;;
-    --help|-h) sed -n '2,23p' "$0"; exit 0 ;;
+    --wheel-specs) printf '%s\n' "${WHEEL_SPECS[@]}"; exit 0 ;;
+    --help|-h) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     --) shift; BENCH_ARGS=("$@"); break ;;
     *) echo "gpu.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -111,11 +120,15 @@ else
     exit 1; }
   rm -rf "$SITE" && mkdir -p "$SITE"
   MISSING=()
-  for whl in "$WHEELS"/*.whl; do
-    dist="$(basename "$whl" | cut -d- -f1)"
+  for spec in "${WHEEL_SPECS[@]}"; do  # only the pinned versions, whatever else is in $WHEELS
+    dist="${spec%%==*}" version="${spec#*==}"
+    whl="$(ls "$WHEELS"/*.whl | grep -i -E "/${dist//[-_]/[-_]}-${version}-" | head -1)"
     if "$PY" -c "import importlib.metadata as m, sys; m.version(sys.argv[1])" "$dist" \
         >/dev/null 2>&1; then
       say "  $dist: the machine's own"
+    elif [ -z "$whl" ]; then
+      say "  $spec: no wheel in $WHEELS; run 'bash benchmarks/gpu.sh --fetch-wheels' again"
+      exit 1
     else
       say "  $dist: from $(basename "$whl")"
       MISSING+=("$whl")
@@ -128,7 +141,8 @@ else
         "$whl" "$SITE"
     done
   fi
-  # keras-hub 0.29: `import tensorflow as tf` at the top of a few modules it imports eagerly.
+  # keras-hub 0.29 had `import tensorflow as tf` at the top of a few modules it imports eagerly
+  # (0.32 has none: then this finds nothing to guard).
   "$PY" - "$SITE" <<'EOF'
 import pathlib, re, sys
 pattern = re.compile(r"^import tensorflow as tf$", re.M)

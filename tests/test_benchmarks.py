@@ -193,6 +193,22 @@ def test_gpu_sh_parses_and_refuses_a_cpu_without_dry_run() -> None:
                                               text=True, timeout=60).stdout
 
 
+def test_gpu_sh_carries_the_locked_keras_and_keras_hub() -> None:
+    """The wheels gpu.sh carries to a GPU machine are the versions promptlit is tested with
+    (requirements-lock.txt), never an older keras-hub that pyproject.toml excludes (it carried
+    keras-hub 0.29.1 while promptlit needs >= 0.30)."""
+    lock = dict(line.split("==", 1) for line in (ROOT / "requirements-lock.txt").read_text()
+                .splitlines() if "==" in line and not line.startswith("#"))
+    lock = {k.lower().replace("_", "-"): v.strip() for k, v in lock.items()}
+    proc = subprocess.run(["bash", str(GPU_SH), "--wheel-specs"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    specs = dict(line.split("==", 1) for line in proc.stdout.split())
+    specs = {k.lower().replace("_", "-"): v for k, v in specs.items()}
+    assert {"keras", "keras-hub", "tokenizers", "regex"} <= set(specs)
+    assert all(lock[name] == version for name, version in specs.items()), (specs, lock)
+
+
 @pytest.mark.slow
 def test_gpu_sh_dry_run() -> None:
     """The GPU script's whole flow on CPU: python + jax detected, keras found (no wheels needed
