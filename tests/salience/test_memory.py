@@ -128,14 +128,19 @@ _MEASURE = textwrap.dedent(
         "ig": lambda: K.span_salience(fwd, ids, tmask, methods=("integrated_gradients",),
                                       ig_steps=16, ig_batch_size=4),
     }
-    out = {}
+    out, seen = {}, {}
     for name, run in runs.items():
         run()  # compile and warm up
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # VmHWM := VmRSS
-        base = status("VmRSS")
-        run()
-        out[name] = status("VmHWM") - base
+        seen[name] = []
+        for _ in range(3):  # the largest of 3: pages still mapped from a run hide its peak
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # VmHWM := VmRSS
+            base = status("VmRSS")
+            run()
+            seen[name].append(status("VmHWM") - base)
+        out[name] = max(seen[name])
+    print("MB per run:", {k: [round(v / 2**20) for v in vs] for k, vs in seen.items()},
+          file=sys.stderr)
     print(json.dumps(out))
     """
 )
@@ -168,6 +173,7 @@ def test_plan_matches_measured_peak_memory(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     measured = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(proc.stderr.strip().splitlines()[-1])  # each measured run's peak, for the log
     estimated = {"generate": plan.activation("generate"), "span": plan.activation("span"),
                  "matrix": plan.activation("matrix", t), "ig": plan.activation("ig", 4)}
     ratios = {k: estimated[k] / max(measured[k], 1) for k in measured}
