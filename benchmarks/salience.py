@@ -339,10 +339,11 @@ def _old_bucket(n: int, max_positions: int | None = None) -> int:
 
 
 def _pow2_bucket(n: int, max_positions: int | None = None) -> int:
-    """Today's buckets, but keeping the exact powers of two (512, 1024, ...) as buckets."""
-    step = max(32, 1 << max(0, (n - 1).bit_length() - 4))
-    bucket = -(-n // step) * step
-    return min(bucket, max_positions) if max_positions and n <= max_positions else bucket
+    """Today's buckets, but keeping the exact powers of two (512, 1024, ...) as buckets: what
+    `kernels.bucket_length` gives an accelerator."""
+    from promptlit.salience import kernels as K
+
+    return K.bucket_length(n, max_positions, platform="gpu")
 
 
 def _bucket_schemes() -> dict[str, Callable[[int], int]]:
@@ -361,7 +362,7 @@ def _bucket_schemes() -> dict[str, Callable[[int], int]]:
         "old: 2^k to 256, then x128": _old_bucket,
         "x32 to 256, then x64": lambda n: -(-n // 32) * 32 if n <= 256 else -(-n // 64) * 64,
         "x32, then 4 per octave": geometric(4),
-        "x32, then 8 per octave": geometric(8),
+        "x32, then 8 per octave": _pow2_bucket,
         "same, 2^k -> 2^k+32 from 512 (ours)": K.bucket_length,
         "x32, then 16 per octave": geometric(16),
     }
